@@ -1,0 +1,580 @@
+#!/usr/bin/env bash
+# scripts/stack.sh — the real local data stack for encore's tests and benchmarks, without Docker.
+#
+#   scripts/stack.sh up [service...]     install what is missing (cached), start, wait until healthy
+#   scripts/stack.sh down [service...]   stop what this script started (pid files), wait for exit
+#   scripts/stack.sh status              each service: up/down, pid, address (exit 1 if any is down)
+#   scripts/stack.sh logs [service]      tail the logs (ENCORE_STACK_LOG_LINES, default 40)
+#   scripts/stack.sh env                 export lines: eval "$(scripts/stack.sh env)"
+#   scripts/stack.sh install             install/build the tools only, start nothing
+#
+# Services, all on 127.0.0.1:
+#   tansu       Kafka-protocol broker, tansu 0.6.0 from crates.io, sqlite storage   ENCORE_KAFKA_PORT (9092)
+#   s3s-fs      S3 API over a directory, s3s-fs 0.14.1 from crates.io              ENCORE_S3_PORT (9000)
+#   clickhouse  Debian's clickhouse-server 18.16 (apt), HTTP interface             ENCORE_CLICKHOUSE_HTTP_PORT (8123)
+#               its Kafka engine runs on librdkafka 2.12.1 built from rdkafka-sys 4.10.0's vendored
+#               source (Debian's librdkafka 2.0.2 cannot talk to tansu).
+#
+# State (data/, logs/, pids/): ${ENCORE_STACK_DIR:-$HOME/.cache/encore/stack}
+# Tools (built once, version-stamped): ${ENCORE_TOOLS_DIR:-$HOME/.cache/encore/tools}
+# A cold install takes about 10 minutes on 2 cores (tansu alone about 7); later runs take seconds.
+set -euo pipefail
+
+TANSU_VERSION=0.6.0
+TANSU_FEATURES=dynostore,libsql
+S3S_FS_VERSION=0.14.1
+S3S_FS_FEATURES=binary
+# rdkafka 0.38 depends on rdkafka-sys ^4.9.0, which resolves to 4.10.0+2.12.1 (librdkafka 2.12.1).
+RDKAFKA_SYS_VERSION=4.10.0
+LIBRDKAFKA_VERSION=2.12.1
+# gzip (zlib), snappy and lz4 are built in; zstd needs libzstd-dev (installed below when root).
+LIBRDKAFKA_CONFIGURE_FLAGS=(--disable-ssl --disable-gssapi --disable-sasl --enable-zstd)
+CLICKHOUSE_VERSION_PREFIX=18.16.
+
+STATE=${ENCORE_STACK_DIR:-$HOME/.cache/encore/stack}
+TOOLS=${ENCORE_TOOLS_DIR:-$HOME/.cache/encore/tools}
+HOST=127.0.0.1
+KAFKA_PORT=${ENCORE_KAFKA_PORT:-9092}
+S3_PORT=${ENCORE_S3_PORT:-9000}
+CH_HTTP_PORT=${ENCORE_CLICKHOUSE_HTTP_PORT:-8123}
+# ClickHouse's native port defaults to 9000, which is MinIO's (and so s3s-fs's) convention: moved.
+CH_TCP_PORT=${ENCORE_CLICKHOUSE_TCP_PORT:-19000}
+CH_INTERSERVER_PORT=${ENCORE_CLICKHOUSE_INTERSERVER_PORT:-19009}
+S3_ACCESS_KEY=minioadmin
+S3_SECRET_KEY=minioadmin
+S3_REGION=us-east-1
+S3_BUCKET=lake
+CH_USER=click
+CH_PASSWORD=click
+START_TIMEOUT=${ENCORE_STACK_TIMEOUT:-90}
+LOG_LINES=${ENCORE_STACK_LOG_LINES:-40}
+
+SERVICES=(tansu s3s-fs clickhouse)
+
+TANSU_ROOT="$TOOLS/tansu-$TANSU_VERSION"
+TANSU_BIN="$TANSU_ROOT/bin/tansu"
+S3S_FS_ROOT="$TOOLS/s3s-fs-$S3S_FS_VERSION"
+S3S_FS_BIN="$S3S_FS_ROOT/bin/s3s-fs"
+LIBRDKAFKA_ROOT="$TOOLS/librdkafka-$LIBRDKAFKA_VERSION"
+LIBRDKAFKA_LIB="$LIBRDKAFKA_ROOT/lib"
+CH_BIN=/usr/sbin/clickhouse-server
+CH_ETC="$STATE/clickhouse-etc"
+
+say() { printf 'stack: %s\n' "$*" >&2; }
+die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
+now() { date +%s; }
+
+usage() {
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+canonical_service() {
+    case "$1" in
+        tansu | kafka) echo tansu ;;
+        s3s-fs | s3 | s3s) echo s3s-fs ;;
+        clickhouse | ch) echo clickhouse ;;
+        *) die "unknown service '$1' (expected one of: ${SERVICES[*]})" ;;
+    esac
+}
+
+service_port() {
+    case "$1" in
+        tansu) echo "$KAFKA_PORT" ;;
+        s3s-fs) echo "$S3_PORT" ;;
+        clickhouse) echo "$CH_HTTP_PORT" ;;
+    esac
+}
+
+service_bin() {
+    case "$1" in
+        tansu) echo "$TANSU_BIN" ;;
+        s3s-fs) echo "$S3S_FS_BIN" ;;
+        clickhouse) echo "$CH_BIN" ;;
+    esac
+}
+
+pid_file() { echo "$STATE/pids/$1.pid"; }
+log_file() { echo "$STATE/logs/$1.log"; }
+
+# ---------------------------------------------------------------------------------------------
+# process bookkeeping
+
+# The pid recorded for a service, if that process is alive and still is the program we started
+# (same executable, and its command line mentions this state dir).
+service_pid() {
+    local svc=$1 pf pid exe
+    pf=$(pid_file "$svc")
+    [[ -f $pf ]] || return 1
+    pid=$(<"$pf")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    [[ -d /proc/$pid ]] || return 1
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+    exe=${exe% (deleted)}
+    [[ $exe == "$(readlink -f "$(service_bin "$svc")")" ]] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE" || return 1
+    echo "$pid"
+}
+
+port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+# Kafka Metadata v0 request; prints the advertised brokers as host:port.
+kafka_metadata() {
+    python3 - "$HOST" "$1" <<'PY'
+import socket, struct, sys
+host, port = sys.argv[1], int(sys.argv[2])
+s = socket.create_connection((host, port), timeout=3)
+s.settimeout(3)
+client = b"encore-stack"
+req = struct.pack(">hhih", 3, 0, 42, len(client)) + client + struct.pack(">i", 0)
+s.sendall(struct.pack(">i", len(req)) + req)
+def recv(n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise SystemExit("connection closed")
+        buf += chunk
+    return buf
+data = recv(struct.unpack(">i", recv(4))[0])
+corr, count = struct.unpack(">ii", data[:8])
+if corr != 42:
+    raise SystemExit("bad correlation id")
+off, brokers = 8, []
+for _ in range(count):
+    _node, hlen = struct.unpack(">ih", data[off:off + 6]); off += 6
+    h = data[off:off + hlen].decode(); off += hlen
+    (p,) = struct.unpack(">i", data[off:off + 4]); off += 4
+    brokers.append(f"{h}:{p}")
+print(" ".join(brokers))
+PY
+}
+
+healthy() {
+    local svc=$1 code
+    case "$svc" in
+        tansu)
+            if command -v python3 >/dev/null; then
+                local brokers
+                brokers=$(kafka_metadata "$KAFKA_PORT" 2>/dev/null) || return 1
+                [[ " $brokers " == *" $HOST:$KAFKA_PORT "* ]]
+            else
+                port_open "$KAFKA_PORT"
+            fi
+            ;;
+        s3s-fs)
+            # Unsigned request: s3s-fs answers (403 AccessDenied) once it serves HTTP.
+            code=$(curl -s -o /dev/null -m 3 -w '%{http_code}' "http://$HOST:$S3_PORT/" 2>/dev/null) || true
+            [[ -n $code && $code != 000 ]]
+            ;;
+        clickhouse)
+            [[ "$(curl -s -m 3 "http://$HOST:$CH_HTTP_PORT/ping" 2>/dev/null)" == "Ok." ]]
+            ;;
+    esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# installation (cached under $TOOLS, each tool with a stamp naming its pinned version)
+
+stamp_ok() { [[ -f $1 && "$(<"$1")" == "$2" ]]; }
+
+run_logged() { # run_logged LOG CMD... — output to LOG; on failure show its tail and exit
+    local log=$1
+    shift
+    if ! "$@" >"$log" 2>&1; then
+        tail -n 30 "$log" >&2 || true
+        die "failed: $* (full log: $log)"
+    fi
+}
+
+cargo_install() { # cargo_install CRATE VERSION FEATURES ROOT — nice'd, own target dir, outside any checkout
+    local crate=$1 version=$2 features=$3 root=$4 started
+    command -v cargo >/dev/null || die "cargo not found (install Rust with rustup)"
+    mkdir -p "$TOOLS/build"
+    started=$(now)
+    (
+        cd "$TOOLS/build"
+        export CARGO_TARGET_DIR="$TOOLS/build/target-$crate"
+        run_logged "$TOOLS/build/$crate-$version.log" \
+            nice -n 10 cargo install "$crate" --version "$version" --locked --features "$features" \
+            --root "$root" --force
+    )
+    rm -rf "$TOOLS/build/target-$crate"
+    say "built $crate $version in $(($(now) - started))s"
+}
+
+install_tansu() {
+    local stamp="$TANSU_ROOT/.encore-stamp" want="tansu $TANSU_VERSION features=$TANSU_FEATURES"
+    if [[ -x $TANSU_BIN ]] && stamp_ok "$stamp" "$want"; then return 0; fi
+    say "building tansu $TANSU_VERSION from crates.io (about 7 minutes on 2 cores; log: $TOOLS/build/tansu-$TANSU_VERSION.log)"
+    rm -rf "$TANSU_ROOT"
+    cargo_install tansu "$TANSU_VERSION" "$TANSU_FEATURES" "$TANSU_ROOT"
+    echo "$want" >"$stamp"
+}
+
+install_s3s_fs() {
+    local stamp="$S3S_FS_ROOT/.encore-stamp" want="s3s-fs $S3S_FS_VERSION features=$S3S_FS_FEATURES"
+    if [[ -x $S3S_FS_BIN ]] && stamp_ok "$stamp" "$want"; then return 0; fi
+    say "building s3s-fs $S3S_FS_VERSION from crates.io (about 1.5 minutes; log: $TOOLS/build/s3s-fs-$S3S_FS_VERSION.log)"
+    rm -rf "$S3S_FS_ROOT"
+    cargo_install s3s-fs "$S3S_FS_VERSION" "$S3S_FS_FEATURES" "$S3S_FS_ROOT"
+    echo "$want" >"$stamp"
+}
+
+clickhouse_version() { dpkg-query -W -f='${Version}' clickhouse-server 2>/dev/null || true; }
+
+install_clickhouse() {
+    local version started
+    version=$(clickhouse_version)
+    if [[ -x $CH_BIN && $version == "$CLICKHOUSE_VERSION_PREFIX"* ]]; then return 0; fi
+    [[ -z $version || $version == "$CLICKHOUSE_VERSION_PREFIX"* ]] ||
+        say "warning: clickhouse-server $version installed, expected $CLICKHOUSE_VERSION_PREFIX*"
+    [[ $(id -u) -eq 0 ]] || die "clickhouse-server is not installed and installing it needs root: apt-get install -y clickhouse-server clickhouse-client"
+    say "installing clickhouse-server and clickhouse-client with apt-get"
+    started=$(now)
+    mkdir -p "$TOOLS/build"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y clickhouse-server clickhouse-client >"$TOOLS/build/apt-clickhouse.log" 2>&1; then
+        run_logged "$TOOLS/build/apt-update.log" apt-get update
+        run_logged "$TOOLS/build/apt-clickhouse.log" apt-get install -y clickhouse-server clickhouse-client
+    fi
+    [[ -x $CH_BIN ]] || die "apt-get installed clickhouse-server but $CH_BIN is missing"
+    version=$(clickhouse_version)
+    [[ $version == "$CLICKHOUSE_VERSION_PREFIX"* ]] ||
+        say "warning: got clickhouse-server $version, tested with $CLICKHOUSE_VERSION_PREFIX*"
+    say "installed clickhouse-server $version in $(($(now) - started))s"
+}
+
+# librdkafka.so.1 from the rdkafka-sys crate's vendored source (the same librdkafka that encore's
+# rdkafka links), for ClickHouse's Kafka engine via LD_LIBRARY_PATH.
+install_librdkafka() {
+    local stamp="$LIBRDKAFKA_ROOT/.encore-stamp" want="librdkafka $LIBRDKAFKA_VERSION from rdkafka-sys $RDKAFKA_SYS_VERSION ${LIBRDKAFKA_CONFIGURE_FLAGS[*]}"
+    local fetch="$TOOLS/build/fetch-rdkafka-sys" crate src started
+    if [[ -f $LIBRDKAFKA_LIB/librdkafka.so.1 ]] && stamp_ok "$stamp" "$want"; then return 0; fi
+    command -v cargo >/dev/null || die "cargo not found (install Rust with rustup)"
+    { command -v make && command -v cc; } >/dev/null || die "a C toolchain (cc, make) is needed to build librdkafka: apt-get install -y build-essential"
+    say "building librdkafka $LIBRDKAFKA_VERSION from rdkafka-sys $RDKAFKA_SYS_VERSION (about 1 minute; log: $TOOLS/build/librdkafka.log)"
+    started=$(now)
+    if ! dpkg-query -W -f='${Status}' libzstd-dev 2>/dev/null | grep -q 'ok installed'; then
+        [[ $(id -u) -eq 0 ]] || die "librdkafka needs libzstd-dev: apt-get install -y libzstd-dev"
+        mkdir -p "$TOOLS/build"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y libzstd-dev >"$TOOLS/build/apt-libzstd-dev.log" 2>&1 || {
+            run_logged "$TOOLS/build/apt-update.log" apt-get update
+            DEBIAN_FRONTEND=noninteractive run_logged "$TOOLS/build/apt-libzstd-dev.log" apt-get install -y libzstd-dev
+        }
+    fi
+    rm -rf "$LIBRDKAFKA_ROOT" "$fetch"
+    mkdir -p "$fetch/src" "$LIBRDKAFKA_LIB"
+    cat >"$fetch/Cargo.toml" <<EOF
+[package]
+name = "fetch-rdkafka-sys"
+version = "0.0.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+rdkafka-sys = { version = "=$RDKAFKA_SYS_VERSION", default-features = false }
+EOF
+    : >"$fetch/src/lib.rs"
+    (cd "$fetch" && run_logged "$TOOLS/build/librdkafka-fetch.log" cargo fetch)
+    crate=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/cache" -name "rdkafka-sys-$RDKAFKA_SYS_VERSION*.crate" -print -quit)
+    [[ -n $crate ]] || die "cargo fetch did not leave rdkafka-sys-$RDKAFKA_SYS_VERSION*.crate in ${CARGO_HOME:-$HOME/.cargo}/registry/cache"
+    tar -xzf "$crate" -C "$fetch"
+    src=$(find "$fetch" -maxdepth 2 -type d -path "*/rdkafka-sys-*/librdkafka" -print -quit)
+    [[ -n $src && -x $src/configure ]] || die "no librdkafka source in $crate"
+    grep -q "RD_KAFKA_VERSION *0x$(printf '%02x%02x%02x' ${LIBRDKAFKA_VERSION//./ })" "$src/src/rdkafka.h" ||
+        die "rdkafka-sys $RDKAFKA_SYS_VERSION does not vendor librdkafka $LIBRDKAFKA_VERSION"
+    (
+        cd "$src"
+        run_logged "$TOOLS/build/librdkafka.log" ./configure "${LIBRDKAFKA_CONFIGURE_FLAGS[@]}"
+        run_logged "$TOOLS/build/librdkafka-make.log" nice -n 10 make -j"$(nproc)" -C src librdkafka.so.1
+    )
+    cp "$src/src/librdkafka.so.1" "$LIBRDKAFKA_LIB/"
+    rm -rf "$fetch"
+    echo "$want" >"$stamp"
+    say "built librdkafka $LIBRDKAFKA_VERSION in $(($(now) - started))s"
+}
+
+install_for() {
+    case "$1" in
+        tansu) install_tansu ;;
+        s3s-fs) install_s3s_fs ;;
+        clickhouse) install_clickhouse && install_librdkafka ;;
+    esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# starting
+
+spawn() { # spawn SERVICE DIR CMD... — detached (own session), output appended to the service log
+    local svc=$1 dir=$2 log
+    shift 2
+    log=$(log_file "$svc")
+    printf '\n==== %s stack.sh starting %s: %s\n' "$(date -u +%FT%TZ)" "$svc" "$*" >>"$log"
+    # fd 9 is stack.sh's lock: the daemon must not inherit it.
+    (cd "$dir" && exec setsid "$@" >>"$log" 2>&1 </dev/null 9>&-) &
+    echo $! >"$(pid_file "$svc")"
+}
+
+write_clickhouse_config() {
+    local data="$STATE/data/clickhouse"
+    rm -rf "$CH_ETC"
+    mkdir -p "$CH_ETC/config.d" "$CH_ETC/users.d" "$data/tmp" "$data/user_files" "$data/format_schemas"
+    # The package's own config and users, overridden below (ClickHouse merges config.d/users.d).
+    cp /etc/clickhouse-server/config.xml /etc/clickhouse-server/users.xml "$CH_ETC/"
+    cat >"$CH_ETC/config.d/encore-stack.xml" <<EOF
+<?xml version="1.0"?>
+<!-- written by encore's scripts/stack.sh; regenerated on every start -->
+<yandex>
+    <logger>
+        <level>information</level>
+        <log>$STATE/logs/clickhouse-server.log</log>
+        <errorlog>$STATE/logs/clickhouse-server.err.log</errorlog>
+        <size>100M</size>
+        <count>3</count>
+    </logger>
+    <listen_host>$HOST</listen_host>
+    <http_port>$CH_HTTP_PORT</http_port>
+    <tcp_port>$CH_TCP_PORT</tcp_port>
+    <interserver_http_port>$CH_INTERSERVER_PORT</interserver_http_port>
+    <interserver_http_host>$HOST</interserver_http_host>
+    <path>$data/</path>
+    <tmp_path>$data/tmp/</tmp_path>
+    <user_files_path>$data/user_files/</user_files_path>
+    <format_schema_path>$data/format_schemas/</format_schema_path>
+    <uncompressed_cache_size>268435456</uncompressed_cache_size>
+    <mark_cache_size>268435456</mark_cache_size>
+</yandex>
+EOF
+    cat >"$CH_ETC/users.d/encore-stack.xml" <<EOF
+<?xml version="1.0"?>
+<!-- written by encore's scripts/stack.sh: the '$CH_USER' user, local connections only -->
+<yandex>
+    <users>
+        <$CH_USER>
+            <password>$CH_PASSWORD</password>
+            <networks>
+                <ip>127.0.0.1</ip>
+                <ip>::1</ip>
+            </networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </$CH_USER>
+    </users>
+</yandex>
+EOF
+}
+
+start_service() {
+    local svc=$1
+    case "$svc" in
+        tansu)
+            mkdir -p "$STATE/data/tansu"
+            # tansu resolves sqlite://PATH against its working directory (leading '/' dropped), hence cwd /.
+            # It also reads a .env file from its working directory: another reason for /.
+            spawn tansu / env -u SCHEMA_REGISTRY -u OTEL_EXPORTER_OTLP_ENDPOINT -u DATA_LAKE \
+                RUST_LOG="${ENCORE_TANSU_LOG:-warn}" \
+                "$TANSU_BIN" broker \
+                --listener-url "tcp://$HOST:$KAFKA_PORT" \
+                --advertised-listener-url "tcp://$HOST:$KAFKA_PORT" \
+                --storage-engine "sqlite://$STATE/data/tansu/tansu.db"
+            ;;
+        s3s-fs)
+            mkdir -p "$STATE/data/s3/$S3_BUCKET"
+            spawn s3s-fs "$STATE/data/s3" env RUST_LOG="${ENCORE_S3S_LOG:-warn}" \
+                "$S3S_FS_BIN" --host "$HOST" --port "$S3_PORT" \
+                --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" "$STATE/data/s3"
+            ;;
+        clickhouse)
+            write_clickhouse_config
+            spawn clickhouse "$STATE/data/clickhouse" env LD_LIBRARY_PATH="$LIBRDKAFKA_LIB" \
+                "$CH_BIN" --config-file="$CH_ETC/config.xml"
+            ;;
+    esac
+}
+
+# After ClickHouse is up: its Kafka engine must use the librdkafka built above, not Debian's.
+check_clickhouse_librdkafka() {
+    local pid
+    pid=$(service_pid clickhouse) || return 1
+    grep -q "$LIBRDKAFKA_LIB/librdkafka.so.1" "/proc/$pid/maps" || {
+        say "clickhouse (pid $pid) did not load $LIBRDKAFKA_LIB/librdkafka.so.1; it has:"
+        grep librdkafka "/proc/$pid/maps" | awk '{print $6}' | sort -u >&2 || true
+        return 1
+    }
+}
+
+fail_service() {
+    local svc=$1 why=$2 f
+    say "$svc $why; last lines of its logs:"
+    for f in "$(log_file "$svc")" "$STATE/logs/clickhouse-server.err.log"; do
+        [[ $f == *clickhouse-server* && $svc != clickhouse ]] && continue
+        [[ -s $f ]] || continue
+        printf -- '---- %s\n' "$f" >&2
+        tail -n "$LOG_LINES" "$f" >&2
+    done
+    exit 1
+}
+
+cmd_up() {
+    local svcs=("$@") svc pid started deadline pending=() t0
+    t0=$(now)
+    mkdir -p "$STATE/data" "$STATE/logs" "$STATE/pids" "$TOOLS"
+    for svc in "${svcs[@]}"; do install_for "$svc"; done
+
+    for svc in "${svcs[@]}"; do
+        if pid=$(service_pid "$svc"); then
+            if healthy "$svc"; then
+                say "$svc already up (pid $pid, $HOST:$(service_port "$svc"))"
+                continue
+            fi
+            pending+=("$svc") # started earlier and still coming up (or wedged: the deadline decides)
+            continue
+        fi
+        rm -f "$(pid_file "$svc")"
+        if port_open "$(service_port "$svc")"; then
+            die "$svc: port $HOST:$(service_port "$svc") is taken by a process this script did not start (set ENCORE_*_PORT or stop it)"
+        fi
+        if [[ $svc == clickhouse ]] && port_open "$CH_TCP_PORT"; then
+            die "clickhouse: native port $HOST:$CH_TCP_PORT is taken (set ENCORE_CLICKHOUSE_TCP_PORT)"
+        fi
+        start_service "$svc"
+        say "started $svc (pid $(<"$(pid_file "$svc")"))"
+        pending+=("$svc")
+    done
+
+    deadline=$(($(now) + START_TIMEOUT))
+    for svc in "${pending[@]}"; do
+        started=$(now)
+        until healthy "$svc"; do
+            service_pid "$svc" >/dev/null || fail_service "$svc" "exited during startup"
+            (($(now) < deadline)) || fail_service "$svc" "not healthy after ${START_TIMEOUT}s"
+            sleep 0.2
+        done
+        if [[ $svc == clickhouse ]]; then
+            check_clickhouse_librdkafka || fail_service clickhouse "runs with the wrong librdkafka"
+        fi
+        say "$svc healthy after $(($(now) - started))s"
+    done
+    cmd_status "${svcs[@]}" || true
+    say "up in $(($(now) - t0))s; use it with: eval \"\$($0 env)\""
+}
+
+cmd_install() {
+    local svc
+    mkdir -p "$TOOLS"
+    for svc in "$@"; do install_for "$svc"; done
+    say "installed: $*"
+}
+
+cmd_down() {
+    local svc pid deadline
+    for svc in "$@"; do
+        if ! pid=$(service_pid "$svc"); then
+            [[ -f $(pid_file "$svc") ]] && say "$svc: stale pid file removed (process gone or not ours)"
+            rm -f "$(pid_file "$svc")"
+            say "$svc not running"
+            continue
+        fi
+        kill -TERM "$pid" 2>/dev/null || true
+        deadline=$(($(now) + 30))
+        while [[ -d /proc/$pid ]] && service_pid "$svc" >/dev/null; do
+            if (($(now) >= deadline)); then
+                say "$svc (pid $pid) ignored SIGTERM for 30s: SIGKILL"
+                kill -KILL "$pid" 2>/dev/null || true
+                deadline=$(($(now) + 10))
+            fi
+            sleep 0.2
+        done
+        rm -f "$(pid_file "$svc")"
+        say "stopped $svc (pid $pid)"
+    done
+}
+
+cmd_status() {
+    local svc pid all=0 extra
+    for svc in "$@"; do
+        extra=""
+        [[ $svc == clickhouse ]] && extra=" (native $HOST:$CH_TCP_PORT, user $CH_USER)"
+        if pid=$(service_pid "$svc"); then
+            if healthy "$svc"; then
+                printf '%-11s up        pid %-8s %s:%s%s\n' "$svc" "$pid" "$HOST" "$(service_port "$svc")" "$extra"
+            else
+                printf '%-11s unhealthy pid %-8s %s:%s%s\n' "$svc" "$pid" "$HOST" "$(service_port "$svc")" "$extra"
+                all=1
+            fi
+        else
+            printf '%-11s down      %-12s %s:%s\n' "$svc" "" "$HOST" "$(service_port "$svc")"
+            all=1
+        fi
+    done
+    return "$all"
+}
+
+cmd_logs() {
+    local svc f
+    for svc in "$@"; do
+        for f in "$(log_file "$svc")" "$STATE/logs/clickhouse-server.log" "$STATE/logs/clickhouse-server.err.log"; do
+            [[ $f == *clickhouse-server* && $svc != clickhouse ]] && continue
+            if [[ -f $f ]]; then
+                printf '==== %s\n' "$f"
+                tail -n "$LOG_LINES" "$f"
+            else
+                printf '==== %s (no log yet)\n' "$f"
+            fi
+        done
+    done
+}
+
+cmd_env() {
+    local name value
+    for name in ENCORE_BROKERS ENCORE_S3_ENDPOINT AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION \
+        ENCORE_CLICKHOUSE_URL ENCORE_CLICKHOUSE_USER ENCORE_CLICKHOUSE_PASSWORD ENCORE_STACK_DIR; do
+        case "$name" in
+            ENCORE_BROKERS) value="$HOST:$KAFKA_PORT" ;;
+            ENCORE_S3_ENDPOINT) value="http://$HOST:$S3_PORT" ;;
+            AWS_ACCESS_KEY_ID) value=$S3_ACCESS_KEY ;;
+            AWS_SECRET_ACCESS_KEY) value=$S3_SECRET_KEY ;;
+            AWS_REGION) value=$S3_REGION ;;
+            ENCORE_CLICKHOUSE_URL) value="http://$HOST:$CH_HTTP_PORT" ;;
+            ENCORE_CLICKHOUSE_USER) value=$CH_USER ;;
+            ENCORE_CLICKHOUSE_PASSWORD) value=$CH_PASSWORD ;;
+            ENCORE_STACK_DIR) value=$STATE ;;
+        esac
+        printf 'export %s=%q\n' "$name" "$value"
+    done
+}
+
+with_lock() { # serialize up/down/install between concurrent callers (e.g. parallel test runs)
+    mkdir -p "$STATE"
+    exec 9>"$STATE/.lock"
+    if command -v flock >/dev/null && ! flock -n 9; then
+        say "waiting for another stack.sh holding $STATE/.lock"
+        flock -w 1800 9 || die "timed out waiting for $STATE/.lock"
+    fi
+    "$@"
+}
+
+main() {
+    local cmd=${1:-}
+    [[ -n $cmd ]] || usage
+    shift
+    local svcs=() a
+    if (($# == 0)); then
+        svcs=("${SERVICES[@]}")
+    else
+        for a in "$@"; do svcs+=("$(canonical_service "$a")"); done
+    fi
+    case "$cmd" in
+        up) with_lock cmd_up "${svcs[@]}" ;;
+        down) with_lock cmd_down "${svcs[@]}" ;;
+        status) cmd_status "${svcs[@]}" ;;
+        logs) cmd_logs "${svcs[@]}" ;;
+        env) cmd_env ;;
+        install) with_lock cmd_install "${svcs[@]}" ;;
+        -h | --help | help) usage ;;
+        *) say "unknown command '$cmd'" && usage ;;
+    esac
+}
+
+main "$@"

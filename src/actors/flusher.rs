@@ -1,0 +1,85 @@
+//! Flusher: encodes a batch as Parquet and commits it to the lake.
+//!
+//! Input: [`Flush`]; reply: [`Durable`] once the data files and the commit marker are written
+//! (see `lake::protocol`). One batch at a time. On any error it replies with the error and stops;
+//! actix's `Supervisor` restarts it with a freshly opened lake client, and the accumulator's
+//! flush task retries the batch with backoff.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use parquet::file::properties::WriterProperties;
+
+use crate::lake::{Lake, LakeConfig, LakeError};
+use crate::messages::{Durable, Flush};
+use crate::sink::prepare;
+
+pub struct Flusher {
+    lake: Lake,
+    config: LakeConfig,
+    props: WriterProperties,
+    /// Identity of the source, written into every marker.
+    source: String,
+}
+
+impl Flusher {
+    pub fn new(lake: Lake, config: LakeConfig, props: WriterProperties, source: String) -> Self {
+        Flusher {
+            lake,
+            config,
+            props,
+            source,
+        }
+    }
+}
+
+impl Actor for Flusher {
+    type Context = Context<Self>;
+}
+
+impl Supervised for Flusher {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        // A new client drops broken connections; keep the old one if the lake cannot be
+        // reopened right now (the next flush reports the error).
+        if !self.config.url.is_empty()
+            && let Ok(lake) = Lake::open(&self.config, self.lake.table())
+        {
+            self.lake = lake;
+        }
+    }
+}
+
+impl Handler<Flush> for Flusher {
+    type Result = AtomicResponse<Self, Result<Durable, Arc<LakeError>>>;
+
+    fn handle(&mut self, msg: Flush, ctx: &mut Self::Context) -> Self::Result {
+        let prepared = match prepare(&msg.batch, &self.props) {
+            Ok(p) => p,
+            Err(e) => {
+                ctx.stop();
+                return AtomicResponse::new(Box::pin(fut::ready(Err(Arc::new(e)))));
+            }
+        };
+        let lake = self.lake.clone();
+        let source = self.source.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let marker = lake.commit_batch(&source, &prepared).await?;
+                Ok::<_, LakeError>(Durable {
+                    range: marker.range(),
+                    rows: marker.rows,
+                    rejected: marker.rejected_count,
+                    files: marker.files.len() as u64,
+                    bytes: marker.files.iter().map(|f| f.bytes).sum(),
+                })
+            }
+            .into_actor(self)
+            .map(|res, _act, ctx| {
+                res.map_err(|e| {
+                    ctx.stop();
+                    Arc::new(e)
+                })
+            }),
+        ))
+    }
+}

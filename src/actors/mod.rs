@@ -1,0 +1,25 @@
+//! The actors: thin drivers of the pure logic in `sim`, `bus`, `sink` and `lake`.
+//!
+//! | actor | file | receives | sends |
+//! |---|---|---|---|
+//! | ListenerActor (× users) | `listener.rs` | Advance, StopListening | SimEvents |
+//! | Conductor | `conductor.rs` | StartListeners, StopListening | Advance, StopRun |
+//! | Publisher | `publisher.rs` | SimEvents, DrainPublisher | Append, StopRun, Progress |
+//! | Bus | `bus.rs` | Append, Fetch, CommitOffset, GetHighWatermarks | Progress |
+//! | BusConsumer | `consumer.rs` | DrainTo | Fetch, Records |
+//! | Accumulator | `accumulator.rs` | Records, FlushAll, FlushDone | Flush, Durable, ActorFailed |
+//! | Flusher | `flusher.rs` | Flush | (replies Durable) |
+//! | Committer | `committer.rs` | Durable, GetCommitted | CommitOffset, Progress |
+//! | Supervisor | `supervisor.rs` | ActorFailed, StopRun, GetRestarts | Progress |
+//! | Stats | `stats.rs` | Progress | (terminal / log) |
+
+pub mod accumulator;
+pub mod bus;
+pub mod committer;
+pub mod conductor;
+pub mod consumer;
+pub mod flusher;
+pub mod listener;
+pub mod publisher;
+pub mod stats;
+pub mod supervisor;

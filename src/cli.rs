@@ -1,0 +1,390 @@
+//! Command-line interface: clap definitions and their conversion into validated configs.
+//! Every flag can also be set through an `ENCORE_…` environment variable.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::event::Weights;
+use crate::lake::{Compression, LakeConfig, validate_table};
+use crate::pipeline::{ClockMode, SimConfig, SinkConfig};
+use crate::sim::BehaviourConfig;
+use crate::sink::FlushPolicy;
+
+/// Simulated start of a seeded `--max-rate` run (2026-01-01T00:00:00Z): fixed so that two
+/// such runs produce identical events, timestamps included.
+pub const SEEDED_EPOCH_MS: i64 = 1_767_225_600_000;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "encore",
+    version,
+    about = "Real-time event pipeline for a music-streaming service: simulated listeners → topic → exactly-once Parquet lake",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Log filter (tracing syntax, e.g. `info`, `encore=debug`).
+    #[arg(long, global = true, env = "ENCORE_LOG", default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the whole pipeline: listeners → bus → sink → lake, then print a summary.
+    Run(RunArgs),
+    /// Produce only: listeners → topic (JSON lines on stdout when no --brokers is given).
+    Simulate(SimulateArgs),
+    /// Consume only: topic → lake (needs a Kafka topic: --brokers).
+    Sink(SinkArgs),
+    /// The simple demo producer for `my_topic`: {uuid, first_name, last_name, middle_name,
+    /// timestamp}.
+    ProduceSimple(ProduceSimpleArgs),
+    /// Check the lake: files and rows per date, every file's schema, sample rows.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SimArgs {
+    /// Simulated listeners (one actor each).
+    #[arg(long, env = "ENCORE_USERS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub users: u32,
+    /// Worker threads (arbiters) the listeners are spread over [default: number of cores].
+    #[arg(long, env = "ENCORE_WORKERS", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub workers: Option<u32>,
+    /// Seed of the whole event sequence [default: random, printed in the summary].
+    #[arg(long, env = "ENCORE_SEED")]
+    pub seed: Option<u64>,
+    /// Tracks in the catalog.
+    #[arg(long, env = "ENCORE_TRACKS", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub tracks: u32,
+    /// Event mix: 8 comma-separated weights for event type ids 1..8.
+    #[arg(
+        long,
+        env = "ENCORE_WEIGHTS",
+        default_value = "0.35,0.15,0.13,0.12,0.07,0.08,0.06,0.04"
+    )]
+    pub weights: Weights,
+    /// Mean simulated time between two interactions of a listener in a session.
+    #[arg(long, env = "ENCORE_EVENT_GAP", default_value = "15s", value_parser = parse_duration)]
+    pub event_gap: Duration,
+    /// Run the simulated clock as fast as the pipeline accepts events (load tests, benches).
+    #[arg(long, env = "ENCORE_MAX_RATE")]
+    pub max_rate: bool,
+    /// Realtime mode: simulated seconds per wall-clock second.
+    #[arg(long, env = "ENCORE_SPEED", default_value_t = 1.0)]
+    pub speed: f64,
+    /// Simulated start time (RFC 3339) [default: now; 2026-01-01T00:00:00Z for a seeded --max-rate run].
+    #[arg(long, env = "ENCORE_START_TIME")]
+    pub start_time: Option<String>,
+    /// Stop after this many events.
+    #[arg(long, env = "ENCORE_EVENTS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub events: Option<u64>,
+    /// Stop after this long (e.g. 30s, 5m).
+    #[arg(long, env = "ENCORE_DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Topic name (also the lake table name).
+    #[arg(long, env = "ENCORE_TOPIC", default_value = "music_events")]
+    pub topic: String,
+    /// Partitions of the topic (and of the in-process bus).
+    #[arg(long, env = "ENCORE_PARTITIONS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub partitions: u32,
+    /// Kafka bootstrap servers (host:port,…). Without it `run` uses the in-process bus.
+    #[arg(long, env = "ENCORE_BROKERS")]
+    pub brokers: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LakeArgs {
+    /// Lake location: a path, file://PATH, or s3://BUCKET/PREFIX.
+    #[arg(long, env = "ENCORE_LAKE", default_value = "./lake")]
+    pub lake: String,
+    /// S3-compatible endpoint (MinIO, s3s-fs), e.g. http://127.0.0.1:9000. Credentials come
+    /// from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    #[arg(long, env = "ENCORE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region.
+    #[arg(long, env = "ENCORE_S3_REGION")]
+    pub s3_region: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FlushArgs {
+    /// Flush a partition's batch at this many records.
+    #[arg(long, env = "ENCORE_BATCH_ROWS", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub batch_rows: u64,
+    /// Flush a partition's batch at this many bytes of JSON consumed (e.g. 16MiB).
+    #[arg(long, env = "ENCORE_BATCH_BYTES", default_value = "16MiB", value_parser = parse_size)]
+    pub batch_bytes: u64,
+    /// Flush a partition's batch when its first record is this old.
+    #[arg(long, env = "ENCORE_FLUSH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub flush_interval: Duration,
+    /// Parquet codec: zstd, zstd:LEVEL, snappy, lz4, gzip, none.
+    #[arg(long, env = "ENCORE_COMPRESSION", default_value = "zstd")]
+    pub compression: Compression,
+    /// Flushed batches that may wait for the lake before consumption pauses.
+    #[arg(long, env = "ENCORE_MAX_UNFLUSHED", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_unflushed: u32,
+    /// Bytes the in-process bus may retain before publishing waits [default: (partitions + 1) × batch bytes, at least 64MiB].
+    #[arg(long, env = "ENCORE_BUS_CAPACITY", value_parser = parse_size)]
+    pub bus_capacity: Option<u64>,
+    /// Failures allowed within --restart-window before the run stops with an error.
+    #[arg(long, env = "ENCORE_RESTART_BUDGET", default_value_t = 30)]
+    pub restart_budget: u32,
+    /// Window of the restart budget.
+    #[arg(long, env = "ENCORE_RESTART_WINDOW", default_value = "5m", value_parser = parse_duration)]
+    pub restart_window: Duration,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub sim: SimArgs,
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    #[command(flatten)]
+    pub flush: FlushArgs,
+    /// No live status line or progress log lines.
+    #[arg(long, env = "ENCORE_NO_PROGRESS")]
+    pub no_progress: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub sim: SimArgs,
+    /// No live status line or progress log lines.
+    #[arg(long, env = "ENCORE_NO_PROGRESS")]
+    pub no_progress: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SinkArgs {
+    /// Kafka bootstrap servers (host:port,…).
+    #[arg(long, env = "ENCORE_BROKERS")]
+    pub brokers: Option<String>,
+    /// Topic to consume (also the lake table name).
+    #[arg(long, env = "ENCORE_TOPIC", default_value = "music_events")]
+    pub topic: String,
+    /// Consumer group.
+    #[arg(long, env = "ENCORE_GROUP", default_value = "encore-sink")]
+    pub group: String,
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    #[command(flatten)]
+    pub flush: FlushArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProduceSimpleArgs {
+    /// Kafka bootstrap servers; without it, JSON lines go to stdout.
+    #[arg(long, env = "ENCORE_BROKERS")]
+    pub brokers: Option<String>,
+    /// Topic name.
+    #[arg(long, env = "ENCORE_SIMPLE_TOPIC", default_value = "my_topic")]
+    pub topic: String,
+    /// Messages per second.
+    #[arg(long, env = "ENCORE_RATE", default_value_t = 2.0)]
+    pub rate: f64,
+    /// Stop after this many messages [default: until interrupted].
+    #[arg(long, env = "ENCORE_COUNT")]
+    pub count: Option<u64>,
+    /// Seed of the names drawn [default: random].
+    #[arg(long, env = "ENCORE_SEED")]
+    pub seed: Option<u64>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    /// Table (topic) to check.
+    #[arg(long, env = "ENCORE_TOPIC", default_value = "music_events")]
+    pub topic: String,
+    /// Sample track_playback rows to print.
+    #[arg(long, default_value_t = 10)]
+    pub samples: usize,
+}
+
+/// Parses `30s`, `5m`, `1h30m`, `250ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration (e.g. 30s, 5m): {e}"))
+}
+
+/// Parses a byte size: `1048576`, `512KiB`, `16MiB`, `1GiB`, `10MB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (e.g. 16MiB)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown size unit (B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("`{s}` is out of range"))
+}
+
+fn parse_start(s: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("--start-time `{s}` is not an RFC 3339 time: {e}"))
+}
+
+impl SimArgs {
+    /// Validates the simulation flags into a config.
+    pub fn to_config(&self) -> Result<SimConfig, String> {
+        validate_table(&self.topic).map_err(|e| format!("--topic: {e}"))?;
+        if !(self.speed.is_finite() && self.speed > 0.0) {
+            return Err(format!("--speed {} must be a positive number", self.speed));
+        }
+        if self.event_gap.is_zero() {
+            return Err("--event-gap must be positive".into());
+        }
+        let clock = if self.max_rate {
+            ClockMode::MaxRate
+        } else {
+            ClockMode::Realtime { speed: self.speed }
+        };
+        let start_ms = match (&self.start_time, self.max_rate, self.seed) {
+            (Some(s), _, _) => parse_start(s)?,
+            (None, true, Some(_)) => SEEDED_EPOCH_MS,
+            _ => chrono::Utc::now().timestamp_millis(),
+        };
+        if start_ms < 0 {
+            return Err("--start-time must be after 1970-01-01".into());
+        }
+        let workers = self
+            .workers
+            .map(|w| w as usize)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        Ok(SimConfig {
+            users: self.users,
+            workers,
+            seed: self.seed.unwrap_or_else(rand::random),
+            tracks: self.tracks,
+            behaviour: BehaviourConfig {
+                weights: self.weights,
+                mean_event_gap_ms: self.event_gap.as_secs_f64() * 1000.0,
+                ..BehaviourConfig::default()
+            },
+            clock,
+            start_ms,
+            events: self.events,
+            duration: self.duration,
+            partitions: self.partitions,
+            topic: self.topic.clone(),
+        })
+    }
+}
+
+impl LakeArgs {
+    pub fn to_config(&self) -> LakeConfig {
+        LakeConfig {
+            url: self.lake.clone(),
+            s3_endpoint: self.s3_endpoint.clone(),
+            s3_region: self.s3_region.clone(),
+            s3_access_key: None,
+            s3_secret_key: None,
+        }
+    }
+}
+
+impl FlushArgs {
+    pub fn to_config(&self, lake: LakeConfig, partitions: u32) -> Result<SinkConfig, String> {
+        if self.flush_interval.is_zero() {
+            return Err("--flush-interval must be positive".into());
+        }
+        let bus_capacity = self
+            .bus_capacity
+            .unwrap_or_else(|| ((u64::from(partitions) + 1) * self.batch_bytes).max(64 << 20));
+        Ok(SinkConfig {
+            lake,
+            policy: FlushPolicy {
+                max_rows: self.batch_rows as usize,
+                max_bytes: self.batch_bytes as usize,
+                max_age: self.flush_interval,
+            },
+            compression: self.compression,
+            max_unflushed: self.max_unflushed,
+            bus_capacity: bus_capacity as usize,
+            restart_budget: self.restart_budget,
+            restart_window: self.restart_window,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("10 MB"), Ok(10_000_000));
+        assert_eq!(parse_size("512"), Ok(512));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12XB").is_err());
+        assert!(parse_size("lots").is_err());
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn seeded_max_rate_runs_start_at_a_fixed_time() {
+        let cli = Cli::try_parse_from([
+            "encore",
+            "run",
+            "--max-rate",
+            "--seed",
+            "7",
+            "--events",
+            "10",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("run")
+        };
+        let c = args.sim.to_config().unwrap();
+        assert_eq!(c.start_ms, SEEDED_EPOCH_MS);
+        assert_eq!(c.seed, 7);
+        assert_eq!(c.clock, ClockMode::MaxRate);
+    }
+
+    #[test]
+    fn bad_flags_are_rejected() {
+        for args in [
+            vec!["encore", "run", "--users", "0"],
+            vec!["encore", "run", "--weights", "1,2,3"],
+            vec!["encore", "run", "--compression", "brotli"],
+            vec!["encore", "run", "--duration", "soon"],
+            vec!["encore", "run", "--batch-bytes", "0"],
+        ] {
+            assert!(Cli::try_parse_from(&args).is_err(), "{args:?}");
+        }
+        let cli = Cli::try_parse_from(["encore", "run", "--topic", "_x", "--speed", "1"]).unwrap();
+        let Command::Run(a) = cli.command else {
+            panic!()
+        };
+        assert!(a.sim.to_config().is_err());
+        let cli = Cli::try_parse_from(["encore", "run", "--speed=-1"]).unwrap();
+        let Command::Run(a) = cli.command else {
+            panic!()
+        };
+        assert!(a.sim.to_config().is_err());
+    }
+}

@@ -1,0 +1,251 @@
+//! The lake: where it is (one URL), how objects are named, how Parquet is written, and the
+//! commit protocol that makes output exactly-once.
+
+mod naming;
+mod parquet_props;
+mod protocol;
+
+pub use naming::{
+    META_DIR, Range, data_file_name, date_dir, parse_data_file_name, table_dir, validate_table,
+};
+pub use parquet_props::{Compression, encode, writer_properties};
+pub use protocol::{
+    CommitMarker, FileEntry, PartitionRecovery, PreparedBatch, PreparedFile, Rejected,
+};
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, RetryConfig};
+
+/// Where the lake is and how to reach it.
+#[derive(Clone, Default)]
+pub struct LakeConfig {
+    /// A path, `file://…`, or `s3://bucket/prefix`.
+    pub url: String,
+    /// S3-compatible endpoint (MinIO, s3s-fs); path-style requests are used when it is set.
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_access_key: Option<String>,
+    /// Never printed: `Debug` redacts it.
+    pub s3_secret_key: Option<String>,
+}
+
+impl fmt::Debug for LakeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LakeConfig")
+            .field("url", &self.url)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("s3_region", &self.s3_region)
+            .field("s3_access_key", &self.s3_access_key)
+            .field(
+                "s3_secret_key",
+                &self.s3_secret_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// Errors of the lake, with what was being done and where.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("lake location `{url}`: {reason}")]
+    Location { url: String, reason: String },
+    #[error("{action} `{path}`: {source}")]
+    Store {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("encoding Parquet for {path}: {source}")]
+    Encode {
+        path: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    #[error("commit marker `{path}` is unreadable: {reason}")]
+    BadMarker { path: String, reason: String },
+    #[error(
+        "the lake's partition {partition} was written from source `{found}`, this run reads `{expected}`; use another lake location"
+    )]
+    SourceMismatch {
+        partition: i32,
+        found: String,
+        expected: String,
+    },
+}
+
+impl LakeError {
+    pub(crate) fn store(action: &'static str, path: &Path, source: object_store::Error) -> Self {
+        LakeError::Store {
+            action,
+            path: path.to_string(),
+            source,
+        }
+    }
+
+    /// Whether trying again later can succeed (a server or disk hiccup) as opposed to a
+    /// configuration or data problem that retrying cannot fix.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            LakeError::Store { source, .. } => !matches!(
+                source,
+                object_store::Error::Unauthenticated { .. }
+                    | object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::NotImplemented
+                    | object_store::Error::InvalidPath { .. }
+            ),
+            LakeError::Encode { .. }
+            | LakeError::Location { .. }
+            | LakeError::BadMarker { .. }
+            | LakeError::SourceMismatch { .. } => false,
+        }
+    }
+}
+
+/// An open lake: an object store, the root inside it, and the table (topic) being written.
+#[derive(Clone)]
+pub struct Lake {
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+    /// Set for local lakes: object_store stages local writes as `<name>#<n>` files, which its
+    /// listing hides but other readers do not, so recovery removes them by path.
+    local_root: Option<PathBuf>,
+    table: String,
+    display: String,
+}
+
+impl fmt::Debug for Lake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lake")
+            .field("location", &self.display)
+            .field("table", &self.table)
+            .finish()
+    }
+}
+
+impl Lake {
+    /// Opens (and for local paths creates) the lake at `cfg.url` for `table`.
+    pub fn open(cfg: &LakeConfig, table: &str) -> Result<Lake, LakeError> {
+        let loc_err = |reason: String| LakeError::Location {
+            url: cfg.url.clone(),
+            reason,
+        };
+        validate_table(table).map_err(loc_err)?;
+        if let Some(rest) = cfg.url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(loc_err("no bucket name after s3://".into()));
+            }
+            let mut b = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_region(cfg.s3_region.clone().unwrap_or_else(|| "us-east-1".into()))
+                .with_retry(RetryConfig {
+                    max_retries: 5,
+                    retry_timeout: std::time::Duration::from_secs(20),
+                    ..RetryConfig::default()
+                });
+            if let Some(ep) = &cfg.s3_endpoint {
+                b = b
+                    .with_endpoint(ep)
+                    .with_allow_http(ep.starts_with("http://"))
+                    .with_virtual_hosted_style_request(false);
+            }
+            if let Some(k) = &cfg.s3_access_key {
+                b = b.with_access_key_id(k);
+            }
+            if let Some(s) = &cfg.s3_secret_key {
+                b = b.with_secret_access_key(s);
+            }
+            let store = b.build().map_err(|e| loc_err(e.to_string()))?;
+            let root = Path::parse(prefix.trim_end_matches('/'))
+                .map_err(|e| loc_err(format!("bad prefix: {e}")))?;
+            return Ok(Lake {
+                store: Arc::new(store),
+                root,
+                local_root: None,
+                table: table.to_string(),
+                display: cfg.url.clone(),
+            });
+        }
+        let path = match cfg.url.strip_prefix("file://") {
+            Some(p) => PathBuf::from(p),
+            None if cfg.url.contains("://") => {
+                return Err(loc_err(
+                    "unsupported scheme (use a path, file://PATH or s3://BUCKET/PREFIX)".into(),
+                ));
+            }
+            None => PathBuf::from(&cfg.url),
+        };
+        if cfg.url.is_empty() {
+            return Err(loc_err("empty path".into()));
+        }
+        if path.exists() && !path.is_dir() {
+            return Err(loc_err("exists and is not a directory".into()));
+        }
+        std::fs::create_dir_all(&path).map_err(|e| loc_err(format!("cannot create: {e}")))?;
+        let abs = path
+            .canonicalize()
+            .map_err(|e| loc_err(format!("cannot resolve: {e}")))?;
+        let store = LocalFileSystem::new_with_prefix(&abs).map_err(|e| loc_err(e.to_string()))?;
+        Ok(Lake {
+            store: Arc::new(store),
+            root: Path::default(),
+            local_root: Some(abs.clone()),
+            table: table.to_string(),
+            display: abs.display().to_string(),
+        })
+    }
+
+    /// Wraps an existing store (tests, benches): `root` is the prefix inside it.
+    pub fn from_store(store: Arc<dyn ObjectStore>, root: Path, table: &str) -> Lake {
+        Lake {
+            display: format!("{store}/{root}"),
+            store,
+            root,
+            local_root: None,
+            table: table.to_string(),
+        }
+    }
+
+    /// Checks that the lake can be written and read by writing and deleting a probe object.
+    pub async fn probe(&self) -> Result<(), LakeError> {
+        let p = naming::join(&self.root, &[META_DIR, ".probe"]);
+        self.store
+            .put(&p, bytes::Bytes::from_static(b"probe").into())
+            .await
+            .map_err(|e| LakeError::store("writing probe", &p, e))?;
+        self.store
+            .delete(&p)
+            .await
+            .map_err(|e| LakeError::store("deleting probe", &p, e))?;
+        Ok(())
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Human-readable location (absolute path or URL).
+    pub fn location(&self) -> &str {
+        &self.display
+    }
+
+    /// The directory holding the table's date partitions.
+    pub fn table_path(&self) -> Path {
+        table_dir(&self.root, &self.table)
+    }
+}

@@ -1,0 +1,237 @@
+//! Every message that flows between encore's actors: the single catalogue of what moves where.
+//!
+//! Data paths carry batches (many events per message) and are sent with `send().await`, so a
+//! full mailbox slows the sender down instead of growing memory or dropping data.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::Bytes;
+
+use crate::bus::BusRecord;
+use crate::event::{EVENT_TYPES, EventType};
+use crate::lake::{LakeError, Range};
+use crate::sink::{PendingBatch, SourceRecord};
+
+/// One encoded event on its way to the topic.
+#[derive(Clone, Debug)]
+pub struct OutRecord {
+    /// The user id (per-listener ordering on the topic).
+    pub key: Bytes,
+    /// The JSON event.
+    pub value: Bytes,
+    pub event_type: EventType,
+    pub ts_ms: i64,
+}
+
+/// Listener → Publisher: a batch of events from one listener, in its order.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Admission, PublishError>")]
+pub struct SimEvents {
+    pub records: Vec<OutRecord>,
+}
+
+/// Publisher → Listener: how much of a [`SimEvents`] batch was published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admission {
+    pub accepted: usize,
+    /// The run's `--events` limit is reached: the listener stops.
+    pub limit_reached: bool,
+}
+
+/// Why publishing failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PublishError {
+    #[error("the bus is gone (pipeline stopping)")]
+    BusClosed,
+    #[error("writing to stdout: {0}")]
+    Stdout(String),
+}
+
+/// Conductor → Listener (`--max-rate`): emit every event before `until_ms` on the simulated
+/// clock (within the listener's quota), publish them, then reply.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "ListenerStatus")]
+pub struct Advance {
+    pub until_ms: i64,
+}
+
+/// A listener's reply to [`Advance`].
+#[derive(Clone, Copy, Debug, Default, MessageResponse)]
+pub struct ListenerStatus {
+    /// Events emitted during this tick.
+    pub emitted: u64,
+    /// Its quota is used up: it will emit nothing more.
+    pub done: bool,
+}
+
+/// Conductor → Listener: stop emitting (shutdown step 1).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct StopListening;
+
+/// Supervisor → Conductor: start driving the listeners.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct StartListeners;
+
+/// Supervisor → Publisher: everything sent before is on the topic when this returns
+/// (shutdown step 2).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "Result<PublisherCounters, PublishError>")]
+pub struct DrainPublisher;
+
+/// Cumulative publisher counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PublisherCounters {
+    pub published: u64,
+    pub by_type: [u64; EVENT_TYPES],
+    pub bytes: u64,
+}
+
+/// Publisher → Bus: append records (partition, record) in order.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Append {
+    pub records: Vec<(usize, BusRecord)>,
+}
+
+/// Consumer → Bus: up to `max_records` from the given positions (next offset per partition,
+/// indexed by partition); waits up to `wait` for data when there is none.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Vec<SourceRecord>")]
+pub struct Fetch {
+    pub positions: Vec<i64>,
+    pub max_records: usize,
+    pub wait: std::time::Duration,
+}
+
+/// Committer → source (bus or Kafka consumer): `next_offset` of `partition` is durable in the
+/// lake; the source may forget what lies below it.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct CommitOffset {
+    pub partition: i32,
+    pub next_offset: i64,
+}
+
+/// Anyone → Bus: the next offset to be written, per partition.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "Vec<i64>")]
+pub struct GetHighWatermarks;
+
+/// Consumer → Accumulator: records in offset order per partition.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Records {
+    pub records: Vec<SourceRecord>,
+}
+
+/// Supervisor → Consumer: reply once every record below `targets` (per partition) has been
+/// handed to the accumulator (shutdown step 3).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "u64")]
+pub struct DrainTo {
+    pub targets: Vec<i64>,
+}
+
+/// Supervisor → Accumulator: flush every buffer now and reply when all are committed
+/// (shutdown step 4).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "SinkCounters")]
+pub struct FlushAll;
+
+/// Cumulative accumulator counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SinkCounters {
+    pub consumed: u64,
+    pub rejected: u64,
+}
+
+/// Accumulator (flush task) → Flusher: encode and commit one batch to the lake.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Durable, Arc<LakeError>>")]
+pub struct Flush {
+    pub batch: Arc<PendingBatch>,
+}
+
+/// Flusher → Committer (via the flush task): a range is committed in the lake.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Durable {
+    pub range: Range,
+    pub rows: u64,
+    pub rejected: u64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Flush task → Accumulator: the partition's in-flight batch is committed; send the next.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct FlushDone {
+    pub partition: i32,
+}
+
+/// Anyone → Committer: what is committed so far.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "CommitCounters")]
+pub struct GetCommitted;
+
+/// Cumulative committer counters: what is durable in the lake.
+#[derive(Clone, Debug, Default, PartialEq, Eq, MessageResponse)]
+pub struct CommitCounters {
+    pub rows: u64,
+    pub rejected: u64,
+    pub files: u64,
+    pub bytes: u64,
+    pub batches: u64,
+    /// Next offset per partition (what the lake holds below).
+    pub positions: Vec<i64>,
+}
+
+/// Any actor → Supervisor: an actor failed and is being restarted.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct ActorFailed {
+    pub actor: &'static str,
+    pub error: String,
+}
+
+/// Any actor → Supervisor: the run should end (drain and stop).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct StopRun {
+    pub reason: StopReason,
+}
+
+/// Why a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// `--duration` elapsed.
+    Duration,
+    /// `--events` reached.
+    EventLimit,
+    /// SIGINT or SIGTERM.
+    Signal(&'static str),
+    /// Whoever read the output (stdout) went away.
+    OutputClosed,
+    /// The restart budget is exhausted: stop without a full drain, exit non-zero.
+    Fatal(String),
+}
+
+/// Anyone → Supervisor: restarts counted so far.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "u32")]
+pub struct GetRestarts;
+
+/// Actors → Stats: a cumulative snapshot for the live progress display.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum Progress {
+    Published(PublisherCounters),
+    Consumed(SinkCounters),
+    Committed { rows: u64, files: u64, offsets: u64 },
+    HighWatermarks(u64),
+    Restarts(u32),
+}

@@ -1,0 +1,500 @@
+//! The pipeline driver: opens the lake, recovers positions, starts and wires the actors,
+//! waits for a stop reason, then runs the shutdown sequence:
+//!
+//! stop listeners → drain the publisher → consume up to the high watermarks → flush every
+//! batch and commit → summary.
+//!
+//! A fatal stop (restart budget exhausted) skips the drain: what is committed stays committed,
+//! the rest is re-read on the next start (the lake is the source of truth).
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tokio::sync::mpsc;
+
+use crate::actors::accumulator::Accumulator;
+use crate::actors::bus::Bus;
+use crate::actors::committer::Committer;
+use crate::actors::conductor::{Conductor, MaxRate};
+use crate::actors::consumer::BusConsumer;
+use crate::actors::flusher::Flusher;
+use crate::actors::listener::{Clock, ListenerActor};
+use crate::actors::publisher::{Backend, Publisher};
+use crate::actors::stats::{Finish, Stats};
+use crate::actors::supervisor::Supervisor;
+use crate::bus::Log;
+use crate::event::{EVENT_TYPES, EventType};
+use crate::lake::{Compression, Lake, LakeConfig, LakeError, writer_properties};
+use crate::messages::{
+    DrainPublisher, DrainTo, FlushAll, GetCommitted, GetHighWatermarks, GetRestarts,
+    PublisherCounters, StartListeners, StopListening, StopReason, StopRun,
+};
+use crate::sim::{BehaviourConfig, Catalog, Listener};
+use crate::sink::FlushPolicy;
+
+/// How simulated time runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ClockMode {
+    /// Wall-clock pace times `speed`.
+    Realtime { speed: f64 },
+    /// As fast as the pipeline accepts.
+    MaxRate,
+}
+
+/// The listener simulation's settings.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub users: u32,
+    pub workers: usize,
+    pub seed: u64,
+    pub tracks: u32,
+    pub behaviour: BehaviourConfig,
+    pub clock: ClockMode,
+    /// Simulated time at which the run starts, ms since the epoch.
+    pub start_ms: i64,
+    pub events: Option<u64>,
+    pub duration: Option<Duration>,
+    pub partitions: u32,
+    pub topic: String,
+}
+
+/// The sink's settings.
+#[derive(Clone, Debug)]
+pub struct SinkConfig {
+    pub lake: LakeConfig,
+    pub policy: FlushPolicy,
+    pub compression: Compression,
+    /// Flushed batches that may wait for the lake before the consumer pauses.
+    pub max_unflushed: u32,
+    /// Bytes the in-process bus retains before publishing waits.
+    pub bus_capacity: usize,
+    pub restart_budget: u32,
+    pub restart_window: Duration,
+}
+
+/// Process-level behaviour.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    /// Draw the progress display / log progress lines.
+    pub progress: bool,
+    /// Install SIGINT/SIGTERM handlers (drain on the first, abort on the second).
+    pub handle_signals: bool,
+}
+
+/// What a run did.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub reason: StopReason,
+    pub seed: u64,
+    pub published: PublisherCounters,
+    pub consumed: u64,
+    pub rows: u64,
+    pub rejected: u64,
+    pub files: u64,
+    pub bytes: u64,
+    pub restarts: u32,
+    pub elapsed: Duration,
+    /// Lake location, when a sink ran.
+    pub lake: Option<String>,
+}
+
+/// Why a run could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Bad configuration or an unusable lake: nothing was written.
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    /// The run stopped without draining; the summary says how far it got.
+    #[error("{reason}")]
+    Fatal {
+        reason: String,
+        summary: Box<Summary>,
+    },
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        writeln!(f, "encore summary")?;
+        writeln!(f, "  stopped by      {}", describe(&self.reason))?;
+        writeln!(f, "  seed            {}", self.seed)?;
+        writeln!(
+            f,
+            "  events          {} in {:.2}s ({:.0} events/s)",
+            self.published.published,
+            secs,
+            self.published.published as f64 / secs
+        )?;
+        for t in EventType::ALL {
+            let n = self.published.by_type[t.index()];
+            let share = 100.0 * n as f64 / self.published.published.max(1) as f64;
+            writeln!(f, "    {:<26}{n:>12}  {share:5.1}%", t.name())?;
+        }
+        if let Some(lake) = &self.lake {
+            writeln!(f, "  lake            {lake}")?;
+            writeln!(f, "  rows written    {}", self.rows)?;
+            writeln!(f, "  rejected        {}", self.rejected)?;
+            writeln!(
+                f,
+                "  files           {} ({:.1} MiB)",
+                self.files,
+                self.bytes as f64 / (1024.0 * 1024.0)
+            )?;
+        }
+        write!(f, "  restarts        {}", self.restarts)
+    }
+}
+
+fn describe(r: &StopReason) -> String {
+    match r {
+        StopReason::Duration => "--duration elapsed".into(),
+        StopReason::EventLimit => "--events reached".into(),
+        StopReason::Signal(s) => format!("{s} (drained)"),
+        StopReason::OutputClosed => "output closed".into(),
+        StopReason::Fatal(e) => format!("fatal error: {e}"),
+    }
+}
+
+/// Source identity of the in-process bus in commit markers.
+pub fn bus_source(topic: &str) -> String {
+    format!("encore-bus/{topic}")
+}
+
+/// One arbiter per stage, plus the listener workers.
+struct Arbiters {
+    publish: Arbiter,
+    sink: Arbiter,
+    flush: Arbiter,
+    workers: Vec<Arbiter>,
+}
+
+impl Arbiters {
+    fn new(workers: usize) -> Self {
+        Arbiters {
+            publish: Arbiter::new(),
+            sink: Arbiter::new(),
+            flush: Arbiter::new(),
+            workers: (0..workers.max(1)).map(|_| Arbiter::new()).collect(),
+        }
+    }
+
+    fn stop(self) {
+        for a in [self.publish, self.sink, self.flush]
+            .into_iter()
+            .chain(self.workers)
+        {
+            a.stop();
+            let _ = a.join();
+        }
+    }
+}
+
+/// Starts the listeners (spread over the workers) and their conductor.
+fn start_listeners(
+    sim: &SimConfig,
+    arbiters: &Arbiters,
+    publisher: &Addr<Publisher>,
+    supervisor: &Addr<Supervisor>,
+) -> Result<Addr<Conductor>, RunError> {
+    let catalog = Arc::new(Catalog::new(sim.tracks, sim.seed).map_err(RunError::Usage)?);
+    let clock = match sim.clock {
+        ClockMode::Realtime { speed } => Clock::Realtime {
+            started: Instant::now(),
+            start_ms: sim.start_ms,
+            speed,
+        },
+        ClockMode::MaxRate => Clock::MaxRate,
+    };
+    let users = u64::from(sim.users.max(1));
+    let mut listeners = Vec::with_capacity(users as usize);
+    for i in 0..users {
+        // Max-rate runs split --events into per-listener quotas, so that every listener's
+        // sequence is the same in every run with the same seed.
+        let quota = match (sim.clock, sim.events) {
+            (ClockMode::MaxRate, Some(n)) => Some(n / users + u64::from(i < n % users)),
+            _ => None,
+        };
+        let model = Listener::new(i, sim.seed, sim.start_ms, &sim.behaviour, catalog.clone());
+        let publisher = publisher.clone();
+        let arb = &arbiters.workers[i as usize % arbiters.workers.len()];
+        listeners.push(ListenerActor::start_in_arbiter(&arb.handle(), move |_| {
+            ListenerActor::new(model, publisher, clock, quota)
+        }));
+    }
+    let max_rate = (sim.clock == ClockMode::MaxRate).then(|| {
+        // First tick sized from the expected event rate; later ticks adapt to what they carry.
+        let b = &sim.behaviour;
+        let per_ms = users as f64 * 0.6 / b.mean_event_gap_ms.max(1.0);
+        let target_events = (users * 8).clamp(20_000, 200_000);
+        MaxRate {
+            now_ms: sim.start_ms,
+            tick_ms: ((target_events as f64 / per_ms.max(1e-9)) as i64).max(10),
+            target_events,
+        }
+    });
+    Ok(Conductor::new(listeners, max_rate, supervisor.clone()).start())
+}
+
+/// Spawns the signal handler: the first SIGINT/SIGTERM drains, a second aborts.
+fn watch_signals(supervisor: Addr<Supervisor>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    actix::spawn(async move {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            tracing::warn!("cannot install signal handlers");
+            return;
+        };
+        let mut seen = 0;
+        loop {
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            seen += 1;
+            if seen == 1 {
+                eprintln!("encore: {name} received: draining (send it again to abort)");
+                supervisor.do_send(StopRun {
+                    reason: StopReason::Signal(name),
+                });
+            } else {
+                eprintln!("encore: second {name}: aborting without draining");
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+fn arm_duration(sim: &SimConfig, supervisor: &Addr<Supervisor>) {
+    if let Some(d) = sim.duration {
+        let s = supervisor.clone();
+        actix::spawn(async move {
+            tokio::time::sleep(d).await;
+            s.do_send(StopRun {
+                reason: StopReason::Duration,
+            });
+        });
+    }
+}
+
+/// Awaits `fut` unless a fatal stop reason arrives first.
+async fn unless_fatal<T>(
+    stops: &mut mpsc::UnboundedReceiver<StopReason>,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, String> {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            v = &mut fut => return Ok(v),
+            r = stops.recv() => match r {
+                Some(StopReason::Fatal(e)) => return Err(e),
+                Some(_) => continue,
+                None => return Ok(fut.await),
+            },
+        }
+    }
+}
+
+fn mailbox<T>(r: Result<T, MailboxError>, what: &str) -> Result<T, String> {
+    r.map_err(|e| format!("{what}: {e}"))
+}
+
+/// `encore run`: listeners → publisher → in-process bus → consumer → accumulator → flusher →
+/// lake. Must be called inside an actix `System`.
+pub async fn run(sim: SimConfig, sink: SinkConfig, opts: RunOptions) -> Result<Summary, RunError> {
+    let started = Instant::now();
+    let lake = Lake::open(&sink.lake, &sim.topic)?;
+    lake.probe().await?;
+    let source = bus_source(&sim.topic);
+    let mut starts = Vec::with_capacity(sim.partitions as usize);
+    for p in 0..sim.partitions as i32 {
+        let rec = lake.recover_partition(p, &source).await?;
+        if !rec.removed.is_empty() {
+            tracing::info!(partition = p, removed = ?rec.removed, "removed uncommitted leftovers");
+        }
+        starts.push(rec.next_offset.unwrap_or(0));
+    }
+    tracing::info!(lake = lake.location(), ?starts, "lake recovered");
+
+    let stats = opts
+        .progress
+        .then(|| Stats::new(std::io::stderr().is_terminal(), true).start());
+    let (stop_tx, mut stops) = mpsc::unbounded_channel();
+    let supervisor = Supervisor::new(
+        sink.restart_budget,
+        sink.restart_window,
+        stop_tx,
+        stats.clone(),
+    )
+    .start();
+    let arbiters = Arbiters::new(sim.workers);
+
+    let bus = {
+        let log = Log::new(&starts, sink.bus_capacity);
+        let stats = stats.clone();
+        Bus::start_in_arbiter(&arbiters.publish.handle(), move |_| Bus::new(log, stats))
+    };
+    let committer = Committer::new(bus.clone().recipient(), starts.clone(), stats.clone()).start();
+    let flusher = {
+        let (lake, cfg) = (lake.clone(), sink.lake.clone());
+        let props = writer_properties(sink.compression);
+        let source = source.clone();
+        actix::Supervisor::start_in_arbiter(&arbiters.flush.handle(), move |_| {
+            Flusher::new(lake, cfg, props, source)
+        })
+    };
+    let accumulator = {
+        let (f, c, s, st) = (
+            flusher.clone(),
+            committer.clone(),
+            supervisor.clone(),
+            stats.clone(),
+        );
+        let (policy, max) = (sink.policy, sink.max_unflushed);
+        Accumulator::start_in_arbiter(&arbiters.sink.handle(), move |_| {
+            Accumulator::new(policy, max, f, c, s, st)
+        })
+    };
+    let consumer = {
+        let (b, a, pos) = (bus.clone(), accumulator.clone(), starts.clone());
+        BusConsumer::start_in_arbiter(&arbiters.sink.handle(), move |_| {
+            BusConsumer::new(b, a, pos)
+        })
+    };
+    let publisher = {
+        let (b, s, st) = (bus.clone(), supervisor.clone(), stats.clone());
+        let (parts, limit) = (sim.partitions, sim.events);
+        Publisher::start_in_arbiter(&arbiters.publish.handle(), move |_| {
+            Publisher::new(Backend::Bus(b), parts, limit, s, st)
+        })
+    };
+    let conductor = start_listeners(&sim, &arbiters, &publisher, &supervisor)?;
+    if opts.handle_signals {
+        watch_signals(supervisor.clone());
+    }
+    arm_duration(&sim, &supervisor);
+    conductor.do_send(StartListeners);
+
+    let reason = stops.recv().await.unwrap_or(StopReason::Duration);
+    let drained = async {
+        mailbox(conductor.send(StopListening).await, "stopping listeners")?;
+        let published = mailbox(publisher.send(DrainPublisher).await, "draining publisher")?
+            .map_err(|e| e.to_string())?;
+        let targets = mailbox(bus.send(GetHighWatermarks).await, "reading watermarks")?;
+        mailbox(
+            consumer
+                .send(DrainTo {
+                    targets: targets.clone(),
+                })
+                .await,
+            "draining consumer",
+        )?;
+        let sink_counters = mailbox(accumulator.send(FlushAll).await, "flushing")?;
+        let committed = mailbox(committer.send(GetCommitted).await, "reading commits")?;
+        if committed.positions != targets {
+            return Err(format!(
+                "drain incomplete: committed {:?}, topic ends at {targets:?}",
+                committed.positions
+            ));
+        }
+        Ok::<_, String>((published, sink_counters, committed))
+    };
+    let outcome = match &reason {
+        StopReason::Fatal(e) => Err(e.clone()),
+        _ => unless_fatal(&mut stops, drained).await.and_then(|r| r),
+    };
+    let restarts = supervisor.send(GetRestarts).await.unwrap_or(0);
+    if let Some(s) = &stats {
+        let _ = s.send(Finish).await;
+    }
+    let summary = |published, consumed, c: crate::messages::CommitCounters| Summary {
+        reason: reason.clone(),
+        seed: sim.seed,
+        published,
+        consumed,
+        rows: c.rows,
+        rejected: c.rejected,
+        files: c.files,
+        bytes: c.bytes,
+        restarts,
+        elapsed: started.elapsed(),
+        lake: Some(lake.location().to_string()),
+    };
+    let result = match outcome {
+        Ok((published, sink_counters, committed)) => {
+            Ok(summary(published, sink_counters.consumed, committed))
+        }
+        Err(e) => {
+            let committed = committer.send(GetCommitted).await.unwrap_or_default();
+            Err(RunError::Fatal {
+                reason: e,
+                summary: Box::new(summary(PublisherCounters::default(), 0, committed)),
+            })
+        }
+    };
+    arbiters.stop();
+    result
+}
+
+/// `encore simulate` without brokers: listeners → publisher → JSON lines on stdout.
+pub async fn simulate_to_stdout(sim: SimConfig, opts: RunOptions) -> Result<Summary, RunError> {
+    let started = Instant::now();
+    let stats = opts
+        .progress
+        .then(|| Stats::new(std::io::stderr().is_terminal(), false).start());
+    let (stop_tx, mut stops) = mpsc::unbounded_channel();
+    let supervisor = Supervisor::new(0, Duration::from_secs(1), stop_tx, stats.clone()).start();
+    let arbiters = Arbiters::new(sim.workers);
+    let publisher = {
+        let (s, st) = (supervisor.clone(), stats.clone());
+        let (parts, limit) = (sim.partitions, sim.events);
+        Publisher::start_in_arbiter(&arbiters.publish.handle(), move |_| {
+            let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+            Publisher::new(Backend::Stdout(out), parts, limit, s, st)
+        })
+    };
+    let conductor = start_listeners(&sim, &arbiters, &publisher, &supervisor)?;
+    if opts.handle_signals {
+        watch_signals(supervisor.clone());
+    }
+    arm_duration(&sim, &supervisor);
+    conductor.do_send(StartListeners);
+    let reason = stops.recv().await.unwrap_or(StopReason::Duration);
+    let _ = conductor.send(StopListening).await;
+    let published = match publisher.send(DrainPublisher).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) if reason != StopReason::OutputClosed => {
+            return Err(RunError::Usage(e.to_string()));
+        }
+        _ => PublisherCounters::default(),
+    };
+    if let Some(s) = &stats {
+        let _ = s.send(Finish).await;
+    }
+    arbiters.stop();
+    Ok(Summary {
+        reason,
+        seed: sim.seed,
+        published,
+        consumed: 0,
+        rows: 0,
+        rejected: 0,
+        files: 0,
+        bytes: 0,
+        restarts: 0,
+        elapsed: started.elapsed(),
+        lake: None,
+    })
+}
+
+/// Per-type shares of a summary, for tests and reports.
+pub fn shares(c: &PublisherCounters) -> [f64; EVENT_TYPES] {
+    let n = c.published.max(1) as f64;
+    c.by_type.map(|x| x as f64 / n)
+}

@@ -1,0 +1,253 @@
+//! One source partition's unflushed records, decoded into per-date Arrow builders.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use bytes::Bytes;
+use chrono::NaiveDate;
+use parquet::file::properties::WriterProperties;
+
+use super::policy::BufferStats;
+use crate::event::WireEvent;
+use crate::lake::{self, LakeError, PreparedBatch, Range, Rejected};
+use crate::schema::{EventBatchBuilder, SourcePos, event_date};
+
+/// A record as read from the topic or the in-process bus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_ms: i64,
+    pub key: Option<Bytes>,
+    pub value: Bytes,
+}
+
+/// A flushed buffer: the range it covers, one Arrow batch per event date, rejected records.
+#[derive(Debug)]
+pub struct PendingBatch {
+    pub range: Range,
+    pub parts: Vec<(NaiveDate, RecordBatch, i64, i64)>,
+    pub rejected: Vec<Rejected>,
+}
+
+impl PendingBatch {
+    pub fn rows(&self) -> usize {
+        self.parts.iter().map(|p| p.1.num_rows()).sum()
+    }
+}
+
+/// Encodes a pending batch into Parquet files ready to commit.
+pub fn prepare(batch: &PendingBatch, props: &WriterProperties) -> Result<PreparedBatch, LakeError> {
+    let files = batch
+        .parts
+        .iter()
+        .map(|(date, rb, min, max)| {
+            let bytes = lake::encode(rb, props).map_err(|source| LakeError::Encode {
+                path: format!(
+                    "{}/{}",
+                    lake::date_dir(*date),
+                    lake::data_file_name(&batch.range)
+                ),
+                source,
+            })?;
+            Ok(lake::PreparedFile {
+                date: *date,
+                bytes,
+                rows: rb.num_rows() as u64,
+                min_event_time_ms: *min,
+                max_event_time_ms: *max,
+            })
+        })
+        .collect::<Result<Vec<_>, LakeError>>()?;
+    Ok(PreparedBatch {
+        range: batch.range,
+        files,
+        rejected: batch.rejected.clone(),
+    })
+}
+
+/// Accumulates one partition's records until the flush policy says otherwise.
+pub struct PartitionBuffer {
+    partition: i32,
+    first: Option<i64>,
+    last: i64,
+    files: BTreeMap<NaiveDate, EventBatchBuilder>,
+    rejected: Vec<Rejected>,
+    records: usize,
+    bytes: usize,
+    opened_at: Option<Instant>,
+}
+
+impl PartitionBuffer {
+    pub fn new(partition: i32) -> Self {
+        PartitionBuffer {
+            partition,
+            first: None,
+            last: -1,
+            files: BTreeMap::new(),
+            rejected: Vec::new(),
+            records: 0,
+            bytes: 0,
+            opened_at: None,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    /// Offset of the last record pushed, if any.
+    pub fn last_offset(&self) -> Option<i64> {
+        self.first.map(|_| self.last)
+    }
+
+    /// Decodes and appends one record. Records must come in increasing offset order; an
+    /// invalid record is kept as a [`Rejected`] entry so that its offset stays accounted for.
+    /// Returns whether the record was a valid event.
+    pub fn push(&mut self, rec: &SourceRecord, now: Instant) -> bool {
+        debug_assert_eq!(rec.partition, self.partition);
+        debug_assert!(rec.offset > self.last, "offsets increase");
+        if self.first.is_none() {
+            self.first = Some(rec.offset);
+            self.opened_at = Some(now);
+        }
+        self.last = rec.offset;
+        self.records += 1;
+        self.bytes += rec.value.len();
+        match WireEvent::decode(&rec.value) {
+            Ok(ev) => {
+                self.files.entry(event_date(ev.ts_ms)).or_default().push(
+                    &ev,
+                    SourcePos {
+                        partition: rec.partition,
+                        offset: rec.offset,
+                        timestamp_ms: rec.timestamp_ms,
+                    },
+                );
+                true
+            }
+            Err(e) => {
+                self.rejected.push(Rejected {
+                    offset: rec.offset,
+                    reason: e.to_string(),
+                });
+                false
+            }
+        }
+    }
+
+    pub fn stats(&self, now: Instant) -> BufferStats {
+        BufferStats {
+            records: self.records,
+            bytes: self.bytes,
+            age: self
+                .opened_at
+                .map(|t| now.saturating_duration_since(t))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Takes everything accumulated, leaving the buffer empty; `None` if it was empty.
+    pub fn take(&mut self) -> Option<PendingBatch> {
+        let first = self.first.take()?;
+        let parts = std::mem::take(&mut self.files)
+            .into_iter()
+            .map(|(date, mut b)| {
+                let (min, max) = b.time_range().expect("builders in the map are non-empty");
+                (date, b.finish(), min, max)
+            })
+            .collect();
+        let batch = PendingBatch {
+            range: Range {
+                partition: self.partition,
+                first,
+                last: self.last,
+            },
+            parts,
+            rejected: std::mem::take(&mut self.rejected),
+        };
+        self.records = 0;
+        self.bytes = 0;
+        self.opened_at = None;
+        Some(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventType, Platform, Profile, SimEvent};
+    use std::net::Ipv4Addr;
+
+    fn record(offset: i64, ts_ms: i64) -> SourceRecord {
+        let p = Profile {
+            user_id: uuid::Uuid::from_u128(1),
+            platform: Platform::Web,
+            platform_token: "web-1".into(),
+            ipv4: Ipv4Addr::new(1, 2, 3, 4),
+            country: "SE",
+            playlists: vec![1],
+        };
+        let ev = SimEvent {
+            event_id: uuid::Uuid::from_u128(offset as u128 + 1),
+            event_type: EventType::TrackPlayback,
+            session_id: uuid::Uuid::from_u128(9),
+            ts_ms,
+            track_id: 5,
+            previous_track_id: None,
+            playlist_id: None,
+            liked: false,
+            position_ms: Some(0),
+        };
+        let mut v = Vec::new();
+        WireEvent::new(&p, &ev).encode_into(&mut v);
+        SourceRecord {
+            partition: 4,
+            offset,
+            timestamp_ms: 1,
+            key: None,
+            value: v.into(),
+        }
+    }
+
+    #[test]
+    fn splits_by_date_keeps_range_and_rejects() {
+        let now = Instant::now();
+        let mut b = PartitionBuffer::new(4);
+        assert!(b.take().is_none());
+        let day1 = 1_767_225_599_000; // 2025-12-31T23:59:59Z
+        let day2 = 1_767_225_601_000; // 2026-01-01T00:00:01Z
+        assert!(b.push(&record(10, day1), now));
+        assert!(b.push(&record(11, day2), now));
+        let mut bad = record(12, day2);
+        bad.value = Bytes::from_static(b"not json");
+        assert!(!b.push(&bad, now));
+        assert!(b.push(&record(14, day1), now));
+        let s = b.stats(now + std::time::Duration::from_secs(2));
+        assert_eq!(s.records, 4);
+        assert_eq!(s.age, std::time::Duration::from_secs(2));
+        let batch = b.take().unwrap();
+        assert_eq!(
+            batch.range,
+            Range {
+                partition: 4,
+                first: 10,
+                last: 14
+            }
+        );
+        assert_eq!(batch.parts.len(), 2);
+        assert_eq!(batch.parts[0].0.to_string(), "2025-12-31");
+        assert_eq!(batch.parts[0].1.num_rows(), 2);
+        assert_eq!(batch.parts[1].1.num_rows(), 1);
+        assert_eq!(batch.rows(), 3);
+        assert_eq!(batch.rejected.len(), 1);
+        assert_eq!(batch.rejected[0].offset, 12);
+        assert!(b.is_empty());
+        assert_eq!(b.stats(now).records, 0);
+        let props = crate::lake::writer_properties(crate::lake::Compression::default());
+        let prepared = prepare(&batch, &props).unwrap();
+        assert_eq!(prepared.files.len(), 2);
+        assert_eq!(prepared.rows(), 3);
+    }
+}
