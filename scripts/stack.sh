@@ -163,9 +163,12 @@ healthy() {
             fi
             ;;
         s3s-fs)
-            # Unsigned request: s3s-fs answers (403 AccessDenied) once it serves HTTP.
-            code=$(curl -s -o /dev/null -m 3 -w '%{http_code}' "http://$HOST:$S3_PORT/" 2>/dev/null) || true
-            [[ -n $code && $code != 000 ]]
+            # A SigV4-signed ListBuckets (curl >= 7.75): proves the keys too, and unsigned probes
+            # would fill s3s-fs's log with AccessDenied errors.
+            code=$(curl -s -o /dev/null -m 3 -w '%{http_code}' \
+                --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
+                -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "http://$HOST:$S3_PORT/" 2>/dev/null) || true
+            [[ $code == 200 ]]
             ;;
         clickhouse)
             [[ "$(curl -s -m 3 "http://$HOST:$CH_HTTP_PORT/ping" 2>/dev/null)" == "Ok." ]]
@@ -327,7 +330,7 @@ write_clickhouse_config() {
 <!-- written by encore's scripts/stack.sh; regenerated on every start -->
 <yandex>
     <logger>
-        <level>information</level>
+        <level>${ENCORE_CLICKHOUSE_LOG_LEVEL:-information}</level>
         <log>$STATE/logs/clickhouse-server.log</log>
         <errorlog>$STATE/logs/clickhouse-server.err.log</errorlog>
         <size>100M</size>

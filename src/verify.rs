@@ -226,8 +226,11 @@ pub async fn verify(lake: &Lake, samples: usize) -> Result<Report, LakeError> {
             .problems
             .push(format!("no data files for table `{}`", lake.table()));
     }
-    if !sample_batches.is_empty() {
-        report.samples = arrow::compute::concat_batches(&want, &sample_batches).ok();
+    if let Some(first) = sample_batches.first() {
+        match arrow::compute::concat_batches(&first.schema(), &sample_batches) {
+            Ok(b) => report.samples = Some(b),
+            Err(e) => report.problems.push(format!("sample rows: {e}")),
+        }
     }
     Ok(report)
 }
@@ -263,10 +266,12 @@ impl fmt::Display for Report {
                 .iter()
                 .filter_map(|c| s.schema().index_of(c).ok())
                 .collect();
-            if let Ok(p) = s.project(&idx)
-                && let Ok(t) = arrow::util::pretty::pretty_format_batches(&[p])
+            match s
+                .project(&idx)
+                .and_then(|p| arrow::util::pretty::pretty_format_batches(&[p]))
             {
-                writeln!(f, "\nfirst {} track_playback events:\n{t}", s.num_rows())?;
+                Ok(t) => writeln!(f, "\nfirst {} track_playback events:\n{t}", s.num_rows())?,
+                Err(e) => writeln!(f, "\n(sample rows cannot be shown: {e})")?,
             }
         }
         if self.problems.is_empty() {

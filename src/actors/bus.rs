@@ -21,10 +21,13 @@ struct Waiter {
     reply: oneshot::Sender<Vec<SourceRecord>>,
 }
 
+/// An append waiting for room, with its reply.
+type BlockedAppend = (Vec<(usize, BusRecord)>, oneshot::Sender<()>);
+
 pub struct Bus {
     log: Log,
     waiters: Vec<Waiter>,
-    blocked: VecDeque<(Vec<(usize, BusRecord)>, oneshot::Sender<()>)>,
+    blocked: VecDeque<BlockedAppend>,
     /// Partition to read first on the next fetch, rotated for fairness.
     next_first: usize,
     stats: Option<Addr<Stats>>,

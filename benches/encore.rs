@@ -1,0 +1,177 @@
+//! Offline benchmarks of encore's hot paths (no services). Each group reports
+//! `Throughput::Elements` (events or rows), with setup outside the measured loop.
+//!
+//! `cargo bench` runs them all; `cargo bench -- simulation` one group.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use encore::event::WireEvent;
+use encore::lake::{Compression, encode, writer_properties};
+use encore::sim::{BehaviourConfig, Catalog, Listener};
+use encore::sink::{PartitionBuffer, SourceRecord};
+
+const START: i64 = 1_767_225_600_000;
+const N: usize = 50_000;
+
+fn listeners(n: u64) -> Vec<Listener> {
+    let cat = Arc::new(Catalog::new(100_000, 1).unwrap());
+    let cfg = BehaviourConfig::default();
+    (0..n)
+        .map(|i| Listener::new(i, 7, START, &cfg, cat.clone()))
+        .collect()
+}
+
+/// N encoded events from 100 listeners.
+fn encoded() -> Vec<SourceRecord> {
+    let mut ls = listeners(100);
+    (0..N)
+        .map(|i| {
+            let l = &mut ls[i % 100];
+            let ev = l.next_event();
+            let mut v = Vec::with_capacity(512);
+            WireEvent::new(l.profile(), &ev).encode_into(&mut v);
+            SourceRecord {
+                partition: 0,
+                offset: i as i64,
+                timestamp_ms: START,
+                key: None,
+                value: Bytes::from(v),
+            }
+        })
+        .collect()
+}
+
+fn simulation(c: &mut Criterion) {
+    let mut g = c.benchmark_group("simulation");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("listener_model_1000_listeners", |b| {
+        b.iter_batched_ref(
+            || listeners(1000),
+            |ls| {
+                for i in 0..N {
+                    std::hint::black_box(ls[i % 1000].next_event());
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+fn json(c: &mut Criterion) {
+    let mut g = c.benchmark_group("json");
+    g.throughput(Throughput::Elements(N as u64));
+    let mut ls = listeners(100);
+    let events: Vec<_> = (0..N)
+        .map(|i| (i % 100, ls[i % 100].next_event()))
+        .collect();
+    g.bench_function("encode", |b| {
+        let mut buf = Vec::with_capacity(N * 480);
+        b.iter(|| {
+            buf.clear();
+            for (i, ev) in &events {
+                WireEvent::new(ls[*i].profile(), ev).encode_into(&mut buf);
+            }
+            std::hint::black_box(buf.len())
+        })
+    });
+    let recs = encoded();
+    g.bench_function("decode", |b| {
+        b.iter(|| {
+            for r in &recs {
+                std::hint::black_box(WireEvent::decode(&r.value).unwrap());
+            }
+        })
+    });
+    g.finish();
+}
+
+fn accumulate_and_parquet(c: &mut Criterion) {
+    let recs = encoded();
+    let mut g = c.benchmark_group("sink");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("accumulate_decode_to_arrow", |b| {
+        b.iter(|| {
+            let mut buf = PartitionBuffer::new(0);
+            let now = Instant::now();
+            for r in &recs {
+                buf.push(r, now);
+            }
+            std::hint::black_box(buf.take().unwrap())
+        })
+    });
+    let mut buf = PartitionBuffer::new(0);
+    for r in &recs {
+        buf.push(r, Instant::now());
+    }
+    let batch = buf.take().unwrap();
+    let rb = &batch.parts[0].1;
+    for (name, codec) in [
+        ("parquet_zstd3", Compression::Zstd(3)),
+        ("parquet_snappy", Compression::Snappy),
+        ("parquet_lz4", Compression::Lz4),
+    ] {
+        let props = writer_properties(codec);
+        g.bench_function(name, |b| {
+            b.iter(|| std::hint::black_box(encode(rb, &props).unwrap()))
+        });
+    }
+    g.finish();
+}
+
+fn pipeline(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pipeline");
+    let events = 200_000u64;
+    g.throughput(Throughput::Elements(events));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(20));
+    g.bench_function("in_process_max_rate_200k", |b| {
+        b.iter_batched(
+            || tempfile::tempdir().unwrap(),
+            |dir| {
+                let sim = encore::pipeline::SimConfig {
+                    users: 1000,
+                    workers: 2,
+                    seed: 1,
+                    tracks: 100_000,
+                    behaviour: BehaviourConfig::default(),
+                    clock: encore::pipeline::ClockMode::MaxRate,
+                    start_ms: START,
+                    events: Some(events),
+                    duration: None,
+                    partitions: 6,
+                    topic: "music_events".into(),
+                };
+                let sink = encore::pipeline::SinkConfig {
+                    lake: encore::lake::LakeConfig {
+                        url: dir.path().display().to_string(),
+                        ..Default::default()
+                    },
+                    policy: encore::sink::FlushPolicy::default(),
+                    compression: Compression::default(),
+                    max_unflushed: 8,
+                    bus_capacity: 128 << 20,
+                    restart_budget: 0,
+                    restart_window: Duration::from_secs(60),
+                };
+                let opts = encore::pipeline::RunOptions {
+                    progress: false,
+                    handle_signals: false,
+                };
+                let s = actix::System::new()
+                    .block_on(encore::pipeline::run(sim, sink, opts))
+                    .unwrap();
+                assert_eq!(s.rows, events);
+                dir
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, simulation, json, accumulate_and_parquet, pipeline);
+criterion_main!(benches);

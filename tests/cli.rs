@@ -1,0 +1,142 @@
+//! The binary's contract: help on every subcommand, usage errors exit 2 and write nothing,
+//! a run leaves a lake that `verify` passes.
+
+use std::process::Command;
+
+fn encore() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_encore"))
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in ["run", "simulate", "sink", "produce-simple", "verify"] {
+        let out = encore().args([sub, "--help"]).output().unwrap();
+        assert!(out.status.success(), "{sub}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage: encore"), "{sub}: {text}");
+    }
+}
+
+#[test]
+fn bad_flags_and_unusable_lakes_exit_2_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let cases: Vec<Vec<String>> = vec![
+        vec!["run".into(), "--users".into(), "zero".into()],
+        vec![
+            "run".into(),
+            "--lake".into(),
+            file.display().to_string(),
+            "--events".into(),
+            "10".into(),
+        ],
+        vec!["run".into(), "--lake".into(), "ftp://host/x".into()],
+        vec!["run".into(), "--weights".into(), "1,2".into()],
+        vec!["verify".into(), "--lake".into(), file.display().to_string()],
+    ];
+    for args in cases {
+        let out = encore()
+            .args(&args)
+            .env("ENCORE_LAKE", dir.path().join("lake"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("error"), "{args:?}: {err}");
+    }
+    assert!(!dir.path().join("lake").exists(), "nothing written");
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
+
+#[test]
+fn run_then_verify_and_env_vars_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let out = encore()
+        .args(["run", "--max-rate", "--seed", "7", "--no-progress"])
+        .env("ENCORE_USERS", "100")
+        .env("ENCORE_EVENTS", "3000")
+        .env("ENCORE_LAKE", &lake)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("rows written    3000"), "{summary}");
+    let out = encore()
+        .args(["verify", "--lake"])
+        .arg(&lake)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("verdict: CLEAN (3000 rows"), "{report}");
+    assert!(
+        report.contains("first 10 track_playback events"),
+        "{report}"
+    );
+}
+
+#[test]
+fn simulate_and_produce_simple_write_json_lines() {
+    let out = encore()
+        .args([
+            "simulate",
+            "--max-rate",
+            "--seed",
+            "1",
+            "--users",
+            "10",
+            "--events",
+            "50",
+            "--no-progress",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 50);
+    assert!(lines.iter().all(|v| {
+        v["event_type_id"]
+            .as_u64()
+            .is_some_and(|t| (1..=8).contains(&t))
+    }));
+    let out = encore()
+        .args([
+            "produce-simple",
+            "--count",
+            "3",
+            "--rate",
+            "1000",
+            "--seed",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let people: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(people.len(), 3);
+    for p in people {
+        for k in [
+            "uuid",
+            "first_name",
+            "last_name",
+            "middle_name",
+            "timestamp",
+        ] {
+            assert!(p[k].is_string(), "{k} in {p}");
+        }
+    }
+}
