@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # cmd_* functions run indirectly through with_lock "$@"
 # scripts/stack.sh — the real local data stack for encore's tests and benchmarks, without Docker.
 #
 #   scripts/stack.sh up [service...]     install what is missing (cached), start, wait until healthy
@@ -6,7 +7,9 @@
 #   scripts/stack.sh status              each service: up/down, pid, address (exit 1 if any is down)
 #   scripts/stack.sh logs [service]      tail the logs (ENCORE_STACK_LOG_LINES, default 40)
 #   scripts/stack.sh env                 export lines: eval "$(scripts/stack.sh env)"
-#   scripts/stack.sh install             install/build the tools only, start nothing
+#   scripts/stack.sh install [service...] install/build the tools only, start nothing
+#   scripts/stack.sh reset [service...]  stop, then delete the service's data (topics, objects, tables)
+# Services: tansu (alias kafka), s3s-fs (alias s3), clickhouse (alias ch); default: all three.
 #
 # Services, all on 127.0.0.1:
 #   tansu       Kafka-protocol broker, tansu 0.6.0 from crates.io, sqlite storage   ENCORE_KAFKA_PORT (9092)
@@ -17,7 +20,13 @@
 #
 # State (data/, logs/, pids/): ${ENCORE_STACK_DIR:-$HOME/.cache/encore/stack}
 # Tools (built once, version-stamped): ${ENCORE_TOOLS_DIR:-$HOME/.cache/encore/tools}
-# A cold install takes about 10 minutes on 2 cores (tansu alone about 7); later runs take seconds.
+# A cold install takes about 15 minutes on 2 cores (tansu alone 7-12); later runs take seconds.
+# Other knobs: ENCORE_CLICKHOUSE_TCP_PORT (19000), ENCORE_CLICKHOUSE_INTERSERVER_PORT (19009),
+# ENCORE_STACK_TIMEOUT (startup deadline, 90 s), ENCORE_TANSU_LOG / ENCORE_S3S_LOG (RUST_LOG, warn),
+# ENCORE_CLICKHOUSE_LOG_LEVEL (information), ENCORE_CLICKHOUSE_KAFKA_DEBUG (librdkafka debug contexts).
+#
+# Known limits of these servers (see also the README): tansu 0.6.0 does not auto-create topics,
+# and deleting ONE topic through the admin API deletes EVERY topic in its sqlite store.
 set -euo pipefail
 
 TANSU_VERSION=0.6.0
@@ -31,8 +40,8 @@ LIBRDKAFKA_VERSION=2.12.1
 LIBRDKAFKA_CONFIGURE_FLAGS=(--disable-ssl --disable-gssapi --disable-sasl --enable-zstd)
 CLICKHOUSE_VERSION_PREFIX=18.16.
 
-STATE=${ENCORE_STACK_DIR:-$HOME/.cache/encore/stack}
-TOOLS=${ENCORE_TOOLS_DIR:-$HOME/.cache/encore/tools}
+STATE=$(realpath -m -- "${ENCORE_STACK_DIR:-$HOME/.cache/encore/stack}")
+TOOLS=$(realpath -m -- "${ENCORE_TOOLS_DIR:-$HOME/.cache/encore/tools}")
 HOST=127.0.0.1
 KAFKA_PORT=${ENCORE_KAFKA_PORT:-9092}
 S3_PORT=${ENCORE_S3_PORT:-9000}
@@ -51,6 +60,13 @@ LOG_LINES=${ENCORE_STACK_LOG_LINES:-40}
 
 SERVICES=(tansu s3s-fs clickhouse)
 
+for port in "$KAFKA_PORT" "$S3_PORT" "$CH_HTTP_PORT" "$CH_TCP_PORT" "$CH_INTERSERVER_PORT"; do
+    if ! [[ $port =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
+        echo "stack: error: invalid port '$port' (check ENCORE_*_PORT)" >&2
+        exit 2
+    fi
+done
+
 TANSU_ROOT="$TOOLS/tansu-$TANSU_VERSION"
 TANSU_BIN="$TANSU_ROOT/bin/tansu"
 S3S_FS_ROOT="$TOOLS/s3s-fs-$S3S_FS_VERSION"
@@ -65,8 +81,8 @@ die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
 now() { date +%s; }
 
 usage() {
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
-    exit 2
+    sed -n 's/^#   \(scripts\/stack.sh .*\)/\1/p; s/^# \(Services: .*\)/\1/p' "$0" >&2
+    exit "${1:-2}"
 }
 
 canonical_service() {
@@ -95,6 +111,16 @@ service_bin() {
 }
 
 pid_file() { echo "$STATE/pids/$1.pid"; }
+settings_file() { echo "$STATE/pids/$1.settings"; }
+
+# What a running service was started with; a change needs 'down' first.
+service_settings() {
+    case "$1" in
+        tansu) echo "$HOST:$KAFKA_PORT tansu $TANSU_VERSION" ;;
+        s3s-fs) echo "$HOST:$S3_PORT s3s-fs $S3S_FS_VERSION" ;;
+        clickhouse) echo "$HOST:$CH_HTTP_PORT tcp $CH_TCP_PORT interserver $CH_INTERSERVER_PORT librdkafka $LIBRDKAFKA_VERSION" ;;
+    esac
+}
 log_file() { echo "$STATE/logs/$1.log"; }
 
 # ---------------------------------------------------------------------------------------------
@@ -112,7 +138,7 @@ service_pid() {
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
     exe=${exe% (deleted)}
     [[ $exe == "$(readlink -f "$(service_bin "$svc")")" ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE" || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE/" || return 1
     echo "$pid"
 }
 
@@ -285,7 +311,9 @@ EOF
     tar -xzf "$crate" -C "$fetch"
     src=$(find "$fetch" -maxdepth 2 -type d -path "*/rdkafka-sys-*/librdkafka" -print -quit)
     [[ -n $src && -x $src/configure ]] || die "no librdkafka source in $crate"
-    grep -q "RD_KAFKA_VERSION *0x$(printf '%02x%02x%02x' ${LIBRDKAFKA_VERSION//./ })" "$src/src/rdkafka.h" ||
+    local -a v
+    IFS=. read -r -a v <<<"$LIBRDKAFKA_VERSION"
+    grep -q "RD_KAFKA_VERSION *0x$(printf '%02x%02x%02x' "${v[@]}")" "$src/src/rdkafka.h" ||
         die "rdkafka-sys $RDKAFKA_SYS_VERSION does not vendor librdkafka $LIBRDKAFKA_VERSION"
     (
         cd "$src"
@@ -313,6 +341,8 @@ spawn() { # spawn SERVICE DIR CMD... — detached (own session), output appended
     local svc=$1 dir=$2 log
     shift 2
     log=$(log_file "$svc")
+    # keep one previous generation once a log passes 50 MB
+    if [[ -f $log ]] && (($(stat -c %s "$log") > 50 * 1024 * 1024)); then mv -f "$log" "$log.1"; fi
     printf '\n==== %s stack.sh starting %s: %s\n' "$(date -u +%FT%TZ)" "$svc" "$*" >>"$log"
     # fd 9 is stack.sh's lock: the daemon must not inherit it.
     (cd "$dir" && exec setsid "$@" >>"$log" 2>&1 </dev/null 9>&-) &
@@ -347,8 +377,24 @@ write_clickhouse_config() {
     <format_schema_path>$data/format_schemas/</format_schema_path>
     <uncompressed_cache_size>268435456</uncompressed_cache_size>
     <mark_cache_size>268435456</mark_cache_size>
+    <!-- librdkafka settings for every Kafka table (underscores become dots). 18.16 leaves
+         auto.offset.reset at librdkafka's "latest", so a new consumer group skipped whatever the
+         topic already held; current ClickHouse releases set "earliest": do the same here. -->
+    <kafka>
+        <auto_offset_reset>earliest</auto_offset_reset>
+        <!-- a consumer that did not leave its group (e.g. across a ClickHouse restart) holds its
+             partitions until the session times out: 10 s instead of librdkafka's 45 s -->
+        <session_timeout_ms>10000</session_timeout_ms>
+    </kafka>
 </yandex>
 EOF
+    if [[ -n ${ENCORE_CLICKHOUSE_KAFKA_DEBUG:-} ]]; then
+        # librdkafka's debug contexts (e.g. all, or cgrp,consumer,fetch,protocol): into logs/clickhouse.log
+        cat >"$CH_ETC/config.d/encore-stack-kafka-debug.xml" <<EOF
+<?xml version="1.0"?>
+<yandex><kafka><debug>$ENCORE_CLICKHOUSE_KAFKA_DEBUG</debug></kafka></yandex>
+EOF
+    fi
     cat >"$CH_ETC/users.d/encore-stack.xml" <<EOF
 <?xml version="1.0"?>
 <!-- written by encore's scripts/stack.sh: the '$CH_USER' user, local connections only -->
@@ -427,6 +473,9 @@ cmd_up() {
 
     for svc in "${svcs[@]}"; do
         if pid=$(service_pid "$svc"); then
+            if [[ "$(cat "$(settings_file "$svc")" 2>/dev/null)" != "$(service_settings "$svc")" ]]; then
+                die "$svc (pid $pid) runs with other settings ($(cat "$(settings_file "$svc")" 2>/dev/null || echo unknown)); run '$0 down $svc' first"
+            fi
             if healthy "$svc"; then
                 say "$svc already up (pid $pid, $HOST:$(service_port "$svc"))"
                 continue
@@ -442,6 +491,7 @@ cmd_up() {
             die "clickhouse: native port $HOST:$CH_TCP_PORT is taken (set ENCORE_CLICKHOUSE_TCP_PORT)"
         fi
         start_service "$svc"
+        service_settings "$svc" >"$(settings_file "$svc")"
         say "started $svc (pid $(<"$(pid_file "$svc")"))"
         pending+=("$svc")
     done
@@ -475,7 +525,7 @@ cmd_down() {
     for svc in "$@"; do
         if ! pid=$(service_pid "$svc"); then
             [[ -f $(pid_file "$svc") ]] && say "$svc: stale pid file removed (process gone or not ours)"
-            rm -f "$(pid_file "$svc")"
+            rm -f "$(pid_file "$svc")" "$(settings_file "$svc")"
             say "$svc not running"
             continue
         fi
@@ -489,8 +539,22 @@ cmd_down() {
             fi
             sleep 0.2
         done
-        rm -f "$(pid_file "$svc")"
+        rm -f "$(pid_file "$svc")" "$(settings_file "$svc")"
         say "stopped $svc (pid $pid)"
+    done
+}
+
+cmd_reset() {
+    local svc dir
+    cmd_down "$@"
+    for svc in "$@"; do
+        case "$svc" in
+            tansu) dir="$STATE/data/tansu" ;;
+            s3s-fs) dir="$STATE/data/s3" ;;
+            clickhouse) dir="$STATE/data/clickhouse" ;;
+        esac
+        rm -rf "$dir"
+        say "deleted $svc data ($dir)"
     done
 }
 
@@ -571,13 +635,14 @@ main() {
     case "$cmd" in
         up) with_lock cmd_up "${svcs[@]}" ;;
         down) with_lock cmd_down "${svcs[@]}" ;;
+        reset) with_lock cmd_reset "${svcs[@]}" ;;
         status) cmd_status "${svcs[@]}" ;;
         logs) cmd_logs "${svcs[@]}" ;;
         env) cmd_env ;;
         install) with_lock cmd_install "${svcs[@]}" ;;
-        -h | --help | help) usage ;;
+        -h | --help | help) usage 0 ;;
         *) say "unknown command '$cmd'" && usage ;;
     esac
 }
 
-main "$@"
+main "$@"; exit $?  # exit here: bash must not read on if this file is edited while running

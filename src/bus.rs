@@ -1,7 +1,10 @@
 //! The in-process bus's storage: per-partition ordered logs with offsets, like a Kafka topic
-//! held in memory. Retention is by consumer commit: records below a partition's committed
-//! offset are dropped, and appends wait while the retained bytes exceed the capacity, so a
-//! producer faster than the sink slows down instead of growing memory.
+//! held in memory. Records are dropped once the consumer has taken them (its next fetch
+//! position): from then on they live in the sink's buffers until committed, and a failed flush
+//! retries from there, so keeping a second copy here would only double the memory. (A crash
+//! loses the in-process bus anyway; the lake stays exactly-once.) Appends wait while the retained
+//! bytes exceed the capacity, so a producer faster than the sink slows down instead of growing
+//! memory.
 
 use std::collections::VecDeque;
 
@@ -104,7 +107,7 @@ impl Log {
         }
     }
 
-    /// Drops records below `next_offset` (they are durable downstream).
+    /// Drops records below `next_offset` (the consumer has taken them).
     pub fn trim(&mut self, partition: usize, next_offset: i64) {
         let p = &mut self.partitions[partition];
         while p.base < next_offset {

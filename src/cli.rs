@@ -124,11 +124,11 @@ pub struct FlushArgs {
     #[arg(long, env = "ENCORE_COMPRESSION", default_value = "zstd")]
     pub compression: Compression,
     /// Flushed batches that may wait for the lake before consumption pauses.
-    #[arg(long, env = "ENCORE_MAX_UNFLUSHED", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, env = "ENCORE_MAX_UNFLUSHED", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub max_unflushed: u32,
-    /// Bytes the in-process bus may retain before publishing waits [default: (partitions + 1) × batch bytes, at least 64MiB].
-    #[arg(long, env = "ENCORE_BUS_CAPACITY", value_parser = parse_size)]
-    pub bus_capacity: Option<u64>,
+    /// Bytes of records the in-process bus holds for the consumer before publishing waits.
+    #[arg(long, env = "ENCORE_BUS_CAPACITY", default_value = "32MiB", value_parser = parse_size)]
+    pub bus_capacity: u64,
     /// Failures allowed within --restart-window before the run stops with an error.
     #[arg(long, env = "ENCORE_RESTART_BUDGET", default_value_t = 30)]
     pub restart_budget: u32,
@@ -305,13 +305,11 @@ impl LakeArgs {
 }
 
 impl FlushArgs {
-    pub fn to_config(&self, lake: LakeConfig, partitions: u32) -> Result<SinkConfig, String> {
+    pub fn to_config(&self, lake: LakeConfig) -> Result<SinkConfig, String> {
         if self.flush_interval.is_zero() {
             return Err("--flush-interval must be positive".into());
         }
-        let bus_capacity = self
-            .bus_capacity
-            .unwrap_or_else(|| ((u64::from(partitions) + 1) * self.batch_bytes).max(64 << 20));
+        let bus_capacity = self.bus_capacity;
         Ok(SinkConfig {
             lake,
             policy: FlushPolicy {

@@ -119,7 +119,7 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return usage(e),
             };
-            let sink = match args.flush.to_config(args.lake.to_config(), sim.partitions) {
+            let sink = match args.flush.to_config(args.lake.to_config()) {
                 Ok(s) => s,
                 Err(e) => return usage(e),
             };

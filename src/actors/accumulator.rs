@@ -4,8 +4,9 @@
 //! [`PartitionBuffer`] fills until the [`FlushPolicy`] fires (rows, bytes or age); the batch is
 //! then handed to the flusher by a flush task. Guarantees:
 //! - one batch per partition in flight at a time, in offset order, so commits are ordered;
-//! - at most `max_unflushed` batches exist beyond the buffers; when that many wait, the
-//!   accumulator stops taking records (the consumer pauses): memory stays bounded;
+//! - when more than `max_unflushed` batches wait for the lake, the reply to [`Records`] is
+//!   held back until enough are committed; the consumer awaits that reply, so it pauses and
+//!   memory stays bounded. The mailbox itself never blocks, so flush completions keep flowing;
 //! - a failed flush keeps its batch and retries with exponential backoff, reporting each
 //!   failure to the supervisor (which counts restarts against the budget). Nothing is dropped.
 
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 
 use crate::messages::{ActorFailed, Flush, FlushAll, FlushDone, Progress, Records, SinkCounters};
 use crate::sink::{FlushPolicy, PartitionBuffer, PendingBatch};
@@ -33,10 +34,15 @@ const RETRY_CAP: Duration = Duration::from_secs(10);
 pub struct Accumulator {
     policy: FlushPolicy,
     buffers: BTreeMap<i32, PartitionBuffer>,
-    queued: BTreeMap<i32, VecDeque<(Arc<PendingBatch>, OwnedSemaphorePermit)>>,
+    queued: BTreeMap<i32, VecDeque<Arc<PendingBatch>>>,
     inflight: BTreeSet<i32>,
-    permits: Arc<Semaphore>,
-    max_unflushed: u32,
+    /// Batches taken from the buffers and not yet committed (queued or in flight).
+    unflushed: usize,
+    max_unflushed: usize,
+    /// Replies held back until `unflushed <= max_unflushed`.
+    paused: Vec<oneshot::Sender<()>>,
+    /// Replies held back until `unflushed == 0` (drain).
+    drained: Vec<oneshot::Sender<()>>,
     flusher: Addr<Flusher>,
     committer: Addr<Committer>,
     supervisor: Addr<Supervisor>,
@@ -53,14 +59,15 @@ impl Accumulator {
         supervisor: Addr<Supervisor>,
         stats: Option<Addr<Stats>>,
     ) -> Self {
-        let max_unflushed = max_unflushed.max(1);
         Accumulator {
             policy,
             buffers: BTreeMap::new(),
             queued: BTreeMap::new(),
             inflight: BTreeSet::new(),
-            permits: Arc::new(Semaphore::new(max_unflushed as usize)),
-            max_unflushed,
+            unflushed: 0,
+            max_unflushed: max_unflushed.max(1) as usize,
+            paused: Vec::new(),
+            drained: Vec::new(),
             flusher,
             committer,
             supervisor,
@@ -80,48 +87,14 @@ impl Accumulator {
             .collect()
     }
 
-    /// Gets a permit for each batch, blocking this actor's mailbox until there are enough,
-    /// then queues the batches and starts the flushes that may start.
+    /// Queues batches and starts the flushes that may start.
     fn hand_over(&mut self, ready: Vec<PendingBatch>, ctx: &mut Context<Self>) {
-        if ready.is_empty() {
-            return;
-        }
-        let mut permits = Vec::with_capacity(ready.len());
-        for _ in 0..ready.len() {
-            match self.permits.clone().try_acquire_owned() {
-                Ok(p) => permits.push(p),
-                Err(_) => break,
-            }
-        }
-        let missing = ready.len() - permits.len();
-        if missing == 0 {
-            self.enqueue(ready, permits, ctx);
-            return;
-        }
-        let sem = self.permits.clone();
-        ctx.wait(
-            async move {
-                for _ in 0..missing {
-                    permits.push(sem.clone().acquire_owned().await.expect("never closed"));
-                }
-                permits
-            }
-            .into_actor(self)
-            .map(move |permits, act, ctx| act.enqueue(ready, permits, ctx)),
-        );
-    }
-
-    fn enqueue(
-        &mut self,
-        ready: Vec<PendingBatch>,
-        permits: Vec<OwnedSemaphorePermit>,
-        ctx: &mut Context<Self>,
-    ) {
-        for (batch, permit) in ready.into_iter().zip(permits) {
+        for batch in ready {
+            self.unflushed += 1;
             self.queued
                 .entry(batch.range.partition)
                 .or_default()
-                .push_back((Arc::new(batch), permit));
+                .push_back(Arc::new(batch));
         }
         self.dispatch(ctx);
     }
@@ -132,13 +105,12 @@ impl Accumulator {
             if self.inflight.contains(partition) {
                 continue;
             }
-            let Some((batch, permit)) = queue.pop_front() else {
+            let Some(batch) = queue.pop_front() else {
                 continue;
             };
             self.inflight.insert(*partition);
             actix::spawn(flush_task(
                 batch,
-                permit,
                 self.flusher.clone(),
                 self.committer.clone(),
                 self.supervisor.clone(),
@@ -148,12 +120,11 @@ impl Accumulator {
     }
 }
 
-/// Flushes one batch until it is durable, then tells the committer, frees its permit and
-/// reports back. Runs outside the actor's context so that it progresses while the actor
-/// waits for permits.
+/// Flushes one batch until it is durable, then tells the committer and reports back. Runs
+/// outside the actor's context, as a plain task, so that retries with backoff never hold up
+/// the actor.
 async fn flush_task(
     batch: Arc<PendingBatch>,
-    permit: OwnedSemaphorePermit,
     flusher: Addr<Flusher>,
     committer: Addr<Committer>,
     supervisor: Addr<Supervisor>,
@@ -196,7 +167,7 @@ async fn flush_task(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(RETRY_CAP);
     }
-    drop(permit);
+    // Control message, one per batch: bounded, and must not wait for mailbox room.
     me.do_send(FlushDone { partition });
 }
 
@@ -218,9 +189,9 @@ impl Actor for Accumulator {
 }
 
 impl Handler<Records> for Accumulator {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, msg: Records, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: Records, ctx: &mut Self::Context) -> Self::Result {
         let now = Instant::now();
         let mut touched = BTreeSet::new();
         for rec in &msg.records {
@@ -249,6 +220,15 @@ impl Handler<Records> for Accumulator {
             })
             .collect();
         self.hand_over(ready, ctx);
+        if self.unflushed <= self.max_unflushed {
+            return Box::pin(async {});
+        }
+        // Too much waits for the lake: hold the reply back, which pauses the consumer.
+        let (tx, rx) = oneshot::channel();
+        self.paused.push(tx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
     }
 }
 
@@ -257,7 +237,18 @@ impl Handler<FlushDone> for Accumulator {
 
     fn handle(&mut self, msg: FlushDone, ctx: &mut Self::Context) {
         self.inflight.remove(&msg.partition);
+        self.unflushed -= 1;
         self.dispatch(ctx);
+        if self.unflushed <= self.max_unflushed {
+            for tx in self.paused.drain(..) {
+                let _ = tx.send(());
+            }
+        }
+        if self.unflushed == 0 {
+            for tx in self.drained.drain(..) {
+                let _ = tx.send(());
+            }
+        }
     }
 }
 
@@ -267,12 +258,15 @@ impl Handler<FlushAll> for Accumulator {
     fn handle(&mut self, _: FlushAll, ctx: &mut Self::Context) -> Self::Result {
         let ready = self.take_ready(true);
         self.hand_over(ready, ctx);
-        let sem = self.permits.clone();
-        let all = self.max_unflushed;
-        // Every permit free again means every batch is committed.
+        let (tx, rx) = oneshot::channel();
+        if self.unflushed == 0 {
+            let _ = tx.send(());
+        } else {
+            self.drained.push(tx);
+        }
         Box::pin(
             async move {
-                let _all = sem.acquire_many_owned(all).await.expect("never closed");
+                let _ = rx.await;
             }
             .into_actor(self)
             .map(|_, act, _| act.counters),

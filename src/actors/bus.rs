@@ -1,7 +1,8 @@
 //! Bus: the in-process stand-in for a Kafka topic (the default of `encore run`).
 //!
 //! Inputs: [`Append`] from the publisher (waits while the log is over capacity), [`Fetch`]
-//! from the consumer (long poll), [`CommitOffset`] from the committer (frees retained records),
+//! from the consumer (long poll; its positions also release what the consumer has taken),
+//! [`CommitOffset`] from the committer (the durable position, kept for lag), and
 //! [`GetHighWatermarks`]. The log itself is the pure [`crate::bus::Log`].
 
 use std::collections::VecDeque;
@@ -30,6 +31,8 @@ pub struct Bus {
     blocked: VecDeque<BlockedAppend>,
     /// Partition to read first on the next fetch, rotated for fairness.
     next_first: usize,
+    /// Next offset per partition that the lake holds below (reported for lag).
+    committed: Vec<i64>,
     stats: Option<Addr<Stats>>,
 }
 
@@ -40,6 +43,7 @@ impl Bus {
             waiters: Vec::new(),
             blocked: VecDeque::new(),
             next_first: 0,
+            committed: Vec::new(),
             stats,
         }
     }
@@ -79,6 +83,22 @@ impl Bus {
             } else {
                 let _ = w.reply.send(records);
             }
+        }
+    }
+
+    /// Applies blocked appends while there is room.
+    fn unblock(&mut self) {
+        let mut applied = false;
+        while self.log.has_room() {
+            let Some((records, reply)) = self.blocked.pop_front() else {
+                break;
+            };
+            self.apply(records);
+            let _ = reply.send(());
+            applied = true;
+        }
+        if applied {
+            self.wake_waiters();
         }
     }
 
@@ -124,6 +144,10 @@ impl Handler<Fetch> for Bus {
     type Result = ResponseFuture<Vec<SourceRecord>>;
 
     fn handle(&mut self, msg: Fetch, _ctx: &mut Self::Context) -> Self::Result {
+        for (p, next) in msg.positions.iter().enumerate().take(self.log.partitions()) {
+            self.log.trim(p, *next);
+        }
+        self.unblock();
         let records = self.read(&msg.positions, msg.max_records);
         if !records.is_empty() || msg.wait.is_zero() {
             return Box::pin(async move { records });
@@ -149,19 +173,11 @@ impl Handler<CommitOffset> for Bus {
     type Result = ();
 
     fn handle(&mut self, msg: CommitOffset, _ctx: &mut Self::Context) {
-        self.log.trim(msg.partition as usize, msg.next_offset);
-        let mut applied = false;
-        while self.log.has_room() {
-            let Some((records, reply)) = self.blocked.pop_front() else {
-                break;
-            };
-            self.apply(records);
-            let _ = reply.send(());
-            applied = true;
+        let p = msg.partition as usize;
+        if self.committed.len() <= p {
+            self.committed.resize(p + 1, 0);
         }
-        if applied {
-            self.wake_waiters();
-        }
+        self.committed[p] = self.committed[p].max(msg.next_offset);
     }
 }
 
