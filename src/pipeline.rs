@@ -32,7 +32,7 @@ use crate::messages::{
     DrainPublisher, DrainTo, FlushAll, GetCommitted, GetHighWatermarks, GetRestarts,
     PublisherCounters, StartListeners, StopListening, StopReason, StopRun,
 };
-use crate::sim::{BehaviourConfig, Catalog, Listener};
+use crate::sim::{BehaviourConfig, Catalog, Listener, ModelParams};
 use crate::sink::FlushPolicy;
 
 /// How simulated time runs.
@@ -210,6 +210,7 @@ fn start_listeners(
         },
         ClockMode::MaxRate => Clock::MaxRate,
     };
+    let params = ModelParams::new(&sim.behaviour, catalog);
     let users = u64::from(sim.users.max(1));
     let mut listeners = Vec::with_capacity(users as usize);
     for i in 0..users {
@@ -219,7 +220,7 @@ fn start_listeners(
             (ClockMode::MaxRate, Some(n)) => Some(n / users + u64::from(i < n % users)),
             _ => None,
         };
-        let model = Listener::new(i, sim.seed, sim.start_ms, &sim.behaviour, catalog.clone());
+        let model = Listener::with_params(i, sim.seed, sim.start_ms, params.clone());
         let publisher = publisher.clone();
         let arb = &arbiters.workers[i as usize % arbiters.workers.len()];
         listeners.push(ListenerActor::start_in_arbiter(&arb.handle(), move |_| {
@@ -230,7 +231,8 @@ fn start_listeners(
         // First tick sized from the expected event rate; later ticks adapt to what they carry.
         let b = &sim.behaviour;
         let per_ms = users as f64 * 0.6 / b.mean_event_gap_ms.max(1.0);
-        let target_events = (users * 8).clamp(20_000, 200_000);
+        // Enough events per tick to amortise the barrier, few enough to bound memory.
+        let target_events = (users * 8).clamp(20_000, 100_000);
         MaxRate {
             now_ms: sim.start_ms,
             tick_ms: ((target_events as f64 / per_ms.max(1e-9)) as i64).max(10),

@@ -8,5 +8,5 @@ mod model;
 mod profile;
 
 pub use catalog::Catalog;
-pub use model::{BehaviourConfig, Listener};
+pub use model::{BehaviourConfig, Listener, ModelParams};
 pub use profile::{draw_profile, listener_seed};

@@ -74,17 +74,48 @@ struct Session {
     ends_ms: i64,
 }
 
-/// A seeded listener: its profile and the state machine that yields its events.
+/// Distributions and weights, identical for all listeners of a run and shared by them
+/// (per-listener memory matters at 100k listeners).
 #[derive(Debug)]
-pub struct Listener {
-    profile: Profile,
-    rng: Pcg64Mcg,
+pub struct ModelParams {
     catalog: Arc<Catalog>,
     cumulative: [f64; EVENT_TYPES],
     weights: [f64; EVENT_TYPES],
     gap: Exp<f64>,
     session_len: LogNormal<f64>,
     offline: Exp<f64>,
+    online_share: f64,
+}
+
+impl ModelParams {
+    pub fn new(cfg: &BehaviourConfig, catalog: Arc<Catalog>) -> Arc<ModelParams> {
+        let weights = *cfg.weights.as_array();
+        let mut cumulative = [0.0; EVENT_TYPES];
+        let mut acc = 0.0;
+        for (c, w) in cumulative.iter_mut().zip(weights) {
+            acc += w;
+            *c = acc;
+        }
+        let mean_session = cfg.session_median_ms * (SESSION_SIGMA * SESSION_SIGMA / 2.0).exp();
+        Arc::new(ModelParams {
+            catalog,
+            cumulative,
+            weights,
+            gap: Exp::new(1.0 / cfg.mean_event_gap_ms.max(1.0)).expect("positive rate"),
+            session_len: LogNormal::new(cfg.session_median_ms.max(1.0).ln(), SESSION_SIGMA)
+                .expect("finite parameters"),
+            offline: Exp::new(1.0 / cfg.offline_mean_ms.max(1.0)).expect("positive rate"),
+            online_share: mean_session / (mean_session + cfg.offline_mean_ms),
+        })
+    }
+}
+
+/// A seeded listener: its profile and the state machine that yields its events.
+#[derive(Debug)]
+pub struct Listener {
+    profile: Profile,
+    rng: Pcg64Mcg,
+    params: Arc<ModelParams>,
     clock_ms: i64,
     session: Option<Session>,
     player: Player,
@@ -109,44 +140,38 @@ impl Listener {
         cfg: &BehaviourConfig,
         catalog: Arc<Catalog>,
     ) -> Listener {
+        Listener::with_params(index, run_seed, start_ms, ModelParams::new(cfg, catalog))
+    }
+
+    /// As [`Listener::new`], sharing `params` with the run's other listeners.
+    pub fn with_params(
+        index: u64,
+        run_seed: u64,
+        start_ms: i64,
+        params: Arc<ModelParams>,
+    ) -> Listener {
         let mut rng = Pcg64Mcg::seed_from_u64(listener_seed(run_seed, index));
         let profile = draw_profile(&mut rng);
-        let weights = *cfg.weights.as_array();
-        let mut cumulative = [0.0; EVENT_TYPES];
-        let mut acc = 0.0;
-        for (c, w) in cumulative.iter_mut().zip(weights) {
-            acc += w;
-            *c = acc;
-        }
-        let gap = Exp::new(1.0 / cfg.mean_event_gap_ms.max(1.0)).expect("positive rate");
-        let session_len = LogNormal::new(cfg.session_median_ms.max(1.0).ln(), SESSION_SIGMA)
-            .expect("finite parameters");
-        let offline = Exp::new(1.0 / cfg.offline_mean_ms.max(1.0)).expect("positive rate");
-        let mean_session = cfg.session_median_ms * (SESSION_SIGMA * SESSION_SIGMA / 2.0).exp();
-        let online_share = mean_session / (mean_session + cfg.offline_mean_ms);
+        let online_share = params.online_share;
         let mut l = Listener {
             profile,
             rng,
-            catalog,
-            cumulative,
-            weights,
-            gap,
-            session_len,
-            offline,
+            params,
             clock_ms: start_ms.max(0),
             session: None,
             player: Player::Idle,
-            history: VecDeque::with_capacity(HISTORY_LEN),
-            liked: VecDeque::with_capacity(LIKED_LEN),
+            // Grown on demand, up to HISTORY_LEN / LIKED_LEN.
+            history: VecDeque::new(),
+            liked: VecDeque::new(),
             owed: [0; EVENT_TYPES],
             next: None,
         };
         let phase: f64 = l.rng.random();
         if l.rng.random::<f64>() < online_share {
-            let remaining = (l.session_len.sample(&mut l.rng) * phase) as i64 + 1;
+            let remaining = (l.params.session_len.sample(&mut l.rng) * phase) as i64 + 1;
             l.open_session(remaining);
         } else {
-            l.clock_ms += (l.offline.sample(&mut l.rng) * phase) as i64;
+            l.clock_ms += (l.params.offline.sample(&mut l.rng) * phase) as i64;
         }
         l
     }
@@ -188,14 +213,14 @@ impl Listener {
     fn step(&mut self) -> SimEvent {
         loop {
             let Some(session) = self.session else {
-                self.clock_ms += self.offline.sample(&mut self.rng) as i64;
-                let len = self.session_len.sample(&mut self.rng) as i64;
+                self.clock_ms += self.params.offline.sample(&mut self.rng) as i64;
+                let len = self.params.session_len.sample(&mut self.rng) as i64;
                 self.open_session(len);
                 continue;
             };
-            let t = self.clock_ms + (self.gap.sample(&mut self.rng) as i64).max(1);
+            let t = self.clock_ms + (self.params.gap.sample(&mut self.rng) as i64).max(1);
             if let Player::Playing { track, started_ms } = self.player {
-                let end = started_ms + self.catalog.duration_ms(track);
+                let end = started_ms + self.params.catalog.duration_ms(track);
                 if end <= t && end < session.ends_ms {
                     // The track finished by itself: the player moves on to the next one.
                     self.clock_ms = end.max(self.clock_ms);
@@ -250,7 +275,8 @@ impl Listener {
 
     fn draw(&mut self) -> usize {
         let x: f64 = self.rng.random();
-        self.cumulative
+        self.params
+            .cumulative
             .iter()
             .position(|c| x < *c)
             .unwrap_or(EVENT_TYPES - 1)
@@ -259,7 +285,7 @@ impl Listener {
     fn draw_among(&mut self, mask: u8) -> usize {
         let total: f64 = (0..EVENT_TYPES)
             .filter(|i| mask & (1 << i) != 0)
-            .map(|i| self.weights[i])
+            .map(|i| self.params.weights[i])
             .sum();
         if total <= 0.0 {
             return mask.trailing_zeros() as usize;
@@ -268,10 +294,11 @@ impl Listener {
         let mut last = 0;
         for i in (0..EVENT_TYPES).filter(|i| mask & (1 << i) != 0) {
             last = i;
-            if x < self.weights[i] {
+            let w = self.params.weights[i];
+            if x < w {
                 return i;
             }
-            x -= self.weights[i];
+            x -= w;
         }
         last
     }
@@ -346,7 +373,7 @@ impl Listener {
         let (track, position) = current.unwrap_or((0, 0));
         match ty {
             TrackPlayback | SkippingTrackNext => {
-                let next = self.catalog.pick(&mut self.rng);
+                let next = self.params.catalog.pick(&mut self.rng);
                 if let Some((cur, _)) = current {
                     if self.history.len() == HISTORY_LEN {
                         self.history.pop_front();
@@ -500,7 +527,7 @@ mod tests {
             if let Some(p) = ev.position_ms {
                 assert!(p >= 0);
                 assert!(
-                    p <= l.catalog.duration_ms(ev.track_id),
+                    p <= l.params.catalog.duration_ms(ev.track_id),
                     "position inside the track"
                 );
             }
