@@ -242,6 +242,30 @@ fn start_listeners(
     Ok(Conductor::new(listeners, max_rate, supervisor.clone()).start())
 }
 
+/// Starts the producing half (publisher on its arbiter with the given back end, listeners and
+/// their conductor), arms the stop triggers and sets the listeners going.
+fn start_front(
+    sim: &SimConfig,
+    arbiters: &Arbiters,
+    supervisor: &Addr<Supervisor>,
+    stats: &Option<Addr<Stats>>,
+    opts: RunOptions,
+    backend: impl FnOnce() -> Backend + Send + 'static,
+) -> Result<(Addr<Publisher>, Addr<Conductor>), RunError> {
+    let (s, st) = (supervisor.clone(), stats.clone());
+    let (parts, limit) = (sim.partitions, sim.events);
+    let publisher = Publisher::start_in_arbiter(&arbiters.publish.handle(), move |_| {
+        Publisher::new(backend(), parts, limit, s, st)
+    });
+    let conductor = start_listeners(sim, arbiters, &publisher, supervisor)?;
+    if opts.handle_signals {
+        watch_signals(supervisor.clone());
+    }
+    arm_duration(sim, supervisor);
+    conductor.do_send(StartListeners);
+    Ok((publisher, conductor))
+}
+
 /// Spawns the signal handler: the first SIGINT/SIGTERM drains, a second aborts.
 fn watch_signals(supervisor: Addr<Supervisor>) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -369,19 +393,11 @@ pub async fn run(sim: SimConfig, sink: SinkConfig, opts: RunOptions) -> Result<S
             BusConsumer::new(b, a, pos)
         })
     };
-    let publisher = {
-        let (b, s, st) = (bus.clone(), supervisor.clone(), stats.clone());
-        let (parts, limit) = (sim.partitions, sim.events);
-        Publisher::start_in_arbiter(&arbiters.publish.handle(), move |_| {
-            Publisher::new(Backend::Bus(b), parts, limit, s, st)
-        })
-    };
-    let conductor = start_listeners(&sim, &arbiters, &publisher, &supervisor)?;
-    if opts.handle_signals {
-        watch_signals(supervisor.clone());
-    }
-    arm_duration(&sim, &supervisor);
-    conductor.do_send(StartListeners);
+    let b = bus.clone();
+    let (publisher, conductor) =
+        start_front(&sim, &arbiters, &supervisor, &stats, opts, move || {
+            Backend::Bus(b)
+        })?;
 
     let reason = stops.recv().await.unwrap_or(StopReason::Duration);
     let drained = async {
@@ -453,20 +469,12 @@ pub async fn simulate_to_stdout(sim: SimConfig, opts: RunOptions) -> Result<Summ
     let (stop_tx, mut stops) = mpsc::unbounded_channel();
     let supervisor = Supervisor::new(0, Duration::from_secs(1), stop_tx, stats.clone()).start();
     let arbiters = Arbiters::new(sim.workers);
-    let publisher = {
-        let (s, st) = (supervisor.clone(), stats.clone());
-        let (parts, limit) = (sim.partitions, sim.events);
-        Publisher::start_in_arbiter(&arbiters.publish.handle(), move |_| {
-            let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
-            Publisher::new(Backend::Stdout(out), parts, limit, s, st)
-        })
-    };
-    let conductor = start_listeners(&sim, &arbiters, &publisher, &supervisor)?;
-    if opts.handle_signals {
-        watch_signals(supervisor.clone());
-    }
-    arm_duration(&sim, &supervisor);
-    conductor.do_send(StartListeners);
+    let (publisher, conductor) = start_front(&sim, &arbiters, &supervisor, &stats, opts, || {
+        Backend::Stdout(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout(),
+        ))
+    })?;
     let reason = stops.recv().await.unwrap_or(StopReason::Duration);
     let _ = conductor.send(StopListening).await;
     let published = match publisher.send(DrainPublisher).await {
