@@ -34,5 +34,10 @@ cargo build --release
 ./target/release/encore verify --lake "$lake"
 python3 scripts/check_lake.py "$lake" 200000
 rm -rf "$(dirname "$lake")"
+
+# One closing line with the totals of every cargo test binary (the end-to-end checks above
+# would have stopped the script had they failed).
+passed=$(grep -o '[0-9]* passed' /tmp/encore-cargo-test.log | awk '{s+=$1} END {print s+0}')
+failed=$(grep -o '[0-9]* failed' /tmp/encore-cargo-test.log | awk '{s+=$1} END {print s+0}')
 echo
-echo "all checks passed"
+echo "tests: ${passed} passed, ${failed} failed"

@@ -140,3 +140,74 @@ fn simulate_and_produce_simple_write_json_lines() {
         }
     }
 }
+
+#[test]
+fn sigterm_drains_everything_then_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let child = encore()
+        .args([
+            "run",
+            "--users",
+            "300",
+            "--speed",
+            "200",
+            "--flush-interval",
+            "200ms",
+            "--no-progress",
+        ])
+        .arg("--lake")
+        .arg(&lake)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the sink has committed something, so the signal lands mid-stream.
+    let commits = lake.join("_encore/music_events/commits");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !commits.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no commit within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{summary}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(summary.contains("SIGTERM (drained)"), "{summary}");
+    let field = |name: &str| -> u64 {
+        let line = summary
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap();
+        line.split_whitespace()
+            .nth(if name == "events" { 1 } else { 2 })
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (published, rows) = (field("events"), field("rows written"));
+    assert!(published > 0);
+    assert_eq!(rows, published, "everything published reached the lake");
+    let out = encore()
+        .args(["verify", "--lake"])
+        .arg(&lake)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(&format!("verdict: CLEAN ({rows} rows")),
+        "{report}"
+    );
+}
