@@ -72,7 +72,7 @@ pub struct SimArgs {
     /// Run the simulated clock as fast as the pipeline accepts events (load tests, benches).
     #[arg(long, env = "ENCORE_MAX_RATE")]
     pub max_rate: bool,
-    /// Realtime mode: simulated seconds per wall-clock second.
+    /// Realtime mode: simulated seconds per wall-clock second (0.001 to 1000000).
     #[arg(long, env = "ENCORE_SPEED", default_value_t = 1.0)]
     pub speed: f64,
     /// Simulated start time (RFC 3339) [default: now; 2026-01-01T00:00:00Z for a seeded --max-rate run].
@@ -184,7 +184,7 @@ pub struct ProduceSimpleArgs {
     /// Topic name.
     #[arg(long, env = "ENCORE_SIMPLE_TOPIC", default_value = "my_topic")]
     pub topic: String,
-    /// Messages per second.
+    /// Messages per second (0.001 to 1000000).
     #[arg(long, env = "ENCORE_RATE", default_value_t = 2.0)]
     pub rate: f64,
     /// Stop after this many messages [default: until interrupted].
@@ -203,7 +203,7 @@ pub struct VerifyArgs {
     #[arg(long, env = "ENCORE_TOPIC", default_value = "music_events")]
     pub topic: String,
     /// Sample track_playback rows to print.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, env = "ENCORE_SAMPLES", default_value_t = 10)]
     pub samples: usize,
 }
 
@@ -249,8 +249,11 @@ impl SimArgs {
     /// Validates the simulation flags into a config.
     pub fn to_config(&self) -> Result<SimConfig, String> {
         validate_table(&self.topic).map_err(|e| format!("--topic: {e}"))?;
-        if !(self.speed.is_finite() && self.speed > 0.0) {
-            return Err(format!("--speed {} must be a positive number", self.speed));
+        if !(0.001..=1e6).contains(&self.speed) {
+            return Err(format!(
+                "--speed {} must be between 0.001 and 1000000",
+                self.speed
+            ));
         }
         if self.event_gap.is_zero() {
             return Err("--event-gap must be positive".into());

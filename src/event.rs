@@ -225,6 +225,9 @@ pub struct WireEvent<'a> {
     pub ts_ms: i64,
 }
 
+/// Latest event time accepted (9999-12-31T23:59:59.999Z): beyond it no date partition exists.
+const MAX_TS_MS: i64 = 253_402_300_799_999;
+
 /// Why a record on the topic is not a valid event.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -238,6 +241,8 @@ pub enum DecodeError {
     UnknownPlatform(String),
     #[error("country `{0}` is not an ISO 3166-1 alpha-2 code")]
     BadCountry(String),
+    #[error("ts_ms {0} is outside 1970-01-01 .. 9999-12-31")]
+    TimeOutOfRange(i64),
     #[error("ts {ts} does not match ts_ms {ts_ms}")]
     TimeMismatch { ts: i64, ts_ms: i64 },
 }
@@ -288,6 +293,9 @@ impl<'a> WireEvent<'a> {
         // Two uppercase letters: also bounds the lake's dictionary for this column.
         if ev.country.len() != 2 || !ev.country.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(DecodeError::BadCountry(ev.country.into_owned()));
+        }
+        if !(0..=MAX_TS_MS).contains(&ev.ts_ms) {
+            return Err(DecodeError::TimeOutOfRange(ev.ts_ms));
         }
         if ev.ts != ev.ts_ms.div_euclid(1000) {
             return Err(DecodeError::TimeMismatch {
@@ -393,6 +401,13 @@ mod tests {
         assert!(matches!(
             WireEvent::decode(bad_platform.as_bytes()),
             Err(DecodeError::UnknownPlatform(_))
+        ));
+        let bad_time = text
+            .replace("\"ts\":1700000000,", "\"ts\":-1,")
+            .replace("\"ts_ms\":1700000000123", "\"ts_ms\":-1");
+        assert!(matches!(
+            WireEvent::decode(bad_time.as_bytes()),
+            Err(DecodeError::TimeOutOfRange(-1))
         ));
         assert!(WireEvent::decode(b"{}").is_err());
         assert!(WireEvent::decode(b"\xff\xfe").is_err());

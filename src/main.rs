@@ -35,7 +35,8 @@ fn report_run(res: Result<pipeline::Summary, RunError>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(RunError::Usage(e)) => usage(e),
-        Err(RunError::Lake(e)) if !e.is_retriable() => usage(e),
+        // Only a bad location is a usage error; anything else may have happened mid-recovery.
+        Err(RunError::Lake(e @ encore::lake::LakeError::Location { .. })) => usage(e),
         Err(RunError::Lake(e)) => {
             eprintln!("error: {e}");
             ExitCode::from(1)
@@ -60,8 +61,8 @@ fn kafka_unavailable(cmd: &str) -> ExitCode {
 
 fn produce_simple(args: ProduceSimpleArgs) -> anyhow::Result<()> {
     use std::io::Write;
-    if !(args.rate.is_finite() && args.rate > 0.0) {
-        anyhow::bail!("--rate must be a positive number");
+    if !(0.001..=1e6).contains(&args.rate) {
+        anyhow::bail!("--rate {} must be between 0.001 and 1000000", args.rate);
     }
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(args.seed.unwrap_or_else(rand::random));
     let interval = Duration::from_secs_f64(1.0 / args.rate);

@@ -4,8 +4,9 @@
 //! stop listeners → drain the publisher → consume up to the high watermarks → flush every
 //! batch and commit → summary.
 //!
-//! A fatal stop (restart budget exhausted) skips the drain: what is committed stays committed,
-//! the rest is re-read on the next start (the lake is the source of truth).
+//! A fatal stop (restart budget exhausted) skips the drain: what is committed stays committed.
+//! With the in-process bus, events published but not yet committed existed only in memory: the
+//! summary reports them, and the next run continues after the last committed offset.
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -338,13 +339,20 @@ pub async fn run(sim: SimConfig, sink: SinkConfig, opts: RunOptions) -> Result<S
     let lake = Lake::open(&sink.lake, &sim.topic)?;
     lake.probe().await?;
     let source = bus_source(&sim.topic);
-    let mut starts = Vec::with_capacity(sim.partitions as usize);
-    for p in 0..sim.partitions as i32 {
+    // Recover every partition with bookkeeping, also those beyond this run's partition count.
+    let mut to_recover: Vec<i32> = (0..sim.partitions as i32).collect();
+    to_recover.extend(lake.known_partitions().await?);
+    to_recover.sort_unstable();
+    to_recover.dedup();
+    let mut starts = vec![0; sim.partitions as usize];
+    for p in to_recover {
         let rec = lake.recover_partition(p, &source).await?;
         if !rec.removed.is_empty() {
             tracing::info!(partition = p, removed = ?rec.removed, "removed uncommitted leftovers");
         }
-        starts.push(rec.next_offset.unwrap_or(0));
+        if let Some(slot) = starts.get_mut(p as usize) {
+            *slot = rec.next_offset.unwrap_or(0);
+        }
     }
     tracing::info!(lake = lake.location(), ?starts, "lake recovered");
 
@@ -449,10 +457,19 @@ pub async fn run(sim: SimConfig, sink: SinkConfig, opts: RunOptions) -> Result<S
             Ok(summary(published, sink_counters.consumed, committed))
         }
         Err(e) => {
+            // Report how far publishing got, without waiting on a publisher that may be stuck
+            // behind a full bus.
+            let quick = Duration::from_secs(2);
+            let _ = tokio::time::timeout(quick, conductor.send(StopListening)).await;
+            let published = match tokio::time::timeout(quick, publisher.send(DrainPublisher)).await
+            {
+                Ok(Ok(Ok(c))) => c,
+                _ => PublisherCounters::default(),
+            };
             let committed = committer.send(GetCommitted).await.unwrap_or_default();
             Err(RunError::Fatal {
                 reason: e,
-                summary: Box::new(summary(PublisherCounters::default(), 0, committed)),
+                summary: Box::new(summary(published, 0, committed)),
             })
         }
     };

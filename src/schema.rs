@@ -246,9 +246,9 @@ mod tests {
             session_id: uuid::Uuid::from_u128(77),
             ts_ms: 1_767_225_600_000 + i as i64,
             track_id: i as i64,
-            previous_track_id: (i % 2 == 0).then_some(3),
+            previous_track_id: i.is_multiple_of(2).then_some(3),
             playlist_id: None,
-            liked: i % 3 == 0,
+            liked: i.is_multiple_of(3),
             position_ms: Some(i as i64 * 10),
         };
         (p, ev)

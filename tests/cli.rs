@@ -211,3 +211,41 @@ fn sigterm_drains_everything_then_exits_0() {
         "{report}"
     );
 }
+
+#[test]
+fn an_overloaded_realtime_run_still_stops_on_time() {
+    // Listeners far ahead of what the pipeline accepts must still see the stop request.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = encore()
+        .args([
+            "run",
+            "--users",
+            "3000",
+            "--speed",
+            "1000000",
+            "--duration",
+            "2s",
+            "--no-progress",
+        ])
+        .arg("--lake")
+        .arg(dir.path().join("lake"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run did not stop within 90 s of a 2 s duration");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(out.contains("--duration elapsed"), "{out}");
+}

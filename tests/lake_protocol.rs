@@ -166,3 +166,57 @@ fn a_crash_at_any_step_leaves_all_or_nothing() {
         assert_eq!(again.files, marker.files);
     }
 }
+
+#[test]
+fn recovery_finds_partitions_beyond_the_current_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = lake(dir.path());
+    let rt = rt();
+    let b = batch(9, 0, 4, DAY);
+    let marker = l.marker_for("encore-bus/music_events", &b);
+    let intent = dir
+        .path()
+        .join("_encore/music_events/pending/p00009/00000000000000000000-00000000000000000004.json");
+    std::fs::create_dir_all(intent.parent().unwrap()).unwrap();
+    std::fs::write(&intent, serde_json::to_vec(&marker).unwrap()).unwrap();
+    let data = dir.path().join(&marker.files[0].path);
+    std::fs::create_dir_all(data.parent().unwrap()).unwrap();
+    std::fs::write(&data, &b.files[0].bytes).unwrap();
+    assert_eq!(rt.block_on(l.known_partitions()).unwrap(), vec![9]);
+    // A run with 2 partitions still rolls back partition 9's interrupted commit.
+    let sim = encore::pipeline::SimConfig {
+        users: 10,
+        workers: 1,
+        seed: 1,
+        tracks: 100,
+        behaviour: Default::default(),
+        clock: encore::pipeline::ClockMode::MaxRate,
+        start_ms: DAY,
+        events: Some(100),
+        duration: None,
+        partitions: 2,
+        topic: "music_events".into(),
+    };
+    let sink = encore::pipeline::SinkConfig {
+        lake: LakeConfig {
+            url: dir.path().display().to_string(),
+            ..Default::default()
+        },
+        policy: Default::default(),
+        compression: Default::default(),
+        max_unflushed: 2,
+        bus_capacity: 1 << 20,
+        restart_budget: 3,
+        restart_window: std::time::Duration::from_secs(60),
+    };
+    let opts = encore::pipeline::RunOptions {
+        progress: false,
+        handle_signals: false,
+    };
+    let s = actix::System::new()
+        .block_on(encore::pipeline::run(sim, sink, opts))
+        .unwrap();
+    assert_eq!(s.rows, 100);
+    assert!(!data.exists(), "partition 9's uncommitted file was removed");
+    assert!(!intent.exists());
+}

@@ -18,8 +18,11 @@ use crate::sim::Listener;
 
 use super::publisher::Publisher;
 
-/// Most events a listener puts in one message.
+/// Most events a listener puts in one message (max-rate ticks).
 const MAX_BATCH: usize = 1024;
+/// Most events per message in realtime mode. Every listener may have one message queued beyond
+/// the publisher's mailbox, so this bounds memory when the pipeline cannot keep up.
+const MAX_REALTIME_BATCH: usize = 64;
 
 /// How the simulated clock maps to wall-clock time.
 #[derive(Clone, Copy, Debug)]
@@ -95,8 +98,8 @@ impl ListenerActor {
 
     /// Takes every event before `until_ms` (at most [`MAX_BATCH`]) and encodes them into one
     /// buffer, sliced per record: one allocation per batch, not per event.
-    fn take_due(&mut self, until_ms: i64) -> Vec<OutRecord> {
-        let n_max = self.quota_left().min(MAX_BATCH as u64) as usize;
+    fn take_due(&mut self, until_ms: i64, max: usize) -> Vec<OutRecord> {
+        let n_max = self.quota_left().min(max as u64) as usize;
         let mut buf = BytesMut::with_capacity(n_max.min(64) * 480);
         let mut meta = Vec::new();
         while meta.len() < n_max && self.model.peek().ts_ms < until_ms {
@@ -124,7 +127,7 @@ impl ListenerActor {
         if self.stopped || self.quota_left() == 0 {
             return;
         }
-        let records = self.take_due(self.clock.sim_now_ms() + 1);
+        let records = self.take_due(self.clock.sim_now_ms() + 1, MAX_REALTIME_BATCH);
         if records.is_empty() {
             let delay = self.clock.wall_delay(self.model.peek().ts_ms);
             ctx.run_later(delay, |act, ctx| act.tick_realtime(ctx));
@@ -133,10 +136,14 @@ impl ListenerActor {
         let send = self.publisher.send(SimEvents { records });
         ctx.wait(send.into_actor(self).map(|res, act, ctx| {
             match res {
+                // Yield to the mailbox before the next batch: a listener that always has events
+                // due must still see StopListening.
                 Ok(Ok(Admission {
                     limit_reached: false,
                     ..
-                })) => act.tick_realtime(ctx),
+                })) => {
+                    ctx.run_later(Duration::ZERO, |act, ctx| act.tick_realtime(ctx));
+                }
                 // Limit reached or the publisher is gone: this listener is finished.
                 Ok(Ok(_)) | Ok(Err(_)) | Err(_) => act.stopped = true,
             }
@@ -162,7 +169,7 @@ impl Handler<Advance> for ListenerActor {
         let before = self.emitted;
         if !self.stopped {
             loop {
-                let records = self.take_due(msg.until_ms);
+                let records = self.take_due(msg.until_ms, MAX_BATCH);
                 let full = records.len() == MAX_BATCH;
                 if !records.is_empty() {
                     batches.push(records);

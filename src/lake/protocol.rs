@@ -254,7 +254,21 @@ impl Lake {
 
     /// Partitions that have at least one commit marker.
     pub async fn committed_partitions(&self) -> Result<Vec<i32>, LakeError> {
-        let dir = naming::join(&self.root, &[naming::META_DIR, &self.table, "commits"]);
+        self.partitions_under("commits").await
+    }
+
+    /// Partitions with bookkeeping (markers or intents): what recovery must look at, whatever
+    /// the current partition count is.
+    pub async fn known_partitions(&self) -> Result<Vec<i32>, LakeError> {
+        let mut all = self.partitions_under("commits").await?;
+        all.extend(self.partitions_under("pending").await?);
+        all.sort_unstable();
+        all.dedup();
+        Ok(all)
+    }
+
+    async fn partitions_under(&self, kind: &str) -> Result<Vec<i32>, LakeError> {
+        let dir = naming::join(&self.root, &[naming::META_DIR, &self.table, kind]);
         let listing = self
             .store
             .list_with_delimiter(Some(&dir))
