@@ -1,6 +1,8 @@
 //! The commit protocol on a real local filesystem: committed ranges resume, interrupted
 //! commits are rolled back at any step, and a lake follows one source.
 
+mod common;
+
 use encore::event::{EventType, Platform, Profile, SimEvent, WireEvent};
 use encore::lake::{Lake, LakeConfig, LakeError, Range};
 use encore::sink::{PartitionBuffer, SourceRecord, prepare};
@@ -184,38 +186,9 @@ fn recovery_finds_partitions_beyond_the_current_count() {
     std::fs::write(&data, &b.files[0].bytes).unwrap();
     assert_eq!(rt.block_on(l.known_partitions()).unwrap(), vec![9]);
     // A run with 2 partitions still rolls back partition 9's interrupted commit.
-    let sim = encore::pipeline::SimConfig {
-        users: 10,
-        workers: 1,
-        seed: 1,
-        tracks: 100,
-        behaviour: Default::default(),
-        clock: encore::pipeline::ClockMode::MaxRate,
-        start_ms: DAY,
-        events: Some(100),
-        duration: None,
-        partitions: 2,
-        topic: "music_events".into(),
-    };
-    let sink = encore::pipeline::SinkConfig {
-        lake: LakeConfig {
-            url: dir.path().display().to_string(),
-            ..Default::default()
-        },
-        policy: Default::default(),
-        compression: Default::default(),
-        max_unflushed: 2,
-        bus_capacity: 1 << 20,
-        restart_budget: 3,
-        restart_window: std::time::Duration::from_secs(60),
-    };
-    let opts = encore::pipeline::RunOptions {
-        progress: false,
-        handle_signals: false,
-    };
-    let s = actix::System::new()
-        .block_on(encore::pipeline::run(sim, sink, opts))
-        .unwrap();
+    let mut sim = common::sim(100, 10, 1);
+    sim.partitions = 2;
+    let s = common::run(sim, common::sink(dir.path(), 1_000)).unwrap();
     assert_eq!(s.rows, 100);
     assert!(!data.exists(), "partition 9's uncommitted file was removed");
     assert!(!intent.exists());
