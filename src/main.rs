@@ -35,8 +35,8 @@ fn report_run(res: Result<pipeline::Summary, RunError>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(RunError::Usage(e)) => usage(e),
-        // Only a bad location is a usage error; anything else may have happened mid-recovery.
-        Err(RunError::Lake(e @ encore::lake::LakeError::Location { .. })) => usage(e),
+        // A bad location or rejected credentials is a usage error; a corrupt marker is not.
+        Err(RunError::Lake(e)) if e.is_config() => usage(e),
         Err(RunError::Lake(e)) => {
             eprintln!("error: {e}");
             ExitCode::from(1)

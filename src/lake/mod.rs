@@ -89,6 +89,16 @@ impl LakeError {
         }
     }
 
+    /// Whether this is a configuration problem (bad location, rejected credentials) rather than
+    /// a fault of the lake's contents or a transient error.
+    pub fn is_config(&self) -> bool {
+        match self {
+            LakeError::Location { .. } => true,
+            LakeError::Store { .. } => !self.is_retriable(),
+            _ => false,
+        }
+    }
+
     /// Whether trying again later can succeed (a server or disk hiccup) as opposed to a
     /// configuration or data problem that retrying cannot fix.
     pub fn is_retriable(&self) -> bool {
