@@ -7,6 +7,19 @@ fn encore() -> Command {
     Command::new(env!("CARGO_BIN_EXE_encore"))
 }
 
+/// Runs `encore verify` on a lake: (exit 0, report).
+fn verify(lake: &std::path::Path) -> (bool, String) {
+    let out = encore()
+        .args(["verify", "--lake"])
+        .arg(lake)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn every_subcommand_has_help() {
     for sub in ["run", "simulate", "sink", "produce-simple", "verify"] {
@@ -67,13 +80,8 @@ fn run_then_verify_and_env_vars_work() {
     );
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("rows written    3000"), "{summary}");
-    let out = encore()
-        .args(["verify", "--lake"])
-        .arg(&lake)
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{report}");
+    let (ok, report) = verify(&lake);
+    assert!(ok, "{report}");
     assert!(report.contains("verdict: CLEAN (3000 rows"), "{report}");
     assert!(
         report.contains("first 10 track_playback events"),
@@ -200,12 +208,8 @@ fn sigterm_drains_everything_then_exits_0() {
     let (published, rows) = (field("events"), field("rows written"));
     assert!(published > 0);
     assert_eq!(rows, published, "everything published reached the lake");
-    let out = encore()
-        .args(["verify", "--lake"])
-        .arg(&lake)
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
+    let (ok, report) = verify(&lake);
+    assert!(ok, "{report}");
     assert!(
         report.contains(&format!("verdict: CLEAN ({rows} rows")),
         "{report}"

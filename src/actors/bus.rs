@@ -2,7 +2,8 @@
 //!
 //! Inputs: [`Append`] from the publisher (waits while the log is over capacity), [`Fetch`]
 //! from the consumer (long poll; its positions also release what the consumer has taken),
-//! [`CommitOffset`] from the committer (the durable position, kept for lag), and
+//! [`CommitOffset`] from the committer (nothing to do here: records are already released on
+//! fetch, and the committer reports the durable position for lag), and
 //! [`GetHighWatermarks`]. The log itself is the pure [`crate::bus::Log`].
 
 use std::collections::VecDeque;
@@ -31,8 +32,6 @@ pub struct Bus {
     blocked: VecDeque<BlockedAppend>,
     /// Partition to read first on the next fetch, rotated for fairness.
     next_first: usize,
-    /// Next offset per partition that the lake holds below (reported for lag).
-    committed: Vec<i64>,
     stats: Option<Addr<Stats>>,
 }
 
@@ -43,7 +42,6 @@ impl Bus {
             waiters: Vec::new(),
             blocked: VecDeque::new(),
             next_first: 0,
-            committed: Vec::new(),
             stats,
         }
     }
@@ -172,13 +170,7 @@ impl Handler<Fetch> for Bus {
 impl Handler<CommitOffset> for Bus {
     type Result = ();
 
-    fn handle(&mut self, msg: CommitOffset, _ctx: &mut Self::Context) {
-        let p = msg.partition as usize;
-        if self.committed.len() <= p {
-            self.committed.resize(p + 1, 0);
-        }
-        self.committed[p] = self.committed[p].max(msg.next_offset);
-    }
+    fn handle(&mut self, _: CommitOffset, _ctx: &mut Self::Context) {}
 }
 
 impl Handler<GetHighWatermarks> for Bus {
