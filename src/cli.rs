@@ -6,8 +6,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::event::Weights;
+use crate::kafka::{KafkaConfig, parse_setting, producer::CODECS};
 use crate::lake::{Compression, LakeConfig, validate_table};
-use crate::pipeline::{ClockMode, SimConfig, SinkConfig};
+use crate::pipeline::{ClockMode, KafkaSettings, SimConfig, SinkConfig};
 use crate::sim::BehaviourConfig;
 use crate::sink::FlushPolicy;
 
@@ -32,11 +33,12 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the whole pipeline: listeners → bus → sink → lake, then print a summary.
+    /// Run the whole pipeline: listeners → topic (Kafka with --brokers, else the in-process
+    /// bus) → sink → lake, then print a summary.
     Run(RunArgs),
-    /// Produce only: listeners → topic (JSON lines on stdout when no --brokers is given).
+    /// Produce only: listeners → Kafka topic (JSON lines on stdout when no --brokers is given).
     Simulate(SimulateArgs),
-    /// Consume only: topic → lake (needs a Kafka topic: --brokers).
+    /// Consume only: Kafka topic → lake, as a member of a consumer group, until SIGINT/SIGTERM.
     Sink(SinkArgs),
     /// The simple demo producer for `my_topic`: {uuid, first_name, last_name, middle_name,
     /// timestamp}.
@@ -87,12 +89,35 @@ pub struct SimArgs {
     /// Topic name (also the lake table name).
     #[arg(long, env = "ENCORE_TOPIC", default_value = "music_events")]
     pub topic: String,
-    /// Partitions of the topic (and of the in-process bus).
+    /// Partitions of the topic (of the in-process bus, or of a Kafka topic encore creates;
+    /// an existing Kafka topic keeps its own).
     #[arg(long, env = "ENCORE_PARTITIONS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub partitions: u32,
-    /// Kafka bootstrap servers (host:port,…). Without it `run` uses the in-process bus.
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (host:port,…). Without it `run` uses the in-process bus and
+    /// `simulate` writes JSON lines to stdout.
     #[arg(long, env = "ENCORE_BROKERS")]
     pub brokers: Option<String>,
+    /// A librdkafka setting passed through (repeatable; `;`-separated in the environment),
+    /// e.g. security.protocol=sasl_ssl. Put secrets in ENCORE_KAFKA_CONFIG, not on the command
+    /// line.
+    #[arg(long = "kafka-config", env = "ENCORE_KAFKA_CONFIG", value_delimiter = ';', value_parser = parse_setting, hide_env_values = true)]
+    pub kafka_config: Vec<(String, String)>,
+    /// How long the brokers may take to answer at start before encore gives up (exit 2).
+    #[arg(long, env = "ENCORE_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// Producer compression.
+    #[arg(long, env = "ENCORE_KAFKA_COMPRESSION", default_value = "lz4", value_parser = clap::builder::PossibleValuesParser::new(CODECS))]
+    pub kafka_compression: String,
+    /// Consumer group of the sink.
+    #[arg(long, env = "ENCORE_GROUP", default_value = "encore-sink")]
+    pub group: String,
+    /// Replication factor of a topic encore creates.
+    #[arg(long, env = "ENCORE_REPLICATION_FACTOR", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub replication_factor: u16,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -142,6 +167,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub sim: SimArgs,
     #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
     pub lake: LakeArgs,
     #[command(flatten)]
     pub flush: FlushArgs,
@@ -154,6 +181,8 @@ pub struct RunArgs {
 pub struct SimulateArgs {
     #[command(flatten)]
     pub sim: SimArgs,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// No live status line or progress log lines.
     #[arg(long, env = "ENCORE_NO_PROGRESS")]
     pub no_progress: bool,
@@ -161,15 +190,17 @@ pub struct SimulateArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct SinkArgs {
-    /// Kafka bootstrap servers (host:port,…).
-    #[arg(long, env = "ENCORE_BROKERS")]
-    pub brokers: Option<String>,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// Topic to consume (also the lake table name).
     #[arg(long, env = "ENCORE_TOPIC", default_value = "music_events")]
     pub topic: String,
-    /// Consumer group.
-    #[arg(long, env = "ENCORE_GROUP", default_value = "encore-sink")]
-    pub group: String,
+    /// Stop (drain and exit) after this long [default: until SIGINT/SIGTERM].
+    #[arg(long, env = "ENCORE_DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// No live status line or progress log lines.
+    #[arg(long, env = "ENCORE_NO_PROGRESS")]
+    pub no_progress: bool,
     #[command(flatten)]
     pub lake: LakeArgs,
     #[command(flatten)]
@@ -178,9 +209,9 @@ pub struct SinkArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ProduceSimpleArgs {
-    /// Kafka bootstrap servers; without it, JSON lines go to stdout.
-    #[arg(long, env = "ENCORE_BROKERS")]
-    pub brokers: Option<String>,
+    /// Kafka settings; without --brokers, JSON lines go to stdout.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// Topic name.
     #[arg(long, env = "ENCORE_SIMPLE_TOPIC", default_value = "my_topic")]
     pub topic: String,
@@ -292,6 +323,36 @@ impl SimArgs {
             partitions: self.partitions,
             topic: self.topic.clone(),
         })
+    }
+}
+
+impl KafkaArgs {
+    /// The Kafka settings, or None without --brokers.
+    pub fn to_settings(&self) -> Result<Option<KafkaSettings>, String> {
+        let Some(brokers) = &self.brokers else {
+            if !self.kafka_config.is_empty() {
+                return Err("--kafka-config needs --brokers".into());
+            }
+            return Ok(None);
+        };
+        if self.connect_timeout.is_zero() {
+            return Err("--connect-timeout must be positive".into());
+        }
+        if self.group.trim().is_empty() {
+            return Err("--group is empty".into());
+        }
+        let config = KafkaConfig {
+            brokers: brokers.clone(),
+            extra: self.kafka_config.clone(),
+            connect_timeout: self.connect_timeout,
+        };
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(Some(KafkaSettings {
+            config,
+            group: self.group.clone(),
+            compression: self.kafka_compression.clone(),
+            replication: self.replication_factor,
+        }))
     }
 }
 

@@ -9,6 +9,7 @@ pub mod actors;
 pub mod bus;
 pub mod cli;
 pub mod event;
+pub mod kafka;
 pub mod lake;
 pub mod messages;
 pub mod names;

@@ -52,31 +52,75 @@ fn report_run(res: Result<pipeline::Summary, RunError>) -> ExitCode {
     }
 }
 
-fn kafka_unavailable(cmd: &str) -> ExitCode {
-    usage(format!(
-        "`encore {cmd} --brokers`: this build has no Kafka back end yet; \
-         use `encore run` (in-process bus) or `encore simulate` without --brokers (stdout)"
-    ))
+/// Where `produce-simple` writes.
+enum SimpleOut {
+    Stdout(std::io::StdoutLock<'static>),
+    Kafka(encore::kafka::producer::KafkaProducer),
 }
 
 fn produce_simple(args: ProduceSimpleArgs) -> anyhow::Result<()> {
+    use encore::kafka::producer::Enqueue;
     use std::io::Write;
     if !(0.001..=1e6).contains(&args.rate) {
         anyhow::bail!("--rate {} must be between 0.001 and 1000000", args.rate);
     }
+    encore::lake::validate_table(&args.topic).map_err(|e| anyhow::anyhow!("--topic: {e}"))?;
+    let mut out = match args.kafka.to_settings().map_err(anyhow::Error::msg)? {
+        None => SimpleOut::Stdout(std::io::stdout().lock()),
+        Some(k) => {
+            encore::kafka::ensure_topic(&k.config, &args.topic, 1, k.replication)?;
+            SimpleOut::Kafka(encore::kafka::producer::KafkaProducer::new(
+                &k.config,
+                &args.topic,
+                &k.compression,
+            )?)
+        }
+    };
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(args.seed.unwrap_or_else(rand::random));
     let interval = Duration::from_secs_f64(1.0 / args.rate);
-    let mut out = std::io::stdout().lock();
     let mut sent = 0u64;
     let start = std::time::Instant::now();
     while args.count.is_none_or(|c| sent < c) {
         let p = encore::names::draw_person(&mut rng, chrono::Utc::now().timestamp_millis());
-        serde_json::to_writer(&mut out, &p).context("writing to stdout")?;
-        writeln!(out).context("writing to stdout")?;
-        out.flush().context("writing to stdout")?;
+        match &mut out {
+            SimpleOut::Stdout(o) => {
+                serde_json::to_writer(&mut *o, &p).context("writing to stdout")?;
+                writeln!(o).context("writing to stdout")?;
+                o.flush().context("writing to stdout")?;
+            }
+            SimpleOut::Kafka(k) => {
+                let value = serde_json::to_vec(&p)?;
+                let key = p.uuid.to_string();
+                let rec = [(key.as_bytes(), &value[..])];
+                loop {
+                    match k.enqueue(rec.iter().copied(), 0) {
+                        Ok(_) => break,
+                        Err(Enqueue::QueueFull { .. }) => {
+                            std::thread::sleep(Duration::from_millis(5))
+                        }
+                        Err(Enqueue::Failed(e)) => anyhow::bail!("producing to Kafka: {e}"),
+                    }
+                }
+            }
+        }
         sent += 1;
         let due = start + interval.mul_f64(sent as f64);
         std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+    }
+    if let SimpleOut::Kafka(k) = &out {
+        k.flush(Duration::from_secs(330))
+            .map_err(anyhow::Error::msg)?;
+        let failed = k
+            .deliveries()
+            .failed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if failed > 0 {
+            anyhow::bail!("{failed} of {sent} messages were not delivered");
+        }
+        eprintln!(
+            "produce-simple: {sent} messages delivered to `{}`",
+            k.topic()
+        );
     }
     Ok(())
 }
@@ -113,9 +157,10 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Run(args) => {
-            if args.sim.brokers.is_some() {
-                return kafka_unavailable("run");
-            }
+            let kafka = match args.kafka.to_settings() {
+                Ok(k) => k,
+                Err(e) => return usage(e),
+            };
             let sim = match args.sim.to_config() {
                 Ok(s) => s,
                 Err(e) => return usage(e),
@@ -128,13 +173,19 @@ fn main() -> ExitCode {
                 progress: !args.no_progress,
                 handle_signals: true,
             };
-            let res = actix::System::new().block_on(pipeline::run(sim, sink, opts));
+            let res = actix::System::new().block_on(async move {
+                match kafka {
+                    Some(k) => pipeline::run_kafka(sim, sink, k, opts).await,
+                    None => pipeline::run(sim, sink, opts).await,
+                }
+            });
             report_run(res)
         }
         Command::Simulate(args) => {
-            if args.sim.brokers.is_some() {
-                return kafka_unavailable("simulate");
-            }
+            let kafka = match args.kafka.to_settings() {
+                Ok(k) => k,
+                Err(e) => return usage(e),
+            };
             let sim = match args.sim.to_config() {
                 Ok(s) => s,
                 Err(e) => return usage(e),
@@ -143,7 +194,7 @@ fn main() -> ExitCode {
                 progress: !args.no_progress,
                 handle_signals: true,
             };
-            match actix::System::new().block_on(pipeline::simulate_to_stdout(sim, opts)) {
+            match actix::System::new().block_on(pipeline::simulate(sim, kafka, opts)) {
                 Ok(summary) => {
                     eprintln!("{summary}");
                     ExitCode::SUCCESS
@@ -151,17 +202,37 @@ fn main() -> ExitCode {
                 Err(e) => report_run(Err(e)),
             }
         }
-        Command::Sink(_) => kafka_unavailable("sink"),
-        Command::ProduceSimple(args) => {
-            if args.brokers.is_some() {
-                return kafka_unavailable("produce-simple");
+        Command::Sink(args) => {
+            let kafka = match args.kafka.to_settings() {
+                Ok(Some(k)) => k,
+                Ok(None) => return usage("`encore sink` needs --brokers (or ENCORE_BROKERS)"),
+                Err(e) => return usage(e),
+            };
+            if let Err(e) = encore::lake::validate_table(&args.topic) {
+                return usage(format!("--topic: {e}"));
             }
-            match produce_simple(args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-                Err(e) => usage(format!("{e:#}")),
-            }
+            let sink = match args.flush.to_config(args.lake.to_config()) {
+                Ok(s) => s,
+                Err(e) => return usage(e),
+            };
+            let opts = RunOptions {
+                progress: !args.no_progress,
+                handle_signals: true,
+            };
+            let res = actix::System::new().block_on(pipeline::sink_kafka(
+                &args.topic,
+                sink,
+                kafka,
+                args.duration,
+                opts,
+            ));
+            report_run(res)
         }
+        Command::ProduceSimple(args) => match produce_simple(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+            Err(e) => usage(format!("{e:#}")),
+        },
         Command::Verify(args) => verify(args),
     }
 }

@@ -46,6 +46,10 @@ pub enum PublishError {
     BusClosed,
     #[error("writing to stdout: {0}")]
     Stdout(String),
+    #[error("Kafka: {0}")]
+    Kafka(String),
+    #[error("{0}")]
+    Undelivered(String),
 }
 
 /// Conductor → Listener (`--max-rate`): emit every event before `until_ms` on the simulated
@@ -84,9 +88,13 @@ pub struct DrainPublisher;
 /// Cumulative publisher counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PublisherCounters {
+    /// Events handed to the back end.
     pub published: u64,
     pub by_type: [u64; EVENT_TYPES],
     pub bytes: u64,
+    /// Kafka only: delivery reports, acknowledged by the broker (acks=all) or failed.
+    pub acked: u64,
+    pub failed: u64,
 }
 
 /// Publisher → Bus: append records (partition, record) in order.
@@ -127,13 +135,34 @@ pub struct Records {
     pub records: Vec<SourceRecord>,
 }
 
-/// Supervisor → Consumer: reply once every record below `targets` (per partition) has been
-/// handed to the accumulator (shutdown step 3).
+/// Supervisor → Consumer: the reply is a receiver that resolves (to the records consumed) once
+/// every record below `targets` (per partition) has been handed to the accumulator (shutdown
+/// step 3). A receiver rather than a future reply: the consumers' poll loops keep their
+/// contexts busy, and a pending reply future could starve behind them.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "u64")]
+#[rtype(result = "tokio::sync::oneshot::Receiver<u64>")]
 pub struct DrainTo {
     pub targets: Vec<i64>,
 }
+
+/// Kafka consumer (rebalance) → Accumulator: these partitions left this member. Drop their
+/// buffered and queued batches; reply once none of their batches is being committed.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Revoke {
+    pub partitions: Vec<i32>,
+}
+
+/// Supervisor → Kafka consumer: stop polling; replies with the records handed over so far
+/// (all of them are with the accumulator by then).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "u64")]
+pub struct StopConsuming;
+
+/// Supervisor → Kafka consumer: leave the group now (after the final flush).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct CloseConsumer;
 
 /// Supervisor → Accumulator: flush every buffer now and reply when all are committed
 /// (shutdown step 4).

@@ -18,20 +18,24 @@ use tokio::sync::mpsc;
 
 use crate::actors::accumulator::Accumulator;
 use crate::actors::bus::Bus;
-use crate::actors::committer::Committer;
+use crate::actors::committer::{Committer, bus_target, kafka_target};
 use crate::actors::conductor::{Conductor, MaxRate};
 use crate::actors::consumer::BusConsumer;
 use crate::actors::flusher::Flusher;
+use crate::actors::kafka_consumer::{KafkaSource, SinkHooks};
 use crate::actors::listener::{Clock, ListenerActor};
 use crate::actors::publisher::{Backend, Publisher};
 use crate::actors::stats::{Finish, Stats};
 use crate::actors::supervisor::Supervisor;
 use crate::bus::Log;
 use crate::event::{EVENT_TYPES, EventType};
+use crate::kafka::consumer::SinkConsumer;
+use crate::kafka::producer::KafkaProducer;
+use crate::kafka::{KafkaConfig, ensure_topic, fetch_high_watermarks, source_identity};
 use crate::lake::{Compression, Lake, LakeConfig, LakeError, writer_properties};
 use crate::messages::{
-    DrainPublisher, DrainTo, FlushAll, GetCommitted, GetHighWatermarks, GetRestarts,
-    PublisherCounters, StartListeners, StopListening, StopReason, StopRun,
+    CloseConsumer, DrainPublisher, DrainTo, FlushAll, GetCommitted, GetHighWatermarks, GetRestarts,
+    PublisherCounters, StartListeners, StopConsuming, StopListening, StopReason, StopRun,
 };
 use crate::sim::{BehaviourConfig, Catalog, Listener, ModelParams};
 use crate::sink::FlushPolicy;
@@ -74,6 +78,18 @@ pub struct SinkConfig {
     pub bus_capacity: usize,
     pub restart_budget: u32,
     pub restart_window: Duration,
+}
+
+/// How to use Kafka in a run.
+#[derive(Clone, Debug)]
+pub struct KafkaSettings {
+    pub config: KafkaConfig,
+    /// Consumer group of the sink.
+    pub group: String,
+    /// Producer compression codec.
+    pub compression: String,
+    /// Replication factor of a topic encore creates.
+    pub replication: u16,
 }
 
 /// Process-level behaviour.
@@ -136,6 +152,13 @@ impl fmt::Display for Summary {
             let share = 100.0 * n as f64 / self.published.published.max(1) as f64;
             writeln!(f, "    {:<26}{n:>12}  {share:5.1}%", t.name())?;
         }
+        if self.published.acked + self.published.failed > 0 {
+            writeln!(
+                f,
+                "  delivered       {} acknowledged by Kafka, {} failed",
+                self.published.acked, self.published.failed
+            )?;
+        }
         if let Some(lake) = &self.lake {
             writeln!(f, "  lake            {lake}")?;
             writeln!(f, "  rows written    {}", self.rows)?;
@@ -171,6 +194,8 @@ struct Arbiters {
     publish: Arbiter,
     sink: Arbiter,
     flush: Arbiter,
+    /// The Kafka consumer: its poll blocks, so it gets a thread of its own.
+    consume: Arbiter,
     workers: Vec<Arbiter>,
 }
 
@@ -180,12 +205,13 @@ impl Arbiters {
             publish: Arbiter::new(),
             sink: Arbiter::new(),
             flush: Arbiter::new(),
+            consume: Arbiter::new(),
             workers: (0..workers.max(1)).map(|_| Arbiter::new()).collect(),
         }
     }
 
     fn stop(self) {
-        for a in [self.publish, self.sink, self.flush]
+        for a in [self.publish, self.sink, self.flush, self.consume]
             .into_iter()
             .chain(self.workers)
         {
@@ -332,12 +358,316 @@ fn mailbox<T>(r: Result<T, MailboxError>, what: &str) -> Result<T, String> {
     r.map_err(|e| format!("{what}: {e}"))
 }
 
+/// Starts the flusher (supervised, on its arbiter) and the accumulator feeding it.
+fn start_sink_stages(
+    sink: &SinkConfig,
+    lake: &Lake,
+    source: &str,
+    arbiters: &Arbiters,
+    committer: &Addr<Committer>,
+    supervisor: &Addr<Supervisor>,
+    stats: &Option<Addr<Stats>>,
+) -> Addr<Accumulator> {
+    let flusher = {
+        let (lake, cfg) = (lake.clone(), sink.lake.clone());
+        let props = writer_properties(sink.compression);
+        let source = source.to_string();
+        actix::Supervisor::start_in_arbiter(&arbiters.flush.handle(), move |_| {
+            Flusher::new(lake, cfg, props, source)
+        })
+    };
+    let (f, c, s, st) = (
+        flusher,
+        committer.clone(),
+        supervisor.clone(),
+        stats.clone(),
+    );
+    let (policy, max) = (sink.policy, sink.max_unflushed);
+    Accumulator::start_in_arbiter(&arbiters.sink.handle(), move |_| {
+        Accumulator::new(policy, max, f, c, s, st)
+    })
+}
+
+/// Opens the lake for `table` and checks it can be written (creating an S3 bucket that does
+/// not exist yet).
+async fn open_lake(sink: &SinkConfig, table: &str) -> Result<Lake, RunError> {
+    let lake = Lake::open(&sink.lake, table)?;
+    lake.ensure_writable().await?;
+    Ok(lake)
+}
+
+/// Runs a blocking Kafka set-up call off the actors' threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::kafka::KafkaSetupError> + Send + 'static,
+) -> Result<T, RunError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RunError::Usage(format!("Kafka set-up: {e}")))?
+        .map_err(|e| RunError::Usage(e.to_string()))
+}
+
+/// The topic exists (created when missing) and its partition count.
+async fn prepare_topic(topic: &str, partitions: u32, k: &KafkaSettings) -> Result<u32, RunError> {
+    let (cfg, t, rf) = (k.config.clone(), topic.to_string(), k.replication);
+    Ok(blocking(move || ensure_topic(&cfg, &t, partitions, rf))
+        .await?
+        .partitions)
+}
+
+/// A started Kafka sink: group member + accumulator + committer.
+struct KafkaSink {
+    consumer: Addr<KafkaSource>,
+    accumulator: Addr<Accumulator>,
+    committer: Addr<Committer>,
+}
+
+/// Starts the consuming half against Kafka: the lake's positions drive the group member.
+async fn start_kafka_sink(
+    topic: &str,
+    sink: &SinkConfig,
+    k: &KafkaSettings,
+    lake: &Lake,
+    arbiters: &Arbiters,
+    supervisor: &Addr<Supervisor>,
+    stats: &Option<Addr<Stats>>,
+) -> Result<KafkaSink, RunError> {
+    let source = {
+        let (cfg, t) = (k.config.clone(), topic.to_string());
+        blocking(move || source_identity(&cfg, &t)).await?
+    };
+    let member = SinkConsumer::new(&k.config, topic, &k.group)
+        .map_err(|e| RunError::Usage(e.to_string()))?;
+    let committer = Committer::new(
+        kafka_target(member.consumer.clone(), topic.to_string()),
+        Vec::new(),
+        stats.clone(),
+    )
+    .start();
+    let accumulator =
+        start_sink_stages(sink, lake, &source, arbiters, &committer, supervisor, stats);
+    member
+        .subscribe(Box::new(SinkHooks {
+            accumulator: accumulator.clone(),
+            supervisor: supervisor.clone(),
+            lake: lake.clone(),
+            source,
+            io: arbiters.flush.handle(),
+        }))
+        .map_err(|e| RunError::Usage(e.to_string()))?;
+    let (c, a) = (member.consumer.clone(), accumulator.clone());
+    let consumer =
+        KafkaSource::start_in_arbiter(&arbiters.consume.handle(), move |_| KafkaSource::new(c, a));
+    tracing::info!(topic, group = %k.group, lake = lake.location(), "sink joined the group");
+    Ok(KafkaSink {
+        consumer,
+        accumulator,
+        committer,
+    })
+}
+
+/// `encore run --brokers`: listeners → Kafka producer → topic → group member → accumulator →
+/// flusher → lake, in one process. Must be called inside an actix `System`.
+pub async fn run_kafka(
+    mut sim: SimConfig,
+    sink: SinkConfig,
+    k: KafkaSettings,
+    opts: RunOptions,
+) -> Result<Summary, RunError> {
+    let started = Instant::now();
+    sim.partitions = prepare_topic(&sim.topic, sim.partitions, &k).await?;
+    let lake = open_lake(&sink, &sim.topic).await?;
+    let producer = Arc::new(
+        KafkaProducer::new(&k.config, &sim.topic, &k.compression)
+            .map_err(|e| RunError::Usage(e.to_string()))?,
+    );
+    let stats = opts
+        .progress
+        .then(|| Stats::new(std::io::stderr().is_terminal(), true).start());
+    let (stop_tx, mut stops) = mpsc::unbounded_channel();
+    let supervisor = Supervisor::new(
+        sink.restart_budget,
+        sink.restart_window,
+        stop_tx,
+        stats.clone(),
+    )
+    .start();
+    let arbiters = Arbiters::new(sim.workers);
+    let ks = start_kafka_sink(&sim.topic, &sink, &k, &lake, &arbiters, &supervisor, &stats).await?;
+    let p = producer.clone();
+    let (publisher, conductor) =
+        start_front(&sim, &arbiters, &supervisor, &stats, opts, move || {
+            Backend::Kafka(p)
+        })?;
+
+    let reason = stops.recv().await.unwrap_or(StopReason::Duration);
+    tracing::debug!(reason = %describe(&reason), "draining");
+    let drained = async {
+        mailbox(conductor.send(StopListening).await, "stopping listeners")?;
+        tracing::debug!("listeners stopped; flushing the producer");
+        let published = mailbox(publisher.send(DrainPublisher).await, "draining publisher")?
+            .map_err(|e| e.to_string())?;
+        tracing::debug!(acked = published.acked, "producer flushed");
+        let targets = {
+            let (p, parts) = (producer.clone(), sim.partitions);
+            tokio::task::spawn_blocking(move || {
+                fetch_high_watermarks(p.client(), p.topic(), parts, Duration::from_secs(30))
+            })
+            .await
+            .map_err(|e| e.to_string())??
+        };
+        mailbox(
+            ks.consumer.send(DrainTo { targets }).await,
+            "draining consumer",
+        )?
+        .await
+        .map_err(|_| "the consumer stopped before it caught up".to_string())?;
+        let sink_counters = mailbox(ks.accumulator.send(FlushAll).await, "flushing")?;
+        let committed = mailbox(ks.committer.send(GetCommitted).await, "reading commits")?;
+        Ok::<_, String>((published, sink_counters, committed))
+    };
+    let outcome = match &reason {
+        StopReason::Fatal(e) => Err(e.clone()),
+        _ => unless_fatal(&mut stops, drained).await.and_then(|r| r),
+    };
+    let _ = ks.consumer.send(CloseConsumer).await;
+    let restarts = supervisor.send(GetRestarts).await.unwrap_or(0);
+    if let Some(s) = &stats {
+        let _ = s.send(Finish).await;
+    }
+    let summary = |published, consumed, c: crate::messages::CommitCounters| Summary {
+        reason: reason.clone(),
+        seed: sim.seed,
+        published,
+        consumed,
+        rows: c.rows,
+        rejected: c.rejected,
+        files: c.files,
+        bytes: c.bytes,
+        restarts,
+        elapsed: started.elapsed(),
+        lake: Some(lake.location().to_string()),
+    };
+    let result = match outcome {
+        Ok((published, sink_counters, committed)) => {
+            Ok(summary(published, sink_counters.consumed, committed))
+        }
+        Err(e) => {
+            let quick = Duration::from_secs(2);
+            let _ = tokio::time::timeout(quick, conductor.send(StopListening)).await;
+            let published = match tokio::time::timeout(quick, publisher.send(DrainPublisher)).await
+            {
+                Ok(Ok(Ok(c))) => c,
+                _ => PublisherCounters::default(),
+            };
+            let committed = ks.committer.send(GetCommitted).await.unwrap_or_default();
+            Err(RunError::Fatal {
+                reason: e,
+                summary: Box::new(summary(published, 0, committed)),
+            })
+        }
+    };
+    arbiters.stop();
+    result
+}
+
+/// `encore sink`: topic → lake, as one member of the consumer group, until a signal or
+/// `duration`. Must be called inside an actix `System`.
+pub async fn sink_kafka(
+    topic: &str,
+    sink: SinkConfig,
+    k: KafkaSettings,
+    duration: Option<Duration>,
+    opts: RunOptions,
+) -> Result<Summary, RunError> {
+    let started = Instant::now();
+    let partitions = {
+        let (cfg, t) = (k.config.clone(), topic.to_string());
+        // The sink never creates the topic: a typo must not create an empty one.
+        blocking(move || {
+            let admin_check = crate::kafka::topic_partitions(&cfg, &t)?;
+            admin_check.ok_or_else(|| {
+                crate::kafka::KafkaSetupError::Config(format!(
+                    "topic `{t}` does not exist (create it with `encore simulate --brokers …` or the Kafka tools)"
+                ))
+            })
+        })
+        .await?
+    };
+    tracing::info!(topic, partitions, "topic found");
+    let lake = open_lake(&sink, topic).await?;
+    let stats = opts
+        .progress
+        .then(|| Stats::new(std::io::stderr().is_terminal(), true).start());
+    let (stop_tx, mut stops) = mpsc::unbounded_channel();
+    let supervisor = Supervisor::new(
+        sink.restart_budget,
+        sink.restart_window,
+        stop_tx,
+        stats.clone(),
+    )
+    .start();
+    let arbiters = Arbiters::new(1);
+    let ks = start_kafka_sink(topic, &sink, &k, &lake, &arbiters, &supervisor, &stats).await?;
+    if opts.handle_signals {
+        watch_signals(supervisor.clone());
+    }
+    if let Some(d) = duration {
+        let s = supervisor.clone();
+        actix::spawn(async move {
+            tokio::time::sleep(d).await;
+            s.do_send(StopRun {
+                reason: StopReason::Duration,
+            });
+        });
+    }
+    let reason = stops.recv().await.unwrap_or(StopReason::Duration);
+    let drained = async {
+        let consumed = mailbox(ks.consumer.send(StopConsuming).await, "stopping consumer")?;
+        let _ = mailbox(ks.accumulator.send(FlushAll).await, "flushing")?;
+        let committed = mailbox(ks.committer.send(GetCommitted).await, "reading commits")?;
+        Ok::<_, String>((consumed, committed))
+    };
+    let outcome = match &reason {
+        StopReason::Fatal(e) => Err(e.clone()),
+        _ => unless_fatal(&mut stops, drained).await,
+    };
+    let _ = ks.consumer.send(CloseConsumer).await;
+    let restarts = supervisor.send(GetRestarts).await.unwrap_or(0);
+    if let Some(s) = &stats {
+        let _ = s.send(Finish).await;
+    }
+    let summary = |consumed, c: crate::messages::CommitCounters| Summary {
+        reason: reason.clone(),
+        seed: 0,
+        published: PublisherCounters::default(),
+        consumed,
+        rows: c.rows,
+        rejected: c.rejected,
+        files: c.files,
+        bytes: c.bytes,
+        restarts,
+        elapsed: started.elapsed(),
+        lake: Some(lake.location().to_string()),
+    };
+    let result = match outcome {
+        Ok(Ok((consumed, committed))) => Ok(summary(consumed, committed)),
+        Ok(Err(e)) | Err(e) => {
+            let committed = ks.committer.send(GetCommitted).await.unwrap_or_default();
+            Err(RunError::Fatal {
+                reason: e,
+                summary: Box::new(summary(0, committed)),
+            })
+        }
+    };
+    arbiters.stop();
+    result
+}
+
 /// `encore run`: listeners → publisher → in-process bus → consumer → accumulator → flusher →
 /// lake. Must be called inside an actix `System`.
 pub async fn run(sim: SimConfig, sink: SinkConfig, opts: RunOptions) -> Result<Summary, RunError> {
     let started = Instant::now();
-    let lake = Lake::open(&sink.lake, &sim.topic)?;
-    lake.probe().await?;
+    let lake = open_lake(&sink, &sim.topic).await?;
     let source = bus_source(&sim.topic);
     // Recover every partition with bookkeeping, also those beyond this run's partition count.
     let mut to_recover: Vec<i32> = (0..sim.partitions as i32).collect();
@@ -374,27 +704,21 @@ pub async fn run(sim: SimConfig, sink: SinkConfig, opts: RunOptions) -> Result<S
         let stats = stats.clone();
         Bus::start_in_arbiter(&arbiters.publish.handle(), move |_| Bus::new(log, stats))
     };
-    let committer = Committer::new(bus.clone().recipient(), starts.clone(), stats.clone()).start();
-    let flusher = {
-        let (lake, cfg) = (lake.clone(), sink.lake.clone());
-        let props = writer_properties(sink.compression);
-        let source = source.clone();
-        actix::Supervisor::start_in_arbiter(&arbiters.flush.handle(), move |_| {
-            Flusher::new(lake, cfg, props, source)
-        })
-    };
-    let accumulator = {
-        let (f, c, s, st) = (
-            flusher.clone(),
-            committer.clone(),
-            supervisor.clone(),
-            stats.clone(),
-        );
-        let (policy, max) = (sink.policy, sink.max_unflushed);
-        Accumulator::start_in_arbiter(&arbiters.sink.handle(), move |_| {
-            Accumulator::new(policy, max, f, c, s, st)
-        })
-    };
+    let committer = Committer::new(
+        bus_target(bus.clone().recipient()),
+        starts.clone(),
+        stats.clone(),
+    )
+    .start();
+    let accumulator = start_sink_stages(
+        &sink,
+        &lake,
+        &source,
+        &arbiters,
+        &committer,
+        &supervisor,
+        &stats,
+    );
     let consumer = {
         let (b, a, pos) = (bus.clone(), accumulator.clone(), starts.clone());
         BusConsumer::start_in_arbiter(&arbiters.sink.handle(), move |_| {
@@ -408,10 +732,13 @@ pub async fn run(sim: SimConfig, sink: SinkConfig, opts: RunOptions) -> Result<S
         })?;
 
     let reason = stops.recv().await.unwrap_or(StopReason::Duration);
+    tracing::debug!(reason = %describe(&reason), "draining");
     let drained = async {
         mailbox(conductor.send(StopListening).await, "stopping listeners")?;
+        tracing::debug!("listeners stopped; flushing the producer");
         let published = mailbox(publisher.send(DrainPublisher).await, "draining publisher")?
             .map_err(|e| e.to_string())?;
+        tracing::debug!(acked = published.acked, "producer flushed");
         let targets = mailbox(bus.send(GetHighWatermarks).await, "reading watermarks")?;
         mailbox(
             consumer
@@ -420,7 +747,9 @@ pub async fn run(sim: SimConfig, sink: SinkConfig, opts: RunOptions) -> Result<S
                 })
                 .await,
             "draining consumer",
-        )?;
+        )?
+        .await
+        .map_err(|_| "the consumer stopped before it caught up".to_string())?;
         let sink_counters = mailbox(accumulator.send(FlushAll).await, "flushing")?;
         let committed = mailbox(committer.send(GetCommitted).await, "reading commits")?;
         if committed.positions != targets {
@@ -479,25 +808,72 @@ pub async fn run(sim: SimConfig, sink: SinkConfig, opts: RunOptions) -> Result<S
 
 /// `encore simulate` without brokers: listeners → publisher → JSON lines on stdout.
 pub async fn simulate_to_stdout(sim: SimConfig, opts: RunOptions) -> Result<Summary, RunError> {
+    simulate(sim, None, opts).await
+}
+
+/// `encore simulate`: listeners → publisher → Kafka (with settings) or JSON lines on stdout.
+pub async fn simulate(
+    mut sim: SimConfig,
+    kafka: Option<KafkaSettings>,
+    opts: RunOptions,
+) -> Result<Summary, RunError> {
     let started = Instant::now();
+    let producer = match &kafka {
+        Some(k) => {
+            sim.partitions = prepare_topic(&sim.topic, sim.partitions, k).await?;
+            Some(Arc::new(
+                KafkaProducer::new(&k.config, &sim.topic, &k.compression)
+                    .map_err(|e| RunError::Usage(e.to_string()))?,
+            ))
+        }
+        None => None,
+    };
     let stats = opts
         .progress
         .then(|| Stats::new(std::io::stderr().is_terminal(), false).start());
     let (stop_tx, mut stops) = mpsc::unbounded_channel();
     let supervisor = Supervisor::new(0, Duration::from_secs(1), stop_tx, stats.clone()).start();
     let arbiters = Arbiters::new(sim.workers);
-    let (publisher, conductor) = start_front(&sim, &arbiters, &supervisor, &stats, opts, || {
-        Backend::Stdout(std::io::BufWriter::with_capacity(
-            1 << 16,
-            std::io::stdout(),
-        ))
-    })?;
+    let (publisher, conductor) = start_front(
+        &sim,
+        &arbiters,
+        &supervisor,
+        &stats,
+        opts,
+        move || match producer {
+            Some(p) => Backend::Kafka(p),
+            None => Backend::Stdout(std::io::BufWriter::with_capacity(
+                1 << 16,
+                std::io::stdout(),
+            )),
+        },
+    )?;
     let reason = stops.recv().await.unwrap_or(StopReason::Duration);
     let _ = conductor.send(StopListening).await;
     let published = match publisher.send(DrainPublisher).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) if reason != StopReason::OutputClosed => {
-            return Err(RunError::Usage(e.to_string()));
+            let reason = match &reason {
+                StopReason::Fatal(f) => f.clone(),
+                _ => e.to_string(),
+            };
+            arbiters.stop();
+            return Err(RunError::Fatal {
+                reason,
+                summary: Box::new(Summary {
+                    reason: StopReason::Fatal(e.to_string()),
+                    seed: sim.seed,
+                    published: PublisherCounters::default(),
+                    consumed: 0,
+                    rows: 0,
+                    rejected: 0,
+                    files: 0,
+                    bytes: 0,
+                    restarts: 0,
+                    elapsed: started.elapsed(),
+                    lake: None,
+                }),
+            });
         }
         _ => PublisherCounters::default(),
     };

@@ -3,8 +3,16 @@
 
 use std::process::Command;
 
+/// The binary with none of the caller's `ENCORE_*` settings (a shell that evaluated
+/// `scripts/stack.sh env` would otherwise turn these embedded runs into Kafka runs).
 fn encore() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_encore"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_encore"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ENCORE_") {
+            c.env_remove(k);
+        }
+    }
+    c
 }
 
 /// Runs `encore verify` on a lake: (exit 0, report).

@@ -1,6 +1,8 @@
 //! Accumulator: decodes records into per-partition buffers and decides when to flush.
 //!
-//! Input: [`Records`] (from the consumer), [`FlushAll`], [`FlushDone`]. For each partition a
+//! Input: [`Records`] (from the consumer), [`FlushAll`], [`FlushDone`], [`Revoke`] (a Kafka
+//! rebalance took partitions away: their unflushed records are dropped, the new owner reads
+//! them again from the last committed offset). For each partition a
 //! [`PartitionBuffer`] fills until the [`FlushPolicy`] fires (rows, bytes or age); the batch is
 //! then handed to the flusher by a flush task. Guarantees:
 //! - one batch per partition in flight at a time, in offset order, so commits are ordered;
@@ -17,7 +19,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::messages::{ActorFailed, Flush, FlushAll, FlushDone, Progress, Records, SinkCounters};
+use crate::messages::{
+    ActorFailed, Flush, FlushAll, FlushDone, Progress, Records, Revoke, SinkCounters,
+};
 use crate::sink::{FlushPolicy, PartitionBuffer, PendingBatch};
 
 use super::committer::Committer;
@@ -43,6 +47,8 @@ pub struct Accumulator {
     paused: Vec<oneshot::Sender<()>>,
     /// Replies held back until `unflushed == 0` (drain).
     drained: Vec<oneshot::Sender<()>>,
+    /// Revocations waiting for these partitions' in-flight batches to finish.
+    revoking: Vec<(BTreeSet<i32>, oneshot::Sender<()>)>,
     flusher: Addr<Flusher>,
     committer: Addr<Committer>,
     supervisor: Addr<Supervisor>,
@@ -68,6 +74,7 @@ impl Accumulator {
             max_unflushed: max_unflushed.max(1) as usize,
             paused: Vec::new(),
             drained: Vec::new(),
+            revoking: Vec::new(),
             flusher,
             committer,
             supervisor,
@@ -97,6 +104,30 @@ impl Accumulator {
                 .push_back(Arc::new(batch));
         }
         self.dispatch(ctx);
+    }
+
+    /// Releases the held-back replies whose condition now holds.
+    fn release(&mut self) {
+        if self.unflushed <= self.max_unflushed {
+            for tx in self.paused.drain(..) {
+                let _ = tx.send(());
+            }
+        }
+        if self.unflushed == 0 {
+            for tx in self.drained.drain(..) {
+                let _ = tx.send(());
+            }
+        }
+        for (parts, _) in &mut self.revoking {
+            parts.retain(|p| self.inflight.contains(p));
+        }
+        let (done, waiting) = std::mem::take(&mut self.revoking)
+            .into_iter()
+            .partition(|(parts, _)| parts.is_empty());
+        self.revoking = waiting;
+        for (_, tx) in done {
+            let _ = tx.send(());
+        }
     }
 
     /// Starts a flush for every partition that has a queued batch and none in flight.
@@ -239,16 +270,39 @@ impl Handler<FlushDone> for Accumulator {
         self.inflight.remove(&msg.partition);
         self.unflushed -= 1;
         self.dispatch(ctx);
-        if self.unflushed <= self.max_unflushed {
-            for tx in self.paused.drain(..) {
-                let _ = tx.send(());
+        self.release();
+    }
+}
+
+impl Handler<Revoke> for Accumulator {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: Revoke, _ctx: &mut Self::Context) -> Self::Result {
+        let mut dropped = 0usize;
+        for p in &msg.partitions {
+            if let Some(b) = self.buffers.remove(p) {
+                dropped += b.stats(Instant::now()).records;
+            }
+            if let Some(q) = self.queued.remove(p) {
+                self.unflushed -= q.len();
+                dropped += q.iter().map(|b| b.rows() + b.rejected.len()).sum::<usize>();
             }
         }
-        if self.unflushed == 0 {
-            for tx in self.drained.drain(..) {
-                let _ = tx.send(());
-            }
+        if dropped > 0 {
+            tracing::info!(partitions = ?msg.partitions, records = dropped, "revoked partitions: unflushed records dropped (the next owner reads them again)");
         }
+        let waiting: BTreeSet<i32> = msg
+            .partitions
+            .iter()
+            .copied()
+            .filter(|p| self.inflight.contains(p))
+            .collect();
+        let (tx, rx) = oneshot::channel();
+        self.revoking.push((waiting, tx));
+        self.release();
+        Box::pin(async move {
+            let _ = rx.await;
+        })
     }
 }
 

@@ -1,8 +1,10 @@
 //! Committer: the lake says a range is durable; tell the source and keep the totals.
 //!
 //! Input: [`Durable`] (in offset order per partition), [`GetCommitted`]. Output:
-//! [`CommitOffset`] to the source (the bus frees memory; a Kafka consumer commits the group
-//! offset, for lag monitoring only: the lake is the source of truth for progress).
+//! [`CommitOffset`] to the source: the bus notes it; Kafka gets the group offset committed
+//! (asynchronously), for lag monitoring only: the lake is the source of truth for progress.
+//! Never awaited: a Kafka consumer blocked in a rebalance waits for in-flight batches, whose
+//! completion passes through here.
 
 use actix::prelude::*;
 
@@ -10,19 +12,41 @@ use crate::messages::{CommitCounters, CommitOffset, Durable, GetCommitted, Progr
 
 use super::stats::Stats;
 
+/// Tells the source that a position is durable.
+pub type CommitTarget = Box<dyn Fn(CommitOffset)>;
+
+/// The in-process bus as a commit target.
+pub fn bus_target(bus: Recipient<CommitOffset>) -> CommitTarget {
+    Box::new(move |c| bus.do_send(c))
+}
+
+/// A Kafka consumer as a commit target: an asynchronous group offset commit.
+pub fn kafka_target(
+    consumer: std::sync::Arc<rdkafka::consumer::BaseConsumer<crate::kafka::consumer::SinkContext>>,
+    topic: String,
+) -> CommitTarget {
+    use rdkafka::consumer::{CommitMode, Consumer};
+    Box::new(move |c| {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        if tpl
+            .add_partition_offset(&topic, c.partition, rdkafka::Offset::Offset(c.next_offset))
+            .is_ok()
+            && let Err(e) = consumer.commit(&tpl, CommitMode::Async)
+        {
+            tracing::debug!(%e, partition = c.partition, "group offset commit not sent");
+        }
+    })
+}
+
 pub struct Committer {
-    source: Recipient<CommitOffset>,
+    source: CommitTarget,
     counters: CommitCounters,
     stats: Option<Addr<Stats>>,
 }
 
 impl Committer {
     /// `positions`: next offset per partition at start (from lake recovery).
-    pub fn new(
-        source: Recipient<CommitOffset>,
-        positions: Vec<i64>,
-        stats: Option<Addr<Stats>>,
-    ) -> Self {
+    pub fn new(source: CommitTarget, positions: Vec<i64>, stats: Option<Addr<Stats>>) -> Self {
         Committer {
             source,
             counters: CommitCounters {
@@ -39,9 +63,9 @@ impl Actor for Committer {
 }
 
 impl Handler<Durable> for Committer {
-    type Result = ResponseFuture<()>;
+    type Result = ();
 
-    fn handle(&mut self, msg: Durable, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Durable, _ctx: &mut Self::Context) {
         let c = &mut self.counters;
         c.rows += msg.rows;
         c.rejected += msg.rejected;
@@ -67,13 +91,10 @@ impl Handler<Durable> for Committer {
                 offsets: c.positions.iter().map(|o| *o as u64).sum(),
             });
         }
-        let send = self.source.send(CommitOffset {
+        (self.source)(CommitOffset {
             partition: msg.range.partition,
             next_offset: msg.range.last + 1,
         });
-        Box::pin(async move {
-            let _ = send.await;
-        })
     }
 }
 

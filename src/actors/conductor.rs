@@ -104,6 +104,11 @@ impl Handler<Tick> for Conductor {
                 }
             }
             act.emitted += emitted_in_tick;
+            tracing::trace!(
+                emitted = act.emitted,
+                done = act.done.iter().filter(|d| **d).count(),
+                "tick"
+            );
             let clock = act.max_rate.as_mut().expect("max-rate");
             clock.now_ms = until_ms;
             // Aim the next tick at the target; grow at most 4x per tick after an idle tick.

@@ -99,12 +99,12 @@ impl Handler<Poll> for BusConsumer {
 }
 
 impl Handler<DrainTo> for BusConsumer {
-    type Result = ResponseFuture<u64>;
+    type Result = MessageResult<DrainTo>;
 
     fn handle(&mut self, msg: DrainTo, _ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.drain = Some((msg.targets, tx));
         self.check_drain();
-        Box::pin(async move { rx.await.unwrap_or(0) })
+        MessageResult(rx)
     }
 }

@@ -19,6 +19,7 @@ pub mod committer;
 pub mod conductor;
 pub mod consumer;
 pub mod flusher;
+pub mod kafka_consumer;
 pub mod listener;
 pub mod publisher;
 pub mod stats;

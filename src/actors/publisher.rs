@@ -1,17 +1,22 @@
 //! Publisher: puts listeners' events on the topic.
 //!
-//! Input: [`SimEvents`] batches, [`DrainPublisher`]. Back ends behind one interface: the
-//! in-process [`Bus`] (default of `encore run`), or stdout as JSON lines (`encore simulate`
-//! without brokers). Messages are handled one at a time (`AtomicResponse`) and the mailbox is
+//! Input: [`SimEvents`] batches, [`DrainPublisher`]. Back ends behind one interface: Kafka
+//! (an idempotent librdkafka producer, acks=all; a full local queue means wait and retry, never
+//! drop; delivery failures stop the run with the broker's reason), the in-process [`Bus`]
+//! (default of `encore run`), or stdout as JSON lines (`encore simulate` without brokers). Messages are handled one at a time (`AtomicResponse`) and the mailbox is
 //! bounded, so a slow topic slows the listeners down. Records are partitioned by key with
 //! Kafka's murmur2 partitioner. Enforces the realtime `--events` limit and reports
 //! [`StopRun`] when it is reached.
 
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use actix::prelude::*;
 
 use crate::bus::BusRecord;
+use crate::kafka::producer::{Enqueue, KafkaProducer};
 use crate::messages::{
     Admission, Append, DrainPublisher, Progress, PublishError, PublisherCounters, SimEvents,
     StopReason, StopRun,
@@ -24,10 +29,16 @@ use super::supervisor::Supervisor;
 
 /// Batches queued in the publisher's mailbox before listeners wait.
 const MAILBOX: usize = 64;
+/// Pause before retrying when librdkafka's local queue is full.
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(5);
+/// Longest wait for outstanding deliveries at drain: librdkafka's default message.timeout.ms
+/// (5 min) plus a margin; every record is acknowledged or failed by then.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(330);
 
 /// Where published records go.
 pub enum Backend {
     Bus(Addr<Bus>),
+    Kafka(Arc<KafkaProducer>),
     /// JSON lines on stdout.
     Stdout(std::io::BufWriter<std::io::Stdout>),
 }
@@ -40,6 +51,7 @@ pub struct Publisher {
     supervisor: Addr<Supervisor>,
     stats: Option<Addr<Stats>>,
     limit_signalled: bool,
+    failure_signalled: bool,
 }
 
 impl Publisher {
@@ -58,6 +70,7 @@ impl Publisher {
             supervisor,
             stats,
             limit_signalled: false,
+            failure_signalled: false,
         }
     }
 
@@ -68,6 +81,36 @@ impl Publisher {
         }
         self.counters.published += records.len() as u64;
     }
+
+    /// Folds the delivery reports into the counters; a failed delivery stops the run.
+    fn check_deliveries(&mut self) {
+        let Backend::Kafka(p) = &self.backend else {
+            return;
+        };
+        let d = p.deliveries();
+        self.counters.acked = d.acked.load(Ordering::Relaxed);
+        self.counters.failed = d.failed.load(Ordering::Relaxed);
+        if self.counters.failed > 0 && !self.failure_signalled {
+            self.failure_signalled = true;
+            self.supervisor.do_send(StopRun {
+                reason: StopReason::Fatal(undelivered(&self.counters, p)),
+            });
+        }
+    }
+}
+
+fn undelivered(c: &PublisherCounters, p: &KafkaProducer) -> String {
+    let first = p
+        .deliveries()
+        .first_error
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_default();
+    format!(
+        "{} of {} events were not delivered to Kafka ({first})",
+        c.failed, c.published
+    )
 }
 
 impl Actor for Publisher {
@@ -75,13 +118,12 @@ impl Actor for Publisher {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX);
-        if self.stats.is_some() {
-            ctx.run_interval(std::time::Duration::from_millis(500), |act, _| {
-                if let Some(s) = &act.stats {
-                    s.do_send(Progress::Published(act.counters));
-                }
-            });
-        }
+        ctx.run_interval(Duration::from_millis(500), |act, _| {
+            act.check_deliveries();
+            if let Some(s) = &act.stats {
+                s.do_send(Progress::Published(act.counters));
+            }
+        });
     }
 }
 
@@ -129,6 +171,32 @@ impl Handler<SimEvents> for Publisher {
                 };
                 AtomicResponse::new(Box::pin(fut::ready(res)))
             }
+            Backend::Kafka(p) => {
+                let p = p.clone();
+                let enqueue = async move {
+                    let mut sent = 0;
+                    loop {
+                        let pairs = records.iter().map(|r| (&r.key[..], &r.value[..]));
+                        match p.enqueue(pairs, sent) {
+                            Ok(_) => return Ok(records),
+                            // Deliveries free the queue; the listeners wait meanwhile.
+                            Err(Enqueue::QueueFull { sent: s }) => {
+                                sent = s;
+                                tokio::time::sleep(QUEUE_FULL_WAIT).await;
+                            }
+                            Err(Enqueue::Failed(e)) => return Err(PublishError::Kafka(e)),
+                        }
+                    }
+                };
+                AtomicResponse::new(Box::pin(enqueue.into_actor(self).map(
+                    move |res, act, _| {
+                        res.map(|records| {
+                            act.count(&records);
+                            admission
+                        })
+                    },
+                )))
+            }
             Backend::Bus(bus) => {
                 let now = chrono::Utc::now().timestamp_millis();
                 let parts = self.partitions;
@@ -161,18 +229,40 @@ impl Handler<SimEvents> for Publisher {
 }
 
 impl Handler<DrainPublisher> for Publisher {
-    type Result = Result<PublisherCounters, PublishError>;
+    type Result = ResponseActFuture<Self, Result<PublisherCounters, PublishError>>;
 
     fn handle(&mut self, _: DrainPublisher, _ctx: &mut Self::Context) -> Self::Result {
         // Earlier batches were handled atomically, so the bus already holds them; stdout only
-        // needs its buffer flushed.
-        if let Backend::Stdout(out) = &mut self.backend {
-            out.flush()
-                .map_err(|e| PublishError::Stdout(e.to_string()))?;
-        }
-        if let Some(s) = &self.stats {
-            s.do_send(Progress::Published(self.counters));
-        }
-        Ok(self.counters)
+        // needs its buffer flushed; Kafka needs every delivery report.
+        let flushed: futures::future::BoxFuture<'static, Result<(), PublishError>> =
+            match &mut self.backend {
+                Backend::Stdout(out) => {
+                    let r = out.flush().map_err(|e| PublishError::Stdout(e.to_string()));
+                    Box::pin(fut::ready(r))
+                }
+                Backend::Bus(_) => Box::pin(fut::ready(Ok(()))),
+                Backend::Kafka(p) => {
+                    let p = p.clone();
+                    Box::pin(async move {
+                        tokio::task::spawn_blocking(move || p.flush(DRAIN_TIMEOUT))
+                            .await
+                            .map_err(|e| PublishError::Kafka(e.to_string()))?
+                            .map_err(PublishError::Kafka)
+                    })
+                }
+            };
+        Box::pin(flushed.into_actor(self).map(|res, act, _| {
+            res?;
+            act.check_deliveries();
+            if let Some(s) = &act.stats {
+                s.do_send(Progress::Published(act.counters));
+            }
+            if let Backend::Kafka(p) = &act.backend
+                && act.counters.failed > 0
+            {
+                return Err(PublishError::Undelivered(undelivered(&act.counters, p)));
+            }
+            Ok(act.counters)
+        }))
     }
 }

@@ -126,6 +126,8 @@ pub struct Lake {
     /// Set for local lakes: object_store stages local writes as `<name>#<n>` files, which its
     /// listing hides but other readers do not, so recovery removes them by path.
     local_root: Option<PathBuf>,
+    /// Set for S3 lakes: the client (for signing a create-bucket request) and the bucket.
+    s3: Option<(Arc<object_store::aws::AmazonS3>, String)>,
     table: String,
     display: String,
 }
@@ -172,13 +174,14 @@ impl Lake {
             if let Some(s) = &cfg.s3_secret_key {
                 b = b.with_secret_access_key(s);
             }
-            let store = b.build().map_err(|e| loc_err(e.to_string()))?;
+            let store = Arc::new(b.build().map_err(|e| loc_err(e.to_string()))?);
             let root = Path::parse(prefix.trim_end_matches('/'))
                 .map_err(|e| loc_err(format!("bad prefix: {e}")))?;
             return Ok(Lake {
-                store: Arc::new(store),
+                store: store.clone(),
                 root,
                 local_root: None,
+                s3: Some((store, bucket.to_string())),
                 table: table.to_string(),
                 display: cfg.url.clone(),
             });
@@ -207,6 +210,7 @@ impl Lake {
             store: Arc::new(store),
             root: Path::default(),
             local_root: Some(abs.clone()),
+            s3: None,
             table: table.to_string(),
             display: abs.display().to_string(),
         })
@@ -219,8 +223,56 @@ impl Lake {
             store,
             root,
             local_root: None,
+            s3: None,
             table: table.to_string(),
         }
+    }
+
+    /// [`Lake::probe`], creating the S3 bucket first when it does not exist.
+    pub async fn ensure_writable(&self) -> Result<(), LakeError> {
+        match self.probe().await {
+            Err(LakeError::Store {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) if self.s3.is_some() => {
+                self.create_bucket().await?;
+                self.probe().await
+            }
+            other => other,
+        }
+    }
+
+    /// Creates the S3 bucket with a signed `PUT /bucket` (object_store has no such call).
+    async fn create_bucket(&self) -> Result<(), LakeError> {
+        use object_store::signer::Signer;
+        let Some((s3, bucket)) = &self.s3 else {
+            return Ok(());
+        };
+        let fail = |reason: String| LakeError::Location {
+            url: self.display.clone(),
+            reason: format!("creating bucket `{bucket}`: {reason}"),
+        };
+        let url = s3
+            .signed_url(
+                reqwest::Method::PUT,
+                &Path::default(),
+                std::time::Duration::from_secs(60),
+            )
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let resp = reqwest::Client::new()
+            .put(url)
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let status = resp.status();
+        // 409: created meanwhile by someone else (BucketAlreadyOwnedByYou / AlreadyExists).
+        if status.is_success() || status == reqwest::StatusCode::CONFLICT {
+            tracing::info!(bucket, "created the lake's bucket");
+            return Ok(());
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Err(fail(format!("HTTP {status}: {}", body.trim())))
     }
 
     /// Checks that the lake can be written and read by writing and deleting a probe object.

@@ -1,0 +1,307 @@
+//! KafkaSource: a consumer-group member feeding the accumulator.
+//!
+//! Runs on its own arbiter because librdkafka's `poll` blocks (at most `POLL_WAIT`) and runs
+//! the rebalance callback on the polling thread. A self-driven loop: poll a batch →
+//! `send(Records).await` → poll again. The accumulator holds its reply back while too much
+//! waits for the lake, so a slow lake pauses consumption (memory stays bounded by librdkafka's
+//! prefetch queue plus `--max-unflushed` batches). Positions come from the lake on every
+//! assignment (see `kafka::consumer`); records of revoked partitions polled in the same batch
+//! are discarded. Inputs: [`DrainTo`] (reply once every owned partition reached its target),
+//! [`StopConsuming`], [`CloseConsumer`]. Group offsets are committed by the committer after
+//! the lake has the data.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Message, Timestamp};
+use tokio::sync::oneshot;
+
+use crate::kafka::consumer::{AssignmentChange, RebalanceHooks, SinkContext};
+use crate::lake::Lake;
+use crate::messages::{
+    CloseConsumer, DrainTo, Records, Revoke, StopConsuming, StopReason, StopRun,
+};
+use crate::sink::SourceRecord;
+
+use super::accumulator::Accumulator;
+use super::supervisor::Supervisor;
+
+/// Records per hand-over to the accumulator.
+const BATCH_MAX: usize = 8192;
+/// How long one poll waits for a record.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How long recovery of assigned partitions may keep failing (lake unreachable) before the
+/// run stops.
+const RECOVERY_PATIENCE: Duration = Duration::from_secs(60);
+
+pub struct KafkaSource {
+    consumer: Option<Arc<BaseConsumer<SinkContext>>>,
+    accumulator: Addr<Accumulator>,
+    /// Owned partitions → next offset to hand over (None: not known until the first record).
+    positions: BTreeMap<i32, Option<i64>>,
+    consumed: u64,
+    drain: Option<(Vec<i64>, oneshot::Sender<u64>)>,
+    stopped: bool,
+    /// Whether the group has given this member partitions yet (a drain waits for that).
+    ever_assigned: bool,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Poll;
+
+impl KafkaSource {
+    pub fn new(consumer: Arc<BaseConsumer<SinkContext>>, accumulator: Addr<Accumulator>) -> Self {
+        KafkaSource {
+            consumer: Some(consumer),
+            accumulator,
+            positions: BTreeMap::new(),
+            consumed: 0,
+            drain: None,
+            stopped: false,
+            ever_assigned: false,
+        }
+    }
+
+    fn apply(&mut self, changes: Vec<AssignmentChange>, batch: &mut Vec<SourceRecord>) {
+        for c in changes {
+            match c {
+                AssignmentChange::Assigned(list) => {
+                    self.ever_assigned = true;
+                    for (p, start) in list {
+                        self.positions.insert(p, start);
+                    }
+                }
+                AssignmentChange::Revoked(list) => {
+                    for p in &list {
+                        self.positions.remove(p);
+                    }
+                    batch.retain(|r| !list.contains(&r.partition));
+                }
+            }
+        }
+    }
+
+    /// Polls up to `BATCH_MAX` records, applying assignment changes as they happen.
+    fn poll_batch(&mut self) -> Vec<SourceRecord> {
+        let Some(consumer) = self.consumer.clone() else {
+            return Vec::new();
+        };
+        let mut batch = Vec::new();
+        let mut wait = POLL_WAIT;
+        while batch.len() < BATCH_MAX {
+            let polled = consumer.poll(wait);
+            let changes = consumer.context().take_changes();
+            if !changes.is_empty() {
+                self.apply(changes, &mut batch);
+            }
+            match polled {
+                None => break,
+                Some(Err(e)) => {
+                    // Broker-side hiccups; librdkafka retries and reconnects on its own.
+                    tracing::warn!(%e, "Kafka consumer error");
+                    break;
+                }
+                Some(Ok(m)) => {
+                    let p = m.partition();
+                    let Some(pos) = self.positions.get_mut(&p) else {
+                        continue; // not (or no longer) ours
+                    };
+                    if pos.is_some_and(|next| m.offset() < next) {
+                        continue; // already handed over (a re-fetch after a seek)
+                    }
+                    *pos = Some(m.offset() + 1);
+                    let timestamp_ms = match m.timestamp() {
+                        Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
+                        Timestamp::NotAvailable => -1,
+                    };
+                    batch.push(SourceRecord {
+                        partition: p,
+                        offset: m.offset(),
+                        timestamp_ms,
+                        key: m.key().map(Bytes::copy_from_slice),
+                        value: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
+                    });
+                }
+            }
+            wait = Duration::ZERO;
+        }
+        batch
+    }
+
+    fn check_drain(&mut self) {
+        let reached = match &self.drain {
+            Some((targets, _)) => {
+                self.ever_assigned
+                    && self.positions.iter().all(|(p, pos)| {
+                        let target = targets.get(*p as usize).copied().unwrap_or(0);
+                        // An empty partition with no position yet has nothing to wait for.
+                        pos.unwrap_or(0) >= target || target == 0
+                    })
+            }
+            None => false,
+        };
+        if (reached || self.stopped)
+            && let Some((_, tx)) = self.drain.take()
+        {
+            let _ = tx.send(self.consumed);
+        }
+    }
+}
+
+impl Actor for KafkaSource {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.notify(Poll);
+    }
+}
+
+impl Handler<Poll> for KafkaSource {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, _: Poll, _ctx: &mut Self::Context) -> Self::Result {
+        if self.stopped {
+            return AtomicResponse::new(Box::pin(fut::ready(())));
+        }
+        let records = self.poll_batch();
+        let n = records.len() as u64;
+        let accumulator = self.accumulator.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                if n > 0 {
+                    accumulator.send(Records { records }).await.is_ok()
+                } else {
+                    true
+                }
+            }
+            .into_actor(self)
+            .map(move |alive, act, ctx| {
+                if !alive {
+                    // The accumulator is gone: the pipeline is stopping.
+                    act.stopped = true;
+                    return;
+                }
+                act.consumed += n;
+                act.check_drain();
+                ctx.notify(Poll);
+            }),
+        ))
+    }
+}
+
+impl Handler<DrainTo> for KafkaSource {
+    type Result = MessageResult<DrainTo>;
+
+    fn handle(&mut self, msg: DrainTo, _ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        tracing::debug!(targets = ?msg.targets, positions = ?self.positions, "draining to the high watermarks");
+        self.drain = Some((msg.targets, tx));
+        self.check_drain();
+        MessageResult(rx)
+    }
+}
+
+impl Handler<StopConsuming> for KafkaSource {
+    type Result = u64;
+
+    fn handle(&mut self, _: StopConsuming, _ctx: &mut Self::Context) -> u64 {
+        // Atomic poll handlers: every polled record is with the accumulator by now.
+        self.stopped = true;
+        self.check_drain();
+        self.consumed
+    }
+}
+
+impl Handler<CloseConsumer> for KafkaSource {
+    type Result = ();
+
+    fn handle(&mut self, _: CloseConsumer, _ctx: &mut Self::Context) {
+        self.stopped = true;
+        // Dropping the last handle leaves the group at once (partitions move without waiting
+        // for the session timeout); the revoke callback finds nothing left to drop.
+        if let Some(c) = self.consumer.take() {
+            match Arc::try_unwrap(c) {
+                Ok(c) => drop(c),
+                Err(c) => {
+                    tracing::debug!(
+                        "consumer handle still shared; it leaves the group when released"
+                    );
+                    drop(c);
+                }
+            }
+        }
+    }
+}
+
+/// The rebalance hooks of a sink: revocation goes through the accumulator, recovery through
+/// the lake on another arbiter (the polling thread must not run the lake's I/O itself).
+pub struct SinkHooks {
+    pub accumulator: Addr<Accumulator>,
+    pub supervisor: Addr<Supervisor>,
+    pub lake: Lake,
+    pub source: String,
+    /// Where recovery runs.
+    pub io: ArbiterHandle,
+}
+
+impl RebalanceHooks for SinkHooks {
+    fn revoke(&self, partitions: &[i32]) {
+        let send = self.accumulator.send(Revoke {
+            partitions: partitions.to_vec(),
+        });
+        // The accumulator lives on another arbiter; an error means it is gone (shutdown).
+        let _ = futures::executor::block_on(send);
+    }
+
+    fn assign(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (lake, source, parts) = (self.lake.clone(), self.source.clone(), partitions.to_vec());
+        let spawned = self.io.spawn(async move {
+            let _ = tx.send(recover_all(&lake, &source, &parts).await);
+        });
+        if !spawned {
+            return Err("the lake's arbiter is gone".into());
+        }
+        rx.recv()
+            .map_err(|_| "recovery was interrupted".to_string())?
+    }
+
+    fn fatal(&self, error: String) {
+        tracing::error!("{error}");
+        self.supervisor.do_send(StopRun {
+            reason: StopReason::Fatal(error),
+        });
+    }
+}
+
+/// Recovers each partition, retrying transient lake errors with backoff for a while.
+async fn recover_all(lake: &Lake, source: &str, parts: &[i32]) -> Result<Vec<Option<i64>>, String> {
+    let started = std::time::Instant::now();
+    let mut out = Vec::with_capacity(parts.len());
+    for &p in parts {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match lake.recover_partition(p, source).await {
+                Ok(rec) => {
+                    if !rec.removed.is_empty() {
+                        tracing::info!(partition = p, removed = ?rec.removed, "removed uncommitted leftovers");
+                    }
+                    out.push(rec.next_offset);
+                    break;
+                }
+                Err(e) if e.is_retriable() && started.elapsed() < RECOVERY_PATIENCE => {
+                    tracing::warn!(partition = p, %e, "recovering from the lake failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,152 @@
+//! Topic set-up and cluster facts, through the admin API. Blocking calls: run them off the
+//! actors' threads (`spawn_blocking`) or before the actors start.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::Client;
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::{EncoreContext, KafkaConfig, KafkaSetupError};
+
+/// The topic as found or created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub partitions: u32,
+    pub created: bool,
+}
+
+fn admin(cfg: &KafkaConfig) -> Result<AdminClient<EncoreContext>, KafkaSetupError> {
+    let mut c = cfg.client_config();
+    // Looking a topic up must never create it with the broker's defaults.
+    c.set("allow.auto.create.topics", "false");
+    c.create_with_context(EncoreContext)
+        .map_err(|e| KafkaSetupError::Config(format!("Kafka settings: {e}")))
+}
+
+fn unreachable(cfg: &KafkaConfig, e: impl std::fmt::Display) -> KafkaSetupError {
+    KafkaSetupError::Config(format!(
+        "cannot reach Kafka at `{}` within {} (--connect-timeout): {e}",
+        cfg.brokers,
+        humantime::format_duration(cfg.connect_timeout)
+    ))
+}
+
+/// Partitions of `topic` that have a leader, or None when the cluster does not know the topic.
+fn lookup(
+    client: &Client<EncoreContext>,
+    cfg: &KafkaConfig,
+    topic: &str,
+) -> Result<Option<(u32, bool)>, KafkaSetupError> {
+    // All topics, not `Some(topic)`: a metadata request naming a missing topic can create it on
+    // brokers with auto-creation on.
+    let md = client
+        .fetch_metadata(None, cfg.connect_timeout)
+        .map_err(|e| unreachable(cfg, e))?;
+    Ok(md.topics().iter().find(|t| t.name() == topic).map(|t| {
+        let ready = t.error().is_none() && t.partitions().iter().all(|p| p.leader() >= 0);
+        (t.partitions().len() as u32, ready)
+    }))
+}
+
+/// The partition count of `topic`, or None when it does not exist.
+pub fn topic_partitions(cfg: &KafkaConfig, topic: &str) -> Result<Option<u32>, KafkaSetupError> {
+    let admin = admin(cfg)?;
+    Ok(lookup(admin.inner(), cfg, topic)?.map(|(n, _)| n))
+}
+
+/// Makes sure `topic` exists: creates it with `partitions` when missing (waiting until every
+/// partition has a leader); an existing topic keeps its partition count.
+pub fn ensure_topic(
+    cfg: &KafkaConfig,
+    topic: &str,
+    partitions: u32,
+    replication: u16,
+) -> Result<TopicInfo, KafkaSetupError> {
+    let admin = admin(cfg)?;
+    if let Some((n, _)) = lookup(admin.inner(), cfg, topic)? {
+        if n != partitions {
+            tracing::info!(
+                topic,
+                existing = n,
+                requested = partitions,
+                "topic exists with another partition count; using it as it is"
+            );
+        }
+        return Ok(TopicInfo {
+            partitions: n,
+            created: false,
+        });
+    }
+    let new = NewTopic::new(
+        topic,
+        partitions as i32,
+        TopicReplication::Fixed(replication as i32),
+    );
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(cfg.connect_timeout))
+        .request_timeout(Some(cfg.connect_timeout));
+    let results = futures::executor::block_on(admin.create_topics([&new], &opts))
+        .map_err(|e| unreachable(cfg, e))?;
+    let mut created = true;
+    for r in results {
+        match r {
+            Ok(_) => {}
+            // Someone else created it in between: fine.
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => created = false,
+            Err((t, code)) => {
+                return Err(KafkaSetupError::Config(format!(
+                    "creating topic `{t}` ({partitions} partitions, replication {replication}): {code}"
+                )));
+            }
+        }
+    }
+    // Creation is asynchronous on the broker: wait until every partition has a leader.
+    let deadline = Instant::now() + cfg.connect_timeout.max(Duration::from_secs(5));
+    loop {
+        match lookup(admin.inner(), cfg, topic)? {
+            Some((n, true)) if n > 0 => {
+                tracing::info!(topic, partitions = n, created, "topic ready");
+                return Ok(TopicInfo {
+                    partitions: n,
+                    created,
+                });
+            }
+            _ if Instant::now() > deadline => {
+                return Err(KafkaSetupError::Config(format!(
+                    "topic `{topic}` was created but its partitions have no leader yet"
+                )));
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The next offset to be written, per partition `0..partitions`.
+pub fn fetch_high_watermarks(
+    client: &Client<impl rdkafka::client::ClientContext>,
+    topic: &str,
+    partitions: u32,
+    timeout: Duration,
+) -> Result<Vec<i64>, String> {
+    (0..partitions as i32)
+        .map(|p| {
+            client
+                .fetch_watermarks(topic, p, timeout)
+                .map(|(_, high)| high)
+                .map_err(|e| format!("watermarks of {topic}/{p}: {e}"))
+        })
+        .collect()
+}
+
+/// The source identity written into commit markers: the cluster and the topic, so that a lake
+/// is never continued from another cluster's offsets.
+pub fn source_identity(cfg: &KafkaConfig, topic: &str) -> Result<String, KafkaSetupError> {
+    let admin = admin(cfg)?;
+    // Without the id a lake could be continued from another cluster's offsets: refuse.
+    let id = admin
+        .inner()
+        .fetch_cluster_id(cfg.connect_timeout)
+        .ok_or_else(|| unreachable(cfg, "the cluster did not report its id"))?;
+    Ok(format!("kafka:{id}/{topic}"))
+}

@@ -1,0 +1,191 @@
+//! The consuming half of the Kafka glue: a group member whose positions come from the lake.
+//!
+//! librdkafka calls the rebalance callback on the thread that polls (the consumer actor's own
+//! arbiter). On revocation the [`RebalanceHooks`] drop the partitions' unflushed state and wait
+//! until none of their batches is being committed; on assignment they recover each partition
+//! from the lake, and the consumer starts exactly after the last committed offset. The group's
+//! committed offsets are never used to position the consumer: the lake is the source of truth.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+
+use super::{KafkaConfig, KafkaSetupError, log_client_error, log_to_tracing};
+
+/// What the pipeline does when partitions come and go. Both calls block the polling thread;
+/// they must not need that thread to make progress.
+pub trait RebalanceHooks: Send + Sync {
+    /// The partitions leave this member: drop their unflushed records; return once none of
+    /// their batches is still being committed.
+    fn revoke(&self, partitions: &[i32]);
+    /// The partitions arrive: recover each from the lake; the next offset to read for each
+    /// (None: from the beginning of the partition).
+    fn assign(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, String>;
+    /// Assignment failed for good: the run must stop.
+    fn fatal(&self, error: String);
+}
+
+/// A change of assignment, for the consumer actor to apply after `poll` returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssignmentChange {
+    /// (partition, next offset to read; None = from the beginning)
+    Assigned(Vec<(i32, Option<i64>)>),
+    Revoked(Vec<i32>),
+}
+
+/// The consumer's context: logging plus the lake-driven rebalance.
+pub struct SinkContext {
+    topic: String,
+    hooks: OnceLock<Box<dyn RebalanceHooks>>,
+    changes: Mutex<Vec<AssignmentChange>>,
+}
+
+impl SinkContext {
+    /// Changes since the last call, in order.
+    pub fn take_changes(&self) -> Vec<AssignmentChange> {
+        std::mem::take(&mut *self.changes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn push(&self, c: AssignmentChange) {
+        self.changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(c);
+    }
+
+    fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
+        tpl.elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect()
+    }
+}
+
+impl ClientContext for SinkContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        log_to_tracing(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_client_error(&error, reason);
+    }
+}
+
+impl ConsumerContext for SinkContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let Some(hooks) = self.hooks.get() else {
+            tracing::error!("rebalance before the sink was wired; assigning nothing");
+            let _ = consumer.unassign();
+            return;
+        };
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let parts = self.partitions(tpl);
+                match hooks.assign(&parts) {
+                    Ok(starts) => {
+                        let mut assigned = Vec::with_capacity(parts.len());
+                        for (p, start) in parts.iter().zip(starts) {
+                            let offset = start.map_or(Offset::Beginning, Offset::Offset);
+                            if let Err(e) = tpl.set_partition_offset(&self.topic, *p, offset) {
+                                tracing::error!(partition = p, %e, "setting the start offset");
+                            }
+                            assigned.push((*p, start));
+                        }
+                        tracing::info!(?assigned, "partitions assigned; positions from the lake");
+                        if let Err(e) = consumer.assign(tpl) {
+                            hooks.fatal(format!("assigning partitions: {e}"));
+                            return;
+                        }
+                        self.push(AssignmentChange::Assigned(assigned));
+                    }
+                    Err(e) => {
+                        let _ = consumer.assign(&TopicPartitionList::new());
+                        hooks.fatal(format!(
+                            "cannot recover assigned partitions {parts:?} from the lake: {e}"
+                        ));
+                    }
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let parts = self.partitions(tpl);
+                tracing::info!(partitions = ?parts, "partitions revoked; dropping their unflushed records");
+                hooks.revoke(&parts);
+                self.push(AssignmentChange::Revoked(parts));
+                let _ = consumer.unassign();
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance error; unassigning");
+                let parts = self.partitions(tpl);
+                hooks.revoke(&parts);
+                self.push(AssignmentChange::Revoked(parts));
+                let _ = consumer.unassign();
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        // Group offsets only serve lag monitoring: a failed commit is worth a debug line.
+        if let Err(e) = result {
+            tracing::debug!(%e, "group offset commit failed");
+        }
+    }
+}
+
+/// A group member for `topic`, not yet subscribed (wire the hooks first).
+pub struct SinkConsumer {
+    pub consumer: Arc<BaseConsumer<SinkContext>>,
+    topic: String,
+}
+
+impl SinkConsumer {
+    pub fn new(cfg: &KafkaConfig, topic: &str, group: &str) -> Result<Self, KafkaSetupError> {
+        let mut c = cfg.client_config();
+        c.set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            // Failover within seconds when a member dies (the broker default is 45 s).
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "2000");
+        for (k, v) in &cfg.extra {
+            c.set(k, v);
+        }
+        let consumer: BaseConsumer<SinkContext> = c
+            .create_with_context(SinkContext {
+                topic: topic.to_string(),
+                hooks: OnceLock::new(),
+                changes: Mutex::new(Vec::new()),
+            })
+            .map_err(|e| KafkaSetupError::Config(format!("Kafka consumer: {e}")))?;
+        Ok(SinkConsumer {
+            consumer: Arc::new(consumer),
+            topic: topic.to_string(),
+        })
+    }
+
+    /// Wires the rebalance hooks and joins the group.
+    pub fn subscribe(&self, hooks: Box<dyn RebalanceHooks>) -> Result<(), KafkaSetupError> {
+        if self.consumer.context().hooks.set(hooks).is_err() {
+            return Err(KafkaSetupError::Config(
+                "consumer already subscribed".into(),
+            ));
+        }
+        self.consumer
+            .subscribe(&[&self.topic])
+            .map_err(|e| KafkaSetupError::Config(format!("subscribing to `{}`: {e}", self.topic)))
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+}

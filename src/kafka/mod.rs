@@ -1,0 +1,212 @@
+//! Kafka: client settings, topic set-up, and the librdkafka glue shared by the producer and
+//! the consumer actors (`actors::kafka_publisher`, `actors::kafka_consumer`).
+
+mod admin;
+pub mod consumer;
+pub mod producer;
+
+pub use admin::{
+    TopicInfo, ensure_topic, fetch_high_watermarks, source_identity, topic_partitions,
+};
+
+use std::fmt;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
+
+/// librdkafka settings that encore sets itself; `--kafka-config` may not override them
+/// because the exactly-once design depends on them.
+const RESERVED: &[&str] = &[
+    "bootstrap.servers",
+    "enable.idempotence",
+    "acks",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "group.id",
+    "partitioner",
+];
+
+/// Parts of setting names whose values are secrets.
+const SECRET_MARKERS: &[&str] = &[
+    "password",
+    "secret",
+    "private.key",
+    "sasl.oauthbearer.config",
+];
+
+/// How to reach the Kafka cluster.
+#[derive(Clone)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port,…`.
+    pub brokers: String,
+    /// Extra librdkafka settings (`--kafka-config key=value`), e.g. TLS and SASL.
+    pub extra: Vec<(String, String)>,
+    /// How long the first contact with the cluster may take before it counts as unreachable.
+    pub connect_timeout: Duration,
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let extra: Vec<(&str, &str)> = self
+            .extra
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret(k) {
+                    "<redacted>"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), v)
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("extra", &extra)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    SECRET_MARKERS.iter().any(|m| k.contains(m))
+}
+
+/// Parses one `--kafka-config key=value`.
+pub fn parse_setting(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected key=value (a librdkafka setting)"))?;
+    let k = k.trim();
+    if k.is_empty()
+        || !k
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+    {
+        return Err(format!("`{k}` is not a librdkafka setting name"));
+    }
+    if RESERVED.contains(&k) {
+        return Err(format!(
+            "`{k}` is set by encore (exactly-once depends on it) and cannot be overridden"
+        ));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// Why Kafka could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSetupError {
+    /// Brokers unreachable, bad settings, topic cannot be created: a usage problem.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl KafkaConfig {
+    /// The common client settings plus the user's extras.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            // librdkafka's own logs go through `tracing` (see `EncoreContext`).
+            .set_log_level(RDKafkaLogLevel::Warning);
+        for (k, v) in &self.extra {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// Checks a client config for settings librdkafka rejects, with the setting named.
+    pub fn validate(&self) -> Result<(), KafkaSetupError> {
+        if self.brokers.trim().is_empty() {
+            return Err(KafkaSetupError::Config("--brokers is empty".into()));
+        }
+        // Creating a client is the only complete check of librdkafka settings.
+        self.client_config()
+            .create_with_context::<_, rdkafka::admin::AdminClient<EncoreContext>>(EncoreContext)
+            .map(drop)
+            .map_err(|e| KafkaSetupError::Config(format!("Kafka settings: {e}")))
+    }
+}
+
+/// Routes librdkafka's log and error callbacks to `tracing`.
+#[derive(Clone, Copy, Default)]
+pub struct EncoreContext;
+
+impl ClientContext for EncoreContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        log_to_tracing(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_client_error(&error, reason);
+    }
+}
+
+pub(crate) fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, msg: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => tracing::error!(facility = fac, "librdkafka: {msg}"),
+        RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "librdkafka: {msg}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(facility = fac, "librdkafka: {msg}")
+        }
+        RDKafkaLogLevel::Debug => tracing::debug!(facility = fac, "librdkafka: {msg}"),
+    }
+}
+
+/// Client-level errors are mostly transient (a broker down, a connection reset): librdkafka
+/// retries them itself, so they are warnings; the pipeline's own checks decide what is fatal.
+pub(crate) fn log_client_error(error: &KafkaError, reason: &str) {
+    tracing::warn!(%error, "Kafka: {reason}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_parse_and_reserved_ones_are_refused() {
+        assert_eq!(
+            parse_setting("security.protocol=sasl_ssl"),
+            Ok(("security.protocol".into(), "sasl_ssl".into()))
+        );
+        assert_eq!(
+            parse_setting("sasl.password=a=b"),
+            Ok(("sasl.password".into(), "a=b".into()))
+        );
+        assert!(parse_setting("novalue").is_err());
+        assert!(parse_setting("enable.idempotence=false").is_err());
+        assert!(parse_setting("bad key=1").is_err());
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let c = KafkaConfig {
+            brokers: "b:9092".into(),
+            extra: vec![
+                ("sasl.username".into(), "alice".into()),
+                ("sasl.password".into(), "hunter2".into()),
+                ("ssl.key.password".into(), "s3cret".into()),
+            ],
+            connect_timeout: Duration::from_secs(1),
+        };
+        let d = format!("{c:?}");
+        assert!(d.contains("alice"));
+        assert!(!d.contains("hunter2") && !d.contains("s3cret"), "{d}");
+    }
+
+    #[test]
+    fn unknown_librdkafka_settings_are_reported() {
+        let c = KafkaConfig {
+            brokers: "127.0.0.1:1".into(),
+            extra: vec![("no.such.setting".into(), "1".into())],
+            connect_timeout: Duration::from_secs(1),
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("no.such.setting"), "{e}");
+    }
+}
