@@ -9,6 +9,8 @@
 #   scripts/stack.sh env                 export lines: eval "$(scripts/stack.sh env)"
 #   scripts/stack.sh install [service...] install/build the tools only, start nothing
 #   scripts/stack.sh reset [service...]  stop, then delete the service's data (topics, objects, tables)
+#   scripts/stack.sh pause|resume service  SIGSTOP / SIGCONT a running service (fault tests: a broker
+#                                        that stops answering, then comes back with its state intact)
 # Services: tansu (alias kafka), s3s-fs (alias s3), clickhouse (alias ch); default: all three.
 #
 # Services, all on 127.0.0.1:
@@ -544,6 +546,19 @@ cmd_down() {
     done
 }
 
+# SIGSTOP/SIGCONT: the process keeps its sockets and state, clients see a server that stops
+# answering. (tansu 0.6 cannot be restarted under an idempotent producer: see
+# docs/real-stack-notes.md.)
+cmd_signal() {
+    local sig=$1 svc pid
+    shift
+    for svc in "$@"; do
+        pid=$(service_pid "$svc") || { say "$svc is not running"; return 1; }
+        kill "-$sig" "$pid"
+        say "$svc (pid $pid): SIG$sig"
+    done
+}
+
 cmd_reset() {
     local svc dir
     cmd_down "$@"
@@ -640,6 +655,8 @@ main() {
         logs) cmd_logs "${svcs[@]}" ;;
         env) cmd_env ;;
         install) with_lock cmd_install "${svcs[@]}" ;;
+        pause) cmd_signal STOP "${svcs[@]}" ;;
+        resume) cmd_signal CONT "${svcs[@]}" ;;
         -h | --help | help) usage 0 ;;
         *) say "unknown command '$cmd'" && usage ;;
     esac

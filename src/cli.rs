@@ -72,7 +72,7 @@ pub struct SimArgs {
     #[arg(long, env = "ENCORE_EVENT_GAP", default_value = "15s", value_parser = parse_duration)]
     pub event_gap: Duration,
     /// Run the simulated clock as fast as the pipeline accepts events (load tests, benches).
-    #[arg(long, env = "ENCORE_MAX_RATE")]
+    #[arg(long, env = "ENCORE_MAX_RATE", value_parser = clap::builder::FalseyValueParser::new())]
     pub max_rate: bool,
     /// Realtime mode: simulated seconds per wall-clock second (0.001 to 1000000).
     #[arg(long, env = "ENCORE_SPEED", default_value_t = 1.0)]
@@ -173,7 +173,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub flush: FlushArgs,
     /// No live status line or progress log lines.
-    #[arg(long, env = "ENCORE_NO_PROGRESS")]
+    #[arg(long, env = "ENCORE_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_progress: bool,
 }
 
@@ -184,7 +184,7 @@ pub struct SimulateArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     /// No live status line or progress log lines.
-    #[arg(long, env = "ENCORE_NO_PROGRESS")]
+    #[arg(long, env = "ENCORE_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_progress: bool,
 }
 
@@ -199,7 +199,7 @@ pub struct SinkArgs {
     #[arg(long, env = "ENCORE_DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// No live status line or progress log lines.
-    #[arg(long, env = "ENCORE_NO_PROGRESS")]
+    #[arg(long, env = "ENCORE_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_progress: bool,
     #[command(flatten)]
     pub lake: LakeArgs,

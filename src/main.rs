@@ -23,6 +23,8 @@ fn init_tracing(filter: &str) -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: logs sent to files stay greppable.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
     Ok(())
@@ -98,7 +100,9 @@ fn produce_simple(args: ProduceSimpleArgs) -> anyhow::Result<()> {
                         Err(Enqueue::QueueFull { .. }) => {
                             std::thread::sleep(Duration::from_millis(5))
                         }
-                        Err(Enqueue::Failed(e)) => anyhow::bail!("producing to Kafka: {e}"),
+                        Err(Enqueue::Failed { error, .. }) => {
+                            anyhow::bail!("producing to Kafka: {error}")
+                        }
                     }
                 }
             }
@@ -108,7 +112,7 @@ fn produce_simple(args: ProduceSimpleArgs) -> anyhow::Result<()> {
         std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
     }
     if let SimpleOut::Kafka(k) = &out {
-        k.flush(Duration::from_secs(330))
+        k.flush_all(Duration::from_secs(330))
             .map_err(anyhow::Error::msg)?;
         let failed = k
             .deliveries()

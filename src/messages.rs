@@ -95,6 +95,10 @@ pub struct PublisherCounters {
     /// Kafka only: delivery reports, acknowledged by the broker (acks=all) or failed.
     pub acked: u64,
     pub failed: u64,
+    /// Sent again after a transient delivery failure (a broker restart).
+    pub retried: u64,
+    /// Of `retried`, those the broker may already have written (possible duplicates).
+    pub possibly_duplicated: u64,
 }
 
 /// Publisher → Bus: append records (partition, record) in order.

@@ -159,6 +159,13 @@ impl fmt::Display for Summary {
                 self.published.acked, self.published.failed
             )?;
         }
+        if self.published.retried > 0 {
+            writeln!(
+                f,
+                "  sent again      {} after transient broker errors ({} possibly written twice)",
+                self.published.retried, self.published.possibly_duplicated
+            )?;
+        }
         if let Some(lake) = &self.lake {
             writeln!(f, "  lake            {lake}")?;
             writeln!(f, "  rows written    {}", self.rows)?;
@@ -465,6 +472,10 @@ async fn start_kafka_sink(
     })
 }
 
+/// How long the drain of `encore run --brokers` waits for the sink to read every partition up to
+/// the end of what was published.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(180);
+
 /// `encore run --brokers`: listeners → Kafka producer → topic → group member → accumulator →
 /// flusher → lake, in one process. Must be called inside an actix `System`.
 pub async fn run_kafka(
@@ -515,14 +526,41 @@ pub async fn run_kafka(
             .await
             .map_err(|e| e.to_string())??
         };
-        mailbox(
-            ks.consumer.send(DrainTo { targets }).await,
+        let caught_up = mailbox(
+            ks.consumer
+                .send(DrainTo {
+                    targets: targets.clone(),
+                })
+                .await,
             "draining consumer",
-        )?
-        .await
-        .map_err(|_| "the consumer stopped before it caught up".to_string())?;
+        )?;
+        match tokio::time::timeout(DRAIN_PATIENCE, caught_up).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return Err("the consumer stopped before it caught up".to_string()),
+            Err(_) => {
+                return Err(format!(
+                    "the sink did not read the topic up to {targets:?} within {}: the group                      `{}` did not give this member every partition (another member owns some,                      or the broker has not reassigned them); what is committed is safe and a                      later `encore sink` resumes from it",
+                    humantime::format_duration(DRAIN_PATIENCE),
+                    k.group
+                ));
+            }
+        }
         let sink_counters = mailbox(ks.accumulator.send(FlushAll).await, "flushing")?;
         let committed = mailbox(ks.committer.send(GetCommitted).await, "reading commits")?;
+        // The lake itself must now reach the end of every partition.
+        for (p, &target) in targets.iter().enumerate() {
+            let end = lake
+                .committed_ranges(p as i32)
+                .await
+                .map_err(|e| e.to_string())?
+                .last()
+                .map_or(0, |r| r.last + 1);
+            if target > 0 && end < target {
+                return Err(format!(
+                    "drain incomplete: partition {p} is committed up to offset {end}, the topic ends at {target}"
+                ));
+            }
+        }
         Ok::<_, String>((published, sink_counters, committed))
     };
     let outcome = match &reason {

@@ -46,8 +46,6 @@ pub struct KafkaSource {
     consumed: u64,
     drain: Option<(Vec<i64>, oneshot::Sender<u64>)>,
     stopped: bool,
-    /// Whether the group has given this member partitions yet (a drain waits for that).
-    ever_assigned: bool,
 }
 
 #[derive(Message)]
@@ -63,7 +61,6 @@ impl KafkaSource {
             consumed: 0,
             drain: None,
             stopped: false,
-            ever_assigned: false,
         }
     }
 
@@ -71,7 +68,6 @@ impl KafkaSource {
         for c in changes {
             match c {
                 AssignmentChange::Assigned(list) => {
-                    self.ever_assigned = true;
                     for (p, start) in list {
                         self.positions.insert(p, start);
                     }
@@ -135,14 +131,16 @@ impl KafkaSource {
 
     fn check_drain(&mut self) {
         let reached = match &self.drain {
-            Some((targets, _)) => {
-                self.ever_assigned
-                    && self.positions.iter().all(|(p, pos)| {
-                        let target = targets.get(*p as usize).copied().unwrap_or(0);
-                        // An empty partition with no position yet has nothing to wait for.
-                        pos.unwrap_or(0) >= target || target == 0
-                    })
-            }
+            // Every partition with records must be owned here and read up to its target: a
+            // partition revoked mid-run (a session lost while the broker was away) is waited
+            // for until the group gives it back.
+            Some((targets, _)) => targets.iter().enumerate().all(|(p, &target)| {
+                target <= 0
+                    || self
+                        .positions
+                        .get(&(p as i32))
+                        .is_some_and(|pos| pos.unwrap_or(0) >= target)
+            }),
             None => false,
         };
         if (reached || self.stopped)

@@ -87,9 +87,15 @@ impl Publisher {
         let Backend::Kafka(p) = &self.backend else {
             return;
         };
+        if let Err(e) = p.resend() {
+            // Counted as failed by `resend`: the check below stops the run.
+            tracing::error!("sending records again: {e}");
+        }
         let d = p.deliveries();
         self.counters.acked = d.acked.load(Ordering::Relaxed);
         self.counters.failed = d.failed.load(Ordering::Relaxed);
+        self.counters.retried = d.retried.load(Ordering::Relaxed);
+        self.counters.possibly_duplicated = d.possibly_duplicated.load(Ordering::Relaxed);
         if self.counters.failed > 0 && !self.failure_signalled {
             self.failure_signalled = true;
             self.supervisor.do_send(StopRun {
@@ -184,7 +190,9 @@ impl Handler<SimEvents> for Publisher {
                                 sent = s;
                                 tokio::time::sleep(QUEUE_FULL_WAIT).await;
                             }
-                            Err(Enqueue::Failed(e)) => return Err(PublishError::Kafka(e)),
+                            Err(Enqueue::Failed { error, .. }) => {
+                                return Err(PublishError::Kafka(error));
+                            }
                         }
                     }
                 };
@@ -244,7 +252,7 @@ impl Handler<DrainPublisher> for Publisher {
                 Backend::Kafka(p) => {
                     let p = p.clone();
                     Box::pin(async move {
-                        tokio::task::spawn_blocking(move || p.flush(DRAIN_TIMEOUT))
+                        tokio::task::spawn_blocking(move || p.flush_all(DRAIN_TIMEOUT))
                             .await
                             .map_err(|e| PublishError::Kafka(e.to_string()))?
                             .map_err(PublishError::Kafka)

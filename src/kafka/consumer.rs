@@ -153,10 +153,10 @@ impl SinkConsumer {
         c.set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            // Failover within seconds when a member dies (the broker default is 45 s).
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "2000");
+            .set("auto.offset.reset", "earliest");
+        // session.timeout.ms stays at librdkafka's 45 s: a member rides out a broker that is
+        // away for a while without losing its partitions (tansu never hands back partitions
+        // of an expired member). Faster failover: --kafka-config session.timeout.ms=10000.
         for (k, v) in &cfg.extra {
             c.set(k, v);
         }

@@ -17,16 +17,63 @@ use super::{KafkaConfig, KafkaSetupError, log_client_error, log_to_tracing};
 /// Producer-side compression codecs librdkafka offers.
 pub const CODECS: &[&str] = &["none", "gzip", "snappy", "lz4", "zstd"];
 
+/// A record to send again: (key, value).
+type Resend = (Vec<u8>, Vec<u8>);
+
 /// Delivery outcomes, updated from librdkafka's delivery callbacks.
 #[derive(Default)]
 pub struct Deliveries {
     pub acked: AtomicU64,
+    /// Given up for good (a permanent error): the run stops.
     pub failed: AtomicU64,
+    /// Failed with a transient error after librdkafka's own retries and queued to be sent
+    /// again (a broker that went away answers in-flight requests with errors).
+    pub retried: AtomicU64,
+    /// Of `retried`, those the broker may have written before failing: sent again, they can
+    /// appear twice in the topic (at two offsets). Reported, never hidden.
+    pub possibly_duplicated: AtomicU64,
     /// The first failure, kept for the error message.
     pub first_error: Mutex<Option<String>>,
+    resend: Mutex<Vec<Resend>>,
 }
 
-/// Counts delivery reports and routes librdkafka's logs to `tracing`.
+impl Deliveries {
+    fn resend_queue(&self) -> std::sync::MutexGuard<'_, Vec<Resend>> {
+        self.resend.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records waiting to be sent again.
+    pub fn pending_resends(&self) -> usize {
+        self.resend_queue().len()
+    }
+}
+
+/// Errors that sending again cannot fix: the record, the topic or the credentials are wrong.
+fn permanent(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::MessageSizeTooLarge
+            | C::InvalidMessageSize
+            | C::InvalidMessage
+            | C::InvalidRecord
+            | C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::SaslAuthenticationFailed
+            | C::InvalidTopic
+            | C::UnsupportedVersion
+            | C::UnsupportedForMessageFormat
+            | C::PolicyViolation
+            | C::Fatal
+            | C::InvalidArgument
+            | C::UnknownTopic
+            | C::UnknownPartition
+            | C::Authentication
+    )
+}
+
+/// Counts delivery reports, queues transient failures to be sent again, and routes
+/// librdkafka's logs to `tracing`.
 pub struct DeliveryContext {
     pub deliveries: Arc<Deliveries>,
 }
@@ -45,17 +92,35 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let d = &self.deliveries;
         match result {
             Ok(_) => {
-                self.deliveries.acked.fetch_add(1, Ordering::Relaxed);
+                d.acked.fetch_add(1, Ordering::Relaxed);
             }
             Err((e, msg)) => {
-                self.deliveries.failed.fetch_add(1, Ordering::Relaxed);
-                let mut first = self
-                    .deliveries
-                    .first_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
+                let code = e.rdkafka_error_code();
+                if !code.is_some_and(permanent) {
+                    // SAFETY: `msg` wraps a live librdkafka message for the whole callback.
+                    let status = unsafe { rdkafka::bindings::rd_kafka_message_status(msg.ptr()) };
+                    let maybe_written = status
+                        != rdkafka::bindings::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_NOT_PERSISTED;
+                    if d.retried.fetch_add(1, Ordering::Relaxed) == 0 {
+                        tracing::warn!(
+                            partition = msg.partition(),
+                            %e,
+                            "delivery failed with a transient error; sending the record again"
+                        );
+                    }
+                    if maybe_written {
+                        d.possibly_duplicated.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let key = msg.key().unwrap_or_default().to_vec();
+                    let value = msg.payload().unwrap_or_default().to_vec();
+                    d.resend_queue().push((key, value));
+                    return;
+                }
+                d.failed.fetch_add(1, Ordering::Relaxed);
+                let mut first = d.first_error.lock().unwrap_or_else(|p| p.into_inner());
                 if first.is_none() {
                     let text = format!(
                         "delivery to {}/{} failed: {e}",
@@ -82,7 +147,7 @@ pub enum Enqueue {
     /// librdkafka's queue is full: wait for deliveries, then retry from `sent`.
     QueueFull { sent: usize },
     /// Anything else: the run cannot go on publishing.
-    Failed(String),
+    Failed { sent: usize, error: String },
 }
 
 impl KafkaProducer {
@@ -132,10 +197,69 @@ impl KafkaProducer {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     return Err(Enqueue::QueueFull { sent });
                 }
-                Err((e, _)) => return Err(Enqueue::Failed(e.to_string())),
+                Err((e, _)) => {
+                    return Err(Enqueue::Failed {
+                        sent,
+                        error: e.to_string(),
+                    });
+                }
             }
         }
         Ok(sent)
+    }
+
+    /// Sends the records queued by transient delivery failures again (in the order they
+    /// failed). On a full queue the rest stay queued for the next call.
+    pub fn resend(&self) -> Result<usize, String> {
+        let batch = std::mem::take(&mut *self.deliveries.resend_queue());
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let pairs = batch.iter().map(|(k, v)| (&k[..], &v[..]));
+        match self.enqueue(pairs, 0) {
+            Ok(n) => Ok(n),
+            Err(Enqueue::QueueFull { sent }) => {
+                let mut q = self.deliveries.resend_queue();
+                let rest: Vec<Resend> = batch.into_iter().skip(sent).collect();
+                // Keep failure order: the unsent come before anything that failed meanwhile.
+                q.splice(0..0, rest);
+                Ok(sent)
+            }
+            Err(Enqueue::Failed { sent, error }) => {
+                // The producer refuses records (a fatal state): the unsent ones are lost to
+                // this run and counted as failed, which stops it.
+                let d = &self.deliveries;
+                d.failed
+                    .fetch_add((batch.len() - sent) as u64, Ordering::Relaxed);
+                d.first_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert_with(|| format!("sending records again: {error}"));
+                Err(error)
+            }
+        }
+    }
+
+    /// Waits until every record is acknowledged or failed for good, sending transient
+    /// failures again meanwhile (blocking; at most `timeout`).
+    pub fn flush_all(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            self.resend()?;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            self.flush(left.min(Duration::from_secs(1)))
+                .or_else(|e| if left.is_zero() { Err(e) } else { Ok(()) })?;
+            if self.in_flight() == 0 && self.deliveries.pending_resends() == 0 {
+                return Ok(());
+            }
+            if left.is_zero() {
+                return Err(format!(
+                    "flushing the producer: {} records still in flight after {}",
+                    self.in_flight() as usize + self.deliveries.pending_resends(),
+                    humantime::format_duration(timeout)
+                ));
+            }
+        }
     }
 
     pub fn deliveries(&self) -> &Arc<Deliveries> {
