@@ -99,7 +99,7 @@ impl KafkaSource {
                 None => break,
                 Some(Err(e)) => {
                     // Broker-side hiccups; librdkafka retries and reconnects on its own.
-                    tracing::warn!(%e, "Kafka consumer error");
+                    crate::kafka::warn_throttled(&format!("Kafka consumer: {e}"));
                     break;
                 }
                 Some(Ok(m)) => {

@@ -161,7 +161,39 @@ pub(crate) fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, msg: &str) {
 /// Client-level errors are mostly transient (a broker down, a connection reset): librdkafka
 /// retries them itself, so they are warnings; the pipeline's own checks decide what is fatal.
 pub(crate) fn log_client_error(error: &KafkaError, reason: &str) {
-    tracing::warn!(%error, "Kafka: {reason}");
+    warn_throttled(&format!("Kafka: {reason} ({error})"));
+}
+
+/// How often one message may be logged: a broker that is away makes librdkafka report the same
+/// error several times a second.
+const REPEAT_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs `msg` as a warning unless the same text was logged within `REPEAT_EVERY`; the next
+/// line says how many were suppressed.
+pub(crate) fn warn_throttled(msg: &str) {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    use std::time::Instant;
+    static SEEN: OnceLock<Mutex<HashMap<String, (Instant, u64)>>> = OnceLock::new();
+    let mut seen = SEEN
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let now = Instant::now();
+    match seen.get_mut(msg) {
+        Some((last, suppressed)) if now.duration_since(*last) < REPEAT_EVERY => *suppressed += 1,
+        Some((last, suppressed)) => {
+            tracing::warn!(repeated = *suppressed, "{msg}");
+            (*last, *suppressed) = (now, 0);
+        }
+        None => {
+            if seen.len() > 1000 {
+                seen.clear(); // bounded: messages with ever-changing text
+            }
+            tracing::warn!("{msg}");
+            seen.insert(msg.to_string(), (now, 0));
+        }
+    }
 }
 
 #[cfg(test)]

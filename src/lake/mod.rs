@@ -156,7 +156,14 @@ impl Lake {
             }
             let mut b = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
-                .with_region(cfg.s3_region.clone().unwrap_or_else(|| "us-east-1".into()))
+                .with_region(
+                    cfg.s3_region
+                        .clone()
+                        .or_else(|| std::env::var("AWS_REGION").ok())
+                        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                        .filter(|r| !r.is_empty())
+                        .unwrap_or_else(|| "us-east-1".into()),
+                )
                 .with_retry(RetryConfig {
                     max_retries: 5,
                     retry_timeout: std::time::Duration::from_secs(20),
