@@ -43,8 +43,11 @@ cargo bench --no-run
 step "end to end: encore run, encore verify, pyarrow"
 lake="$(mktemp -d)/lake"
 cargo build --release
-./target/release/encore run --users 2000 --events 200000 --max-rate --seed 7 --lake "$lake" --no-progress
-./target/release/encore verify --lake "$lake"
+# The embedded default: no broker, a local lake (the stack's variables are set above).
+env -u ENCORE_BROKERS -u ENCORE_S3_ENDPOINT ./target/release/encore run --users 2000 --events 200000 \
+  --max-rate --seed 7 --lake "$lake" --no-progress | tee /tmp/encore-run.log
+if grep -q "acknowledged by Kafka" /tmp/encore-run.log; then echo "the embedded run went to Kafka"; exit 1; fi
+env -u ENCORE_S3_ENDPOINT ./target/release/encore verify --lake "$lake"
 python3 scripts/check_lake.py "$lake" 200000
 rm -rf "$(dirname "$lake")"
 

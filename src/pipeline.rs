@@ -445,7 +445,7 @@ async fn start_kafka_sink(
     let member = SinkConsumer::new(&k.config, topic, &k.group)
         .map_err(|e| RunError::Usage(e.to_string()))?;
     let committer = Committer::new(
-        kafka_target(member.consumer.clone(), topic.to_string()),
+        kafka_target(Arc::downgrade(&member.consumer), topic.to_string()),
         Vec::new(),
         stats.clone(),
     )
@@ -471,6 +471,9 @@ async fn start_kafka_sink(
         committer,
     })
 }
+
+/// How long closing the consumer (leaving the group) may take at the end of a run.
+const CLOSE_PATIENCE: Duration = Duration::from_secs(15);
 
 /// How long the drain of `encore run --brokers` waits for the sink to read every partition up to
 /// the end of what was published.
@@ -567,7 +570,8 @@ pub async fn run_kafka(
         StopReason::Fatal(e) => Err(e.clone()),
         _ => unless_fatal(&mut stops, drained).await.and_then(|r| r),
     };
-    let _ = ks.consumer.send(CloseConsumer).await;
+    // Bounded: a consumer stuck behind a lake that does not answer must not hold the exit.
+    let _ = tokio::time::timeout(CLOSE_PATIENCE, ks.consumer.send(CloseConsumer)).await;
     let restarts = supervisor.send(GetRestarts).await.unwrap_or(0);
     if let Some(s) = &stats {
         let _ = s.send(Finish).await;
@@ -669,7 +673,8 @@ pub async fn sink_kafka(
         StopReason::Fatal(e) => Err(e.clone()),
         _ => unless_fatal(&mut stops, drained).await,
     };
-    let _ = ks.consumer.send(CloseConsumer).await;
+    // Bounded: a consumer stuck behind a lake that does not answer must not hold the exit.
+    let _ = tokio::time::timeout(CLOSE_PATIENCE, ks.consumer.send(CloseConsumer)).await;
     let restarts = supervisor.send(GetRestarts).await.unwrap_or(0);
     if let Some(s) = &stats {
         let _ = s.send(Finish).await;

@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -49,6 +50,10 @@ pub struct Accumulator {
     drained: Vec<oneshot::Sender<()>>,
     /// Revocations waiting for these partitions' in-flight batches to finish.
     revoking: Vec<(BTreeSet<i32>, oneshot::Sender<()>)>,
+    /// Per partition, set when it is revoked: its flush task stops retrying (the batch is
+    /// abandoned; the next owner's recovery removes what it left). Replaced on revocation, so
+    /// a partition that comes back starts with a clear flag.
+    revoked: BTreeMap<i32, Arc<AtomicBool>>,
     flusher: Addr<Flusher>,
     committer: Addr<Committer>,
     supervisor: Addr<Supervisor>,
@@ -75,6 +80,7 @@ impl Accumulator {
             paused: Vec::new(),
             drained: Vec::new(),
             revoking: Vec::new(),
+            revoked: BTreeMap::new(),
             flusher,
             committer,
             supervisor,
@@ -140,8 +146,10 @@ impl Accumulator {
                 continue;
             };
             self.inflight.insert(*partition);
+            let revoked = self.revoked.entry(*partition).or_default().clone();
             actix::spawn(flush_task(
                 batch,
+                revoked,
                 self.flusher.clone(),
                 self.committer.clone(),
                 self.supervisor.clone(),
@@ -156,6 +164,7 @@ impl Accumulator {
 /// the actor.
 async fn flush_task(
     batch: Arc<PendingBatch>,
+    revoked: Arc<AtomicBool>,
     flusher: Addr<Flusher>,
     committer: Addr<Committer>,
     supervisor: Addr<Supervisor>,
@@ -164,6 +173,15 @@ async fn flush_task(
     let partition = batch.range.partition;
     let mut delay = RETRY_FIRST;
     loop {
+        if revoked.load(Ordering::Acquire) {
+            tracing::info!(
+                partition,
+                first = batch.range.first,
+                last = batch.range.last,
+                "partition revoked: batch abandoned (the next owner reads it again)"
+            );
+            break;
+        }
         let error = match flusher
             .send(Flush {
                 batch: batch.clone(),
@@ -280,6 +298,9 @@ impl Handler<Revoke> for Accumulator {
     fn handle(&mut self, msg: Revoke, _ctx: &mut Self::Context) -> Self::Result {
         let mut dropped = 0usize;
         for p in &msg.partitions {
+            if let Some(flag) = self.revoked.remove(p) {
+                flag.store(true, Ordering::Release);
+            }
             if let Some(b) = self.buffers.remove(p) {
                 dropped += b.stats(Instant::now()).records;
             }

@@ -20,13 +20,17 @@ pub fn bus_target(bus: Recipient<CommitOffset>) -> CommitTarget {
     Box::new(move |c| bus.do_send(c))
 }
 
-/// A Kafka consumer as a commit target: an asynchronous group offset commit.
+/// A Kafka consumer as a commit target: an asynchronous group offset commit. A weak handle:
+/// closing the consumer (leaving the group) must not wait for the committer to go away.
 pub fn kafka_target(
-    consumer: std::sync::Arc<rdkafka::consumer::BaseConsumer<crate::kafka::consumer::SinkContext>>,
+    consumer: std::sync::Weak<rdkafka::consumer::BaseConsumer<crate::kafka::consumer::SinkContext>>,
     topic: String,
 ) -> CommitTarget {
     use rdkafka::consumer::{CommitMode, Consumer};
     Box::new(move |c| {
+        let Some(consumer) = consumer.upgrade() else {
+            return; // closed: the group offset only served monitoring
+        };
         let mut tpl = rdkafka::TopicPartitionList::new();
         if tpl
             .add_partition_offset(&topic, c.partition, rdkafka::Offset::Offset(c.next_offset))

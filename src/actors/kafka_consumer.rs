@@ -34,6 +34,8 @@ use super::supervisor::Supervisor;
 const BATCH_MAX: usize = 8192;
 /// How long one poll waits for a record.
 const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How long a revocation waits for the revoked partitions' commit in progress.
+const REVOKE_PATIENCE: Duration = Duration::from_secs(30);
 /// How long recovery of assigned partitions may keep failing (lake unreachable) before the
 /// run stops.
 const RECOVERY_PATIENCE: Duration = Duration::from_secs(60);
@@ -97,6 +99,19 @@ impl KafkaSource {
             }
             match polled {
                 None => break,
+                Some(Err(e))
+                    if e.rdkafka_error_code()
+                        == Some(rdkafka::types::RDKafkaErrorCode::AutoOffsetReset) =>
+                {
+                    // The lake's position is outside what the partition holds.
+                    consumer.context().fatal(format!(
+                        "the lake's position is outside the topic ({e}): records expired before \
+                         the sink read them, or the topic was recreated under the same name; \
+                         the lake is left as it is"
+                    ));
+                    self.stopped = true;
+                    break;
+                }
                 Some(Err(e)) => {
                     // Broker-side hiccups; librdkafka retries and reconnects on its own.
                     crate::kafka::warn_throttled(&format!("Kafka consumer: {e}"));
@@ -180,8 +195,10 @@ impl Handler<Poll> for KafkaSource {
             .into_actor(self)
             .map(move |alive, act, ctx| {
                 if !alive {
-                    // The accumulator is gone: the pipeline is stopping.
+                    // The accumulator is gone: the pipeline is stopping; a waiting drain learns
+                    // it now (its caller checks the lake) rather than after its patience.
                     act.stopped = true;
+                    act.check_drain();
                     return;
                 }
                 act.consumed += n;
@@ -249,11 +266,23 @@ pub struct SinkHooks {
 
 impl RebalanceHooks for SinkHooks {
     fn revoke(&self, partitions: &[i32]) {
+        let (tx, rx) = std::sync::mpsc::channel();
         let send = self.accumulator.send(Revoke {
             partitions: partitions.to_vec(),
         });
-        // The accumulator lives on another arbiter; an error means it is gone (shutdown).
-        let _ = futures::executor::block_on(send);
+        // Awaited on the lake's arbiter, bounded here: the polling thread must not hang on a
+        // lake that does not answer. The accumulator stops retrying revoked batches, so the
+        // wait normally ends with the commit attempt in progress.
+        let spawned = self.io.spawn(async move {
+            let _ = tx.send(send.await.is_ok());
+        });
+        if spawned && rx.recv_timeout(REVOKE_PATIENCE).is_err() {
+            tracing::error!(
+                ?partitions,
+                "a batch of revoked partitions is still being written after {}s; the next owner may write an overlapping range",
+                REVOKE_PATIENCE.as_secs()
+            );
+        }
     }
 
     fn assign(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, String> {

@@ -82,6 +82,20 @@ impl Publisher {
         self.counters.published += records.len() as u64;
     }
 
+    /// Records librdkafka refused to take (a fatal producer state, a record over the size
+    /// limit): failed deliveries, which stop the run at once.
+    fn refused(&mut self, n: usize, error: &str) {
+        if let Backend::Kafka(p) = &self.backend {
+            let d = p.deliveries();
+            d.failed.fetch_add(n as u64, Ordering::Relaxed);
+            d.first_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(|| format!("producing to Kafka: {error}"));
+        }
+        self.check_deliveries();
+    }
+
     /// Folds the delivery reports into the counters; a failed delivery stops the run.
     fn check_deliveries(&mut self) {
         let Backend::Kafka(p) = &self.backend else {
@@ -184,24 +198,31 @@ impl Handler<SimEvents> for Publisher {
                     loop {
                         let pairs = records.iter().map(|r| (&r.key[..], &r.value[..]));
                         match p.enqueue(pairs, sent) {
-                            Ok(_) => return Ok(records),
+                            Ok(_) => return (records, Ok(())),
                             // Deliveries free the queue; the listeners wait meanwhile.
                             Err(Enqueue::QueueFull { sent: s }) => {
                                 sent = s;
                                 tokio::time::sleep(QUEUE_FULL_WAIT).await;
                             }
-                            Err(Enqueue::Failed { error, .. }) => {
-                                return Err(PublishError::Kafka(error));
+                            Err(Enqueue::Failed { sent, error }) => {
+                                return (records, Err((sent, error)));
                             }
                         }
                     }
                 };
                 AtomicResponse::new(Box::pin(enqueue.into_actor(self).map(
-                    move |res, act, _| {
-                        res.map(|records| {
+                    move |(records, res), act, _| match res {
+                        Ok(()) => {
                             act.count(&records);
-                            admission
-                        })
+                            Ok(admission)
+                        }
+                        Err((sent, error)) => {
+                            // The enqueued part is on its way (its reports will count); the
+                            // rest is refused for good: counted as failed, and the run stops.
+                            act.count(&records[..sent]);
+                            act.refused(records.len() - sent, &error);
+                            Err(PublishError::Kafka(error))
+                        }
                     },
                 )))
             }

@@ -46,6 +46,14 @@ pub struct SinkContext {
 }
 
 impl SinkContext {
+    /// Stops the run (through the hooks) with `error`.
+    pub fn fatal(&self, error: String) {
+        match self.hooks.get() {
+            Some(h) => h.fatal(error),
+            None => tracing::error!("{error}"),
+        }
+    }
+
     /// Changes since the last call, in order.
     pub fn take_changes(&self) -> Vec<AssignmentChange> {
         std::mem::take(&mut *self.changes.lock().unwrap_or_else(|p| p.into_inner()))
@@ -153,7 +161,9 @@ impl SinkConsumer {
         c.set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest");
+            // The lake gives every start position; one the partition no longer has (records
+            // expired, or the topic was recreated) is an error, never a silent jump.
+            .set("auto.offset.reset", "error");
         // session.timeout.ms stays at librdkafka's 45 s: a member rides out a broker that is
         // away for a while without losing its partitions (tansu never hands back partitions
         // of an expired member). Faster failover: --kafka-config session.timeout.ms=10000.

@@ -27,6 +27,10 @@ const RESERVED: &[&str] = &[
     "enable.auto.offset.store",
     "group.id",
     "partitioner",
+    "auto.offset.reset",
+    // The rebalance callback uses eager assign/unassign.
+    "partition.assignment.strategy",
+    "group.protocol",
 ];
 
 /// Parts of setting names whose values are secrets.
@@ -212,6 +216,8 @@ mod tests {
         );
         assert!(parse_setting("novalue").is_err());
         assert!(parse_setting("enable.idempotence=false").is_err());
+        assert!(parse_setting("auto.offset.reset=latest").is_err());
+        assert!(parse_setting("partition.assignment.strategy=cooperative-sticky").is_err());
         assert!(parse_setting("bad key=1").is_err());
     }
 

@@ -127,7 +127,8 @@ pub struct Lake {
     /// listing hides but other readers do not, so recovery removes them by path.
     local_root: Option<PathBuf>,
     /// Set for S3 lakes: the client (for signing a create-bucket request) and the bucket.
-    s3: Option<(Arc<object_store::aws::AmazonS3>, String)>,
+    /// S3 lakes: the client, the bucket and its region (bucket creation needs them).
+    s3: Option<(Arc<object_store::aws::AmazonS3>, String, String)>,
     table: String,
     display: String,
 }
@@ -154,16 +155,16 @@ impl Lake {
             if bucket.is_empty() {
                 return Err(loc_err("no bucket name after s3://".into()));
             }
+            let region = cfg
+                .s3_region
+                .clone()
+                .or_else(|| std::env::var("AWS_REGION").ok())
+                .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| "us-east-1".into());
             let mut b = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
-                .with_region(
-                    cfg.s3_region
-                        .clone()
-                        .or_else(|| std::env::var("AWS_REGION").ok())
-                        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-                        .filter(|r| !r.is_empty())
-                        .unwrap_or_else(|| "us-east-1".into()),
-                )
+                .with_region(&region)
                 .with_retry(RetryConfig {
                     max_retries: 5,
                     retry_timeout: std::time::Duration::from_secs(20),
@@ -188,7 +189,7 @@ impl Lake {
                 store: store.clone(),
                 root,
                 local_root: None,
-                s3: Some((store, bucket.to_string())),
+                s3: Some((store, bucket.to_string(), region)),
                 table: table.to_string(),
                 display: cfg.url.clone(),
             });
@@ -252,7 +253,7 @@ impl Lake {
     /// Creates the S3 bucket with a signed `PUT /bucket` (object_store has no such call).
     async fn create_bucket(&self) -> Result<(), LakeError> {
         use object_store::signer::Signer;
-        let Some((s3, bucket)) = &self.s3 else {
+        let Some((s3, bucket, region)) = &self.s3 else {
             return Ok(());
         };
         let fail = |reason: String| LakeError::Location {
@@ -267,18 +268,32 @@ impl Lake {
             )
             .await
             .map_err(|e| fail(e.to_string()))?;
-        let resp = reqwest::Client::new()
-            .put(url)
-            .send()
-            .await
+        let client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
             .map_err(|e| fail(e.to_string()))?;
+        let mut req = client.put(url);
+        // Outside us-east-1, S3 wants the region in the body (query-signed: the body is not
+        // part of the signature).
+        if region != "us-east-1" {
+            req = req.body(format!(
+                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                 <LocationConstraint>{region}</LocationConstraint></CreateBucketConfiguration>"
+            ));
+        }
+        let resp = req.send().await.map_err(|e| fail(e.to_string()))?;
         let status = resp.status();
-        // 409: created meanwhile by someone else (BucketAlreadyOwnedByYou / AlreadyExists).
-        if status.is_success() || status == reqwest::StatusCode::CONFLICT {
+        let body = resp.text().await.unwrap_or_default();
+        if status.is_success() {
             tracing::info!(bucket, "created the lake's bucket");
             return Ok(());
         }
-        let body = resp.text().await.unwrap_or_default();
+        // Created meanwhile by another encore: fine. Anything else (BucketAlreadyExists: the
+        // name belongs to another account) is an error with S3's own words.
+        if status == reqwest::StatusCode::CONFLICT && body.contains("BucketAlreadyOwnedByYou") {
+            return Ok(());
+        }
         Err(fail(format!("HTTP {status}: {}", body.trim())))
     }
 
