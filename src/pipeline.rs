@@ -472,6 +472,47 @@ async fn start_kafka_sink(
     })
 }
 
+/// Stops the listeners and reads the publisher's counts for a fatal stop's report, without
+/// waiting on a publisher that may be stuck (behind a full bus, or a broker that is away).
+async fn publisher_counts_quickly(
+    conductor: &Addr<Conductor>,
+    publisher: &Addr<Publisher>,
+) -> PublisherCounters {
+    let quick = Duration::from_secs(2);
+    let _ = tokio::time::timeout(quick, conductor.send(StopListening)).await;
+    match tokio::time::timeout(quick, publisher.send(DrainPublisher)).await {
+        Ok(Ok(Ok(c))) => c,
+        _ => PublisherCounters::default(),
+    }
+}
+
+/// The end-of-run summary from the counters of each stage.
+#[allow(clippy::too_many_arguments)]
+fn summarize(
+    reason: &StopReason,
+    seed: u64,
+    published: PublisherCounters,
+    consumed: u64,
+    c: crate::messages::CommitCounters,
+    restarts: u32,
+    started: Instant,
+    lake: &Lake,
+) -> Summary {
+    Summary {
+        reason: reason.clone(),
+        seed,
+        published,
+        consumed,
+        rows: c.rows,
+        rejected: c.rejected,
+        files: c.files,
+        bytes: c.bytes,
+        restarts,
+        elapsed: started.elapsed(),
+        lake: Some(lake.location().to_string()),
+    }
+}
+
 /// How long closing the consumer (leaving the group) may take at the end of a run.
 const CLOSE_PATIENCE: Duration = Duration::from_secs(15);
 
@@ -576,31 +617,17 @@ pub async fn run_kafka(
     if let Some(s) = &stats {
         let _ = s.send(Finish).await;
     }
-    let summary = |published, consumed, c: crate::messages::CommitCounters| Summary {
-        reason: reason.clone(),
-        seed: sim.seed,
-        published,
-        consumed,
-        rows: c.rows,
-        rejected: c.rejected,
-        files: c.files,
-        bytes: c.bytes,
-        restarts,
-        elapsed: started.elapsed(),
-        lake: Some(lake.location().to_string()),
+    let summary = |published, consumed, c: crate::messages::CommitCounters| {
+        summarize(
+            &reason, sim.seed, published, consumed, c, restarts, started, &lake,
+        )
     };
     let result = match outcome {
         Ok((published, sink_counters, committed)) => {
             Ok(summary(published, sink_counters.consumed, committed))
         }
         Err(e) => {
-            let quick = Duration::from_secs(2);
-            let _ = tokio::time::timeout(quick, conductor.send(StopListening)).await;
-            let published = match tokio::time::timeout(quick, publisher.send(DrainPublisher)).await
-            {
-                Ok(Ok(Ok(c))) => c,
-                _ => PublisherCounters::default(),
-            };
+            let published = publisher_counts_quickly(&conductor, &publisher).await;
             let committed = ks.committer.send(GetCommitted).await.unwrap_or_default();
             Err(RunError::Fatal {
                 reason: e,
@@ -679,18 +706,17 @@ pub async fn sink_kafka(
     if let Some(s) = &stats {
         let _ = s.send(Finish).await;
     }
-    let summary = |consumed, c: crate::messages::CommitCounters| Summary {
-        reason: reason.clone(),
-        seed: 0,
-        published: PublisherCounters::default(),
-        consumed,
-        rows: c.rows,
-        rejected: c.rejected,
-        files: c.files,
-        bytes: c.bytes,
-        restarts,
-        elapsed: started.elapsed(),
-        lake: Some(lake.location().to_string()),
+    let summary = |consumed, c: crate::messages::CommitCounters| {
+        summarize(
+            &reason,
+            0,
+            PublisherCounters::default(),
+            consumed,
+            c,
+            restarts,
+            started,
+            &lake,
+        )
     };
     let result = match outcome {
         Ok(Ok((consumed, committed))) => Ok(summary(consumed, committed)),
@@ -811,33 +837,17 @@ pub async fn run(sim: SimConfig, sink: SinkConfig, opts: RunOptions) -> Result<S
     if let Some(s) = &stats {
         let _ = s.send(Finish).await;
     }
-    let summary = |published, consumed, c: crate::messages::CommitCounters| Summary {
-        reason: reason.clone(),
-        seed: sim.seed,
-        published,
-        consumed,
-        rows: c.rows,
-        rejected: c.rejected,
-        files: c.files,
-        bytes: c.bytes,
-        restarts,
-        elapsed: started.elapsed(),
-        lake: Some(lake.location().to_string()),
+    let summary = |published, consumed, c: crate::messages::CommitCounters| {
+        summarize(
+            &reason, sim.seed, published, consumed, c, restarts, started, &lake,
+        )
     };
     let result = match outcome {
         Ok((published, sink_counters, committed)) => {
             Ok(summary(published, sink_counters.consumed, committed))
         }
         Err(e) => {
-            // Report how far publishing got, without waiting on a publisher that may be stuck
-            // behind a full bus.
-            let quick = Duration::from_secs(2);
-            let _ = tokio::time::timeout(quick, conductor.send(StopListening)).await;
-            let published = match tokio::time::timeout(quick, publisher.send(DrainPublisher)).await
-            {
-                Ok(Ok(Ok(c))) => c,
-                _ => PublisherCounters::default(),
-            };
+            let published = publisher_counts_quickly(&conductor, &publisher).await;
             let committed = committer.send(GetCommitted).await.unwrap_or_default();
             Err(RunError::Fatal {
                 reason: e,

@@ -28,6 +28,32 @@ fn sink_cmd(stack: &Stack, topic: &str, group: &str, lake: &str) -> std::process
     c
 }
 
+/// A topic holding `n` events from `encore simulate`, and an empty lake for it.
+struct Produced {
+    topic: String,
+    lake: String,
+    targets: Vec<i64>,
+    dir: tempfile::TempDir,
+    view: LakeView,
+}
+
+impl Produced {
+    fn new(stack: &Stack, prefix: &str, n: u64, seed: u64) -> Produced {
+        let topic = unique(prefix);
+        let lake = format!("s3://{}/p", unique("lake"));
+        stack.produce(&topic, PARTITIONS, n, seed);
+        let targets = stack.high_watermarks(&topic);
+        let view = LakeView::open(stack, &lake, &topic);
+        Produced {
+            topic,
+            lake,
+            targets,
+            dir: tempfile::tempdir().unwrap(),
+            view,
+        }
+    }
+}
+
 #[test]
 fn run_end_to_end_through_kafka_and_s3_is_exactly_once() {
     let stack = Stack::get();
@@ -79,13 +105,14 @@ fn run_end_to_end_through_kafka_and_s3_is_exactly_once() {
 #[test]
 fn simulate_then_sink_is_exactly_once_and_a_second_sink_adds_nothing() {
     let stack = Stack::get();
-    let (topic, bucket) = (unique("sim"), unique("lake"));
-    let lake = format!("s3://{bucket}/p");
     let n = 30_000u64;
-    stack.produce(&topic, PARTITIONS, n, 7);
-    let targets = stack.high_watermarks(&topic);
-    let dir = tempfile::tempdir().unwrap();
-    let view = LakeView::open(&stack, &lake, &topic);
+    let Produced {
+        topic,
+        lake,
+        targets,
+        dir,
+        view,
+    } = Produced::new(&stack, "sim", n, 7);
 
     let sink = Proc::spawn(
         sink_cmd(&stack, &topic, &unique("g"), &lake),
@@ -122,13 +149,14 @@ fn simulate_then_sink_is_exactly_once_and_a_second_sink_adds_nothing() {
 #[test]
 fn sink_killed_five_times_mid_run_leaves_every_event_exactly_once() {
     let stack = Stack::get();
-    let (topic, bucket) = (unique("crash"), unique("lake"));
-    let lake = format!("s3://{bucket}/p");
     let n = 300_000u64;
-    stack.produce(&topic, PARTITIONS, n, 11);
-    let targets = stack.high_watermarks(&topic);
-    let dir = tempfile::tempdir().unwrap();
-    let view = LakeView::open(&stack, &lake, &topic);
+    let Produced {
+        topic,
+        lake,
+        targets,
+        dir,
+        view,
+    } = Produced::new(&stack, "crash", n, 11);
 
     // Kill moments spread over a sink's life: before its first commit, between commits and in
     // the middle of writing one (pseudo-random, reproducible from the printed seed).
@@ -207,13 +235,15 @@ fn sink_killed_five_times_mid_run_leaves_every_event_exactly_once() {
 #[test]
 fn a_member_leaving_mid_run_hands_its_partitions_over_exactly_once() {
     let stack = Stack::get();
-    let (topic, group, bucket) = (unique("rebal"), unique("g"), unique("lake"));
-    let lake = format!("s3://{bucket}/p");
     let n = 120_000u64;
-    stack.produce(&topic, PARTITIONS, n, 13);
-    let targets = stack.high_watermarks(&topic);
-    let dir = tempfile::tempdir().unwrap();
-    let view = LakeView::open(&stack, &lake, &topic);
+    let Produced {
+        topic,
+        lake,
+        targets,
+        dir,
+        view,
+    } = Produced::new(&stack, "rebal", n, 13);
+    let group = unique("g");
 
     let a = Proc::spawn(sink_cmd(&stack, &topic, &group, &lake), "a", dir.path());
     let b = Proc::spawn(sink_cmd(&stack, &topic, &group, &lake), "b", dir.path());
