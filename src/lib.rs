@@ -8,6 +8,7 @@
 pub mod actors;
 pub mod bus;
 pub mod cli;
+pub mod clickhouse;
 pub mod event;
 pub mod kafka;
 pub mod lake;

@@ -148,6 +148,22 @@ impl Stack {
     }
 }
 
+/// The stack's ClickHouse (fails loudly when it does not answer).
+pub fn clickhouse() -> encore::clickhouse::ClickHouseConfig {
+    let url = var("ENCORE_CLICKHOUSE_URL", "http://127.0.0.1:8123");
+    let hostport = url
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_string();
+    reachable("ClickHouse", &hostport);
+    encore::clickhouse::ClickHouseConfig {
+        url,
+        user: var("ENCORE_CLICKHOUSE_USER", "click"),
+        password: Some(var("ENCORE_CLICKHOUSE_PASSWORD", "click")),
+    }
+}
+
 /// A name nobody else uses (tansu deletes every topic when one is deleted, so tests never
 /// delete and never share). Lower case: valid for topics, groups and buckets.
 pub fn unique(prefix: &str) -> String {
