@@ -34,8 +34,9 @@ use crate::kafka::producer::KafkaProducer;
 use crate::kafka::{KafkaConfig, ensure_topic, fetch_high_watermarks, source_identity};
 use crate::lake::{Compression, Lake, LakeConfig, LakeError, writer_properties};
 use crate::messages::{
-    CloseConsumer, DrainPublisher, DrainTo, FlushAll, GetCommitted, GetHighWatermarks, GetRestarts,
-    PublisherCounters, StartListeners, StopConsuming, StopListening, StopReason, StopRun,
+    CloseConsumer, CommitCounters, DrainPublisher, DrainTo, FlushAll, GetCommitted,
+    GetHighWatermarks, GetRestarts, PublisherCounters, SinkCounters, StartListeners, StopConsuming,
+    StopListening, StopReason, StopRun,
 };
 use crate::sim::{BehaviourConfig, Catalog, Listener, ModelParams};
 use crate::sink::FlushPolicy;
@@ -472,6 +473,48 @@ async fn start_kafka_sink(
     })
 }
 
+/// The progress display (when asked for) and the supervisor, with the channel on which the
+/// run learns why it must stop.
+fn start_control(
+    sink: &SinkConfig,
+    opts: RunOptions,
+) -> (
+    Option<Addr<Stats>>,
+    Addr<Supervisor>,
+    mpsc::UnboundedReceiver<StopReason>,
+) {
+    let stats = opts
+        .progress
+        .then(|| Stats::new(std::io::stderr().is_terminal(), true).start());
+    let (stop_tx, stops) = mpsc::unbounded_channel();
+    let supervisor = Supervisor::new(
+        sink.restart_budget,
+        sink.restart_window,
+        stop_tx,
+        stats.clone(),
+    )
+    .start();
+    (stats, supervisor, stops)
+}
+
+/// Drain steps 1-2: stop the listeners, then drain the publisher (every Kafka record
+/// acknowledged, or every record on the bus).
+async fn stop_front(
+    conductor: &Addr<Conductor>,
+    publisher: &Addr<Publisher>,
+) -> Result<PublisherCounters, String> {
+    mailbox(conductor.send(StopListening).await, "stopping listeners")?;
+    tracing::debug!("listeners stopped; draining the publisher");
+    let published = mailbox(publisher.send(DrainPublisher).await, "draining publisher")?
+        .map_err(|e| e.to_string())?;
+    tracing::debug!(
+        published = published.published,
+        acked = published.acked,
+        "publisher drained"
+    );
+    Ok(published)
+}
+
 /// Stops the listeners and reads the publisher's counts for a fatal stop's report, without
 /// waiting on a publisher that may be stuck (behind a full bus, or a broker that is away).
 async fn publisher_counts_quickly(
@@ -486,6 +529,57 @@ async fn publisher_counts_quickly(
     }
 }
 
+/// What the end of a run with listeners needs: the summary, or the report of a fatal stop.
+struct RunEnd<'a> {
+    reason: &'a StopReason,
+    seed: u64,
+    started: Instant,
+    lake: &'a Lake,
+    supervisor: &'a Addr<Supervisor>,
+    stats: &'a Option<Addr<Stats>>,
+    conductor: &'a Addr<Conductor>,
+    publisher: &'a Addr<Publisher>,
+    committer: &'a Addr<Committer>,
+}
+
+impl RunEnd<'_> {
+    /// Finishes the progress display and turns the drain's outcome into the run's result.
+    async fn conclude(
+        self,
+        outcome: Result<(PublisherCounters, SinkCounters, CommitCounters), String>,
+    ) -> Result<Summary, RunError> {
+        let restarts = self.supervisor.send(GetRestarts).await.unwrap_or(0);
+        if let Some(s) = self.stats {
+            let _ = s.send(Finish).await;
+        }
+        let summary = |published, consumed, c| {
+            summarize(
+                self.reason,
+                self.seed,
+                published,
+                consumed,
+                c,
+                restarts,
+                self.started,
+                self.lake,
+            )
+        };
+        match outcome {
+            Ok((published, sink_counters, committed)) => {
+                Ok(summary(published, sink_counters.consumed, committed))
+            }
+            Err(e) => {
+                let published = publisher_counts_quickly(self.conductor, self.publisher).await;
+                let committed = self.committer.send(GetCommitted).await.unwrap_or_default();
+                Err(RunError::Fatal {
+                    reason: e,
+                    summary: Box::new(summary(published, 0, committed)),
+                })
+            }
+        }
+    }
+}
+
 /// The end-of-run summary from the counters of each stage.
 #[allow(clippy::too_many_arguments)]
 fn summarize(
@@ -493,7 +587,7 @@ fn summarize(
     seed: u64,
     published: PublisherCounters,
     consumed: u64,
-    c: crate::messages::CommitCounters,
+    c: CommitCounters,
     restarts: u32,
     started: Instant,
     lake: &Lake,
@@ -535,17 +629,7 @@ pub async fn run_kafka(
         KafkaProducer::new(&k.config, &sim.topic, &k.compression)
             .map_err(|e| RunError::Usage(e.to_string()))?,
     );
-    let stats = opts
-        .progress
-        .then(|| Stats::new(std::io::stderr().is_terminal(), true).start());
-    let (stop_tx, mut stops) = mpsc::unbounded_channel();
-    let supervisor = Supervisor::new(
-        sink.restart_budget,
-        sink.restart_window,
-        stop_tx,
-        stats.clone(),
-    )
-    .start();
+    let (stats, supervisor, mut stops) = start_control(&sink, opts);
     let arbiters = Arbiters::new(sim.workers);
     let ks = start_kafka_sink(&sim.topic, &sink, &k, &lake, &arbiters, &supervisor, &stats).await?;
     let p = producer.clone();
@@ -557,11 +641,7 @@ pub async fn run_kafka(
     let reason = stops.recv().await.unwrap_or(StopReason::Duration);
     tracing::debug!(reason = %describe(&reason), "draining");
     let drained = async {
-        mailbox(conductor.send(StopListening).await, "stopping listeners")?;
-        tracing::debug!("listeners stopped; flushing the producer");
-        let published = mailbox(publisher.send(DrainPublisher).await, "draining publisher")?
-            .map_err(|e| e.to_string())?;
-        tracing::debug!(acked = published.acked, "producer flushed");
+        let published = stop_front(&conductor, &publisher).await?;
         let targets = {
             let (p, parts) = (producer.clone(), sim.partitions);
             tokio::task::spawn_blocking(move || {
@@ -613,28 +693,19 @@ pub async fn run_kafka(
     };
     // Bounded: a consumer stuck behind a lake that does not answer must not hold the exit.
     let _ = tokio::time::timeout(CLOSE_PATIENCE, ks.consumer.send(CloseConsumer)).await;
-    let restarts = supervisor.send(GetRestarts).await.unwrap_or(0);
-    if let Some(s) = &stats {
-        let _ = s.send(Finish).await;
+    let result = RunEnd {
+        reason: &reason,
+        seed: sim.seed,
+        started,
+        lake: &lake,
+        supervisor: &supervisor,
+        stats: &stats,
+        conductor: &conductor,
+        publisher: &publisher,
+        committer: &ks.committer,
     }
-    let summary = |published, consumed, c: crate::messages::CommitCounters| {
-        summarize(
-            &reason, sim.seed, published, consumed, c, restarts, started, &lake,
-        )
-    };
-    let result = match outcome {
-        Ok((published, sink_counters, committed)) => {
-            Ok(summary(published, sink_counters.consumed, committed))
-        }
-        Err(e) => {
-            let published = publisher_counts_quickly(&conductor, &publisher).await;
-            let committed = ks.committer.send(GetCommitted).await.unwrap_or_default();
-            Err(RunError::Fatal {
-                reason: e,
-                summary: Box::new(summary(published, 0, committed)),
-            })
-        }
-    };
+    .conclude(outcome)
+    .await;
     arbiters.stop();
     result
 }
@@ -664,17 +735,7 @@ pub async fn sink_kafka(
     };
     tracing::info!(topic, partitions, "topic found");
     let lake = open_lake(&sink, topic).await?;
-    let stats = opts
-        .progress
-        .then(|| Stats::new(std::io::stderr().is_terminal(), true).start());
-    let (stop_tx, mut stops) = mpsc::unbounded_channel();
-    let supervisor = Supervisor::new(
-        sink.restart_budget,
-        sink.restart_window,
-        stop_tx,
-        stats.clone(),
-    )
-    .start();
+    let (stats, supervisor, mut stops) = start_control(&sink, opts);
     let arbiters = Arbiters::new(1);
     let ks = start_kafka_sink(topic, &sink, &k, &lake, &arbiters, &supervisor, &stats).await?;
     if opts.handle_signals {
@@ -706,7 +767,7 @@ pub async fn sink_kafka(
     if let Some(s) = &stats {
         let _ = s.send(Finish).await;
     }
-    let summary = |consumed, c: crate::messages::CommitCounters| {
+    let summary = |consumed, c: CommitCounters| {
         summarize(
             &reason,
             0,
@@ -755,17 +816,7 @@ pub async fn run(sim: SimConfig, sink: SinkConfig, opts: RunOptions) -> Result<S
     }
     tracing::info!(lake = lake.location(), ?starts, "lake recovered");
 
-    let stats = opts
-        .progress
-        .then(|| Stats::new(std::io::stderr().is_terminal(), true).start());
-    let (stop_tx, mut stops) = mpsc::unbounded_channel();
-    let supervisor = Supervisor::new(
-        sink.restart_budget,
-        sink.restart_window,
-        stop_tx,
-        stats.clone(),
-    )
-    .start();
+    let (stats, supervisor, mut stops) = start_control(&sink, opts);
     let arbiters = Arbiters::new(sim.workers);
 
     let bus = {
@@ -803,11 +854,7 @@ pub async fn run(sim: SimConfig, sink: SinkConfig, opts: RunOptions) -> Result<S
     let reason = stops.recv().await.unwrap_or(StopReason::Duration);
     tracing::debug!(reason = %describe(&reason), "draining");
     let drained = async {
-        mailbox(conductor.send(StopListening).await, "stopping listeners")?;
-        tracing::debug!("listeners stopped; flushing the producer");
-        let published = mailbox(publisher.send(DrainPublisher).await, "draining publisher")?
-            .map_err(|e| e.to_string())?;
-        tracing::debug!(acked = published.acked, "producer flushed");
+        let published = stop_front(&conductor, &publisher).await?;
         let targets = mailbox(bus.send(GetHighWatermarks).await, "reading watermarks")?;
         mailbox(
             consumer
@@ -833,35 +880,21 @@ pub async fn run(sim: SimConfig, sink: SinkConfig, opts: RunOptions) -> Result<S
         StopReason::Fatal(e) => Err(e.clone()),
         _ => unless_fatal(&mut stops, drained).await.and_then(|r| r),
     };
-    let restarts = supervisor.send(GetRestarts).await.unwrap_or(0);
-    if let Some(s) = &stats {
-        let _ = s.send(Finish).await;
+    let result = RunEnd {
+        reason: &reason,
+        seed: sim.seed,
+        started,
+        lake: &lake,
+        supervisor: &supervisor,
+        stats: &stats,
+        conductor: &conductor,
+        publisher: &publisher,
+        committer: &committer,
     }
-    let summary = |published, consumed, c: crate::messages::CommitCounters| {
-        summarize(
-            &reason, sim.seed, published, consumed, c, restarts, started, &lake,
-        )
-    };
-    let result = match outcome {
-        Ok((published, sink_counters, committed)) => {
-            Ok(summary(published, sink_counters.consumed, committed))
-        }
-        Err(e) => {
-            let published = publisher_counts_quickly(&conductor, &publisher).await;
-            let committed = committer.send(GetCommitted).await.unwrap_or_default();
-            Err(RunError::Fatal {
-                reason: e,
-                summary: Box::new(summary(published, 0, committed)),
-            })
-        }
-    };
+    .conclude(outcome)
+    .await;
     arbiters.stop();
     result
-}
-
-/// `encore simulate` without brokers: listeners → publisher → JSON lines on stdout.
-pub async fn simulate_to_stdout(sim: SimConfig, opts: RunOptions) -> Result<Summary, RunError> {
-    simulate(sim, None, opts).await
 }
 
 /// `encore simulate`: listeners → publisher → Kafka (with settings) or JSON lines on stdout.

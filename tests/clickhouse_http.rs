@@ -4,14 +4,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::stack::rt;
 use encore::clickhouse::{ChError, ClickHouse, ClickHouseConfig};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn reads_the_server_version() {

@@ -5,16 +5,9 @@ mod common;
 
 use bytes::Bytes;
 use chrono::NaiveDate;
-use common::stack::{Stack, unique};
+use common::stack::{Stack, rt, unique};
 use encore::lake::{Lake, PreparedBatch, PreparedFile, Range};
 use object_store::ObjectStore;
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn a_missing_bucket_is_created_and_a_40mib_file_goes_up_in_parts_intact() {

@@ -164,6 +164,14 @@ pub fn clickhouse() -> encore::clickhouse::ClickHouseConfig {
     }
 }
 
+/// A runtime for the async clients the tests call directly.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// A name nobody else uses (tansu deletes every topic when one is deleted, so tests never
 /// delete and never share). Lower case: valid for topics, groups and buckets.
 pub fn unique(prefix: &str) -> String {
@@ -315,11 +323,7 @@ pub struct LakeView {
 impl LakeView {
     pub fn open(stack: &Stack, url: &str, table: &str) -> LakeView {
         let lake = Lake::open(&stack.lake_config(url), table).expect("opening the lake");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        LakeView { lake, rt }
+        LakeView { lake, rt: rt() }
     }
 
     /// Committed ranges of `partition`, in offset order.
