@@ -401,6 +401,15 @@ EOF
 <?xml version="1.0"?>
 <!-- written by encore's scripts/stack.sh: the '$CH_USER' user, local connections only -->
 <yandex>
+    <profiles>
+        <default>
+            <!-- 18.16's Kafka engine parses with the default profile's settings and has neither
+                 kafka_skip_broken_messages nor kafka_handle_error_mode: without an error allowance
+                 one malformed message blocks its table forever. Newer servers get
+                 kafka_handle_error_mode='stream' from encore's DDL instead. -->
+            <input_format_allow_errors_num>1000000000</input_format_allow_errors_num>
+        </default>
+    </profiles>
     <users>
         <$CH_USER>
             <password>$CH_PASSWORD</password>

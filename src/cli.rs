@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::clickhouse::schema::Target;
+use crate::clickhouse::{ClickHouseConfig, ClickHouseSettings, quote_ident};
 use crate::event::Weights;
 use crate::kafka::{KafkaConfig, parse_setting, producer::CODECS};
 use crate::lake::{Compression, LakeConfig, validate_table};
@@ -35,7 +37,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the whole pipeline: listeners → topic (Kafka with --brokers, else the in-process
     /// bus) → sink → lake, then print a summary.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Produce only: listeners → Kafka topic (JSON lines on stdout when no --brokers is given).
     Simulate(SimulateArgs),
     /// Consume only: Kafka topic → lake, as a member of a consumer group, until SIGINT/SIGTERM.
@@ -45,6 +47,77 @@ pub enum Command {
     ProduceSimple(ProduceSimpleArgs),
     /// Check the lake: files and rows per date, every file's schema, sample rows.
     Verify(VerifyArgs),
+    /// ClickHouse: create, inspect or drop the Kafka-engine ingestion tables, run preset queries.
+    #[command(subcommand)]
+    Clickhouse(ClickHouseCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClickHouseCommand {
+    /// Create the tables and views both topics need (idempotent; refuses on drift).
+    Setup(ClickHouseSetupArgs),
+    /// Tables, rows, last event time, malformed messages, consumer lag, drift.
+    Status(ClickHouseTargetArgs),
+    /// Drop encore's tables and views (the database stays).
+    Drop(ClickHouseTargetArgs),
+    /// Run a preset query.
+    Query(ClickHouseQueryArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClickHouseArgs {
+    /// ClickHouse's HTTP interface, e.g. http://127.0.0.1:8123. In `run` it enables ClickHouse:
+    /// the schema is applied at start. The password comes from ENCORE_CLICKHOUSE_PASSWORD.
+    #[arg(long, env = "ENCORE_CLICKHOUSE_URL")]
+    pub clickhouse_url: Option<String>,
+    /// ClickHouse user.
+    #[arg(long, env = "ENCORE_CLICKHOUSE_USER", default_value = "default")]
+    pub clickhouse_user: String,
+    /// Database holding encore's tables (created if missing).
+    #[arg(long, env = "ENCORE_CLICKHOUSE_DATABASE", default_value = "music")]
+    pub clickhouse_database: String,
+    /// The brokers as ClickHouse reaches them (e.g. kafka:9092 inside compose) [default: --brokers].
+    #[arg(long, env = "ENCORE_CLICKHOUSE_KAFKA_BROKERS")]
+    pub clickhouse_kafka_brokers: Option<String>,
+    /// How long an unreachable ClickHouse is waited for at start.
+    #[arg(long, env = "ENCORE_CLICKHOUSE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub clickhouse_timeout: Duration,
+    /// The simple demo topic ClickHouse also ingests.
+    #[arg(long, env = "ENCORE_SIMPLE_TOPIC", default_value = "my_topic")]
+    pub simple_topic: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClickHouseTargetArgs {
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// The clickstream topic.
+    #[arg(long, env = "ENCORE_TOPIC", default_value = "music_events")]
+    pub topic: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClickHouseSetupArgs {
+    #[command(flatten)]
+    pub target: ClickHouseTargetArgs,
+    /// Drop encore's tables and views first (their rows are lost), then create them.
+    #[arg(long, env = "ENCORE_CLICKHOUSE_RECREATE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub recreate: bool,
+    /// Partitions of the clickstream topic when setup creates it (with --brokers; the simple
+    /// topic gets 1, as `produce-simple` creates it).
+    #[arg(long, env = "ENCORE_PARTITIONS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub partitions: u32,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClickHouseQueryArgs {
+    /// The query to run.
+    #[arg(value_enum)]
+    pub preset: crate::clickhouse::setup::Preset,
+    #[command(flatten)]
+    pub target: ClickHouseTargetArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -172,6 +245,11 @@ pub struct RunArgs {
     pub lake: LakeArgs,
     #[command(flatten)]
     pub flush: FlushArgs,
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+    /// With --clickhouse-url: drop and recreate encore's ClickHouse tables at start.
+    #[arg(long, env = "ENCORE_CLICKHOUSE_RECREATE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub recreate: bool,
     /// No live status line or progress log lines.
     #[arg(long, env = "ENCORE_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_progress: bool,
@@ -323,6 +401,75 @@ impl SimArgs {
             partitions: self.partitions,
             topic: self.topic.clone(),
         })
+    }
+}
+
+impl ClickHouseArgs {
+    /// The ClickHouse settings, or None without --clickhouse-url. `brokers` is encore's own
+    /// --brokers, the default of the brokers ClickHouse is told to read.
+    pub fn to_settings(
+        &self,
+        brokers: Option<&str>,
+        events_topic: &str,
+    ) -> Result<Option<ClickHouseSettings>, String> {
+        let Some(url) = &self.clickhouse_url else {
+            return Ok(None);
+        };
+        let config = ClickHouseConfig {
+            url: url.clone(),
+            user: self.clickhouse_user.clone(),
+            // Only from the environment: a flag would show in `ps` and shell history.
+            password: std::env::var("ENCORE_CLICKHOUSE_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty()),
+        };
+        quote_ident(&self.clickhouse_database)
+            .map_err(|e| format!("--clickhouse-database: {e}"))?;
+        validate_table(events_topic).map_err(|e| format!("--topic: {e}"))?;
+        validate_table(&self.simple_topic).map_err(|e| format!("--simple-topic: {e}"))?;
+        let brokers = match (&self.clickhouse_kafka_brokers, brokers) {
+            (Some(b), _) => b.clone(),
+            (None, Some(b)) => b.to_string(),
+            (None, None) => {
+                return Err(
+                    "ClickHouse reads the topics from Kafka: give --brokers (or \
+                            --clickhouse-kafka-brokers, the address ClickHouse uses)"
+                        .into(),
+                );
+            }
+        };
+        if brokers.trim().is_empty() || brokers.contains(['\'', '\\', '\n']) {
+            return Err(format!(
+                "--clickhouse-kafka-brokers `{brokers}` is not a broker list"
+            ));
+        }
+        if self.clickhouse_timeout.is_zero() {
+            return Err("--clickhouse-timeout must be positive".into());
+        }
+        Ok(Some(ClickHouseSettings {
+            config,
+            target: Target {
+                database: self.clickhouse_database.clone(),
+                brokers,
+                events_topic: events_topic.to_string(),
+                simple_topic: self.simple_topic.clone(),
+            },
+            patience: self.clickhouse_timeout,
+        }))
+    }
+}
+
+impl ClickHouseTargetArgs {
+    /// ClickHouse and, when --brokers is given, Kafka (for consumer lag).
+    pub fn to_settings(&self) -> Result<(ClickHouseSettings, Option<KafkaSettings>), String> {
+        let kafka = self.kafka.to_settings()?;
+        let ch = self
+            .clickhouse
+            .to_settings(self.kafka.brokers.as_deref(), &self.topic)?
+            .ok_or(
+                "give --clickhouse-url (or ENCORE_CLICKHOUSE_URL), e.g. http://127.0.0.1:8123",
+            )?;
+        Ok((ch, kafka))
     }
 }
 

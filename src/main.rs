@@ -8,7 +8,10 @@ use anyhow::Context as _;
 use clap::Parser;
 use rand::SeedableRng;
 
-use encore::cli::{Cli, Command, ProduceSimpleArgs, VerifyArgs};
+use encore::cli::{Cli, ClickHouseCommand, Command, ProduceSimpleArgs, VerifyArgs};
+use encore::clickhouse::schema::{Dataset, Dialect};
+use encore::clickhouse::setup::{self, SetupError};
+use encore::clickhouse::{ChError, ClickHouse};
 use encore::lake::Lake;
 use encore::pipeline::{self, RunError, RunOptions};
 
@@ -173,13 +176,26 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return usage(e),
             };
+            let clickhouse = match args
+                .clickhouse
+                .to_settings(args.kafka.brokers.as_deref(), &sim.topic)
+            {
+                Ok(c) => c.map(|settings| pipeline::ClickHouseRun {
+                    settings,
+                    recreate: args.recreate,
+                }),
+                Err(e) => return usage(e),
+            };
+            if args.recreate && clickhouse.is_none() {
+                return usage("--recreate needs --clickhouse-url");
+            }
             let opts = RunOptions {
                 progress: !args.no_progress,
                 handle_signals: true,
             };
             let res = actix::System::new().block_on(async move {
                 match kafka {
-                    Some(k) => pipeline::run_kafka(sim, sink, k, opts).await,
+                    Some(k) => pipeline::run_kafka(sim, sink, k, clickhouse, opts).await,
                     None => pipeline::run(sim, sink, opts).await,
                 }
             });
@@ -238,7 +254,128 @@ fn main() -> ExitCode {
             Err(e) => usage(format!("{e:#}")),
         },
         Command::Verify(args) => verify(args),
+        Command::Clickhouse(cmd) => clickhouse(cmd),
     }
+}
+
+/// Exit code of a ClickHouse failure: 2 when the user must fix a setting or reach the server,
+/// 1 when the server refused (its message says why).
+fn clickhouse_failure(e: impl Into<SetupError>) -> ExitCode {
+    let e = e.into();
+    eprintln!("error: {e}");
+    match e {
+        SetupError::Ch(ChError::Config(_) | ChError::Connect { .. }) => ExitCode::from(2),
+        _ => ExitCode::from(1),
+    }
+}
+
+fn clickhouse(cmd: ClickHouseCommand) -> ExitCode {
+    let target_args = match &cmd {
+        ClickHouseCommand::Setup(a) => &a.target,
+        ClickHouseCommand::Status(a) | ClickHouseCommand::Drop(a) => a,
+        ClickHouseCommand::Query(a) => &a.target,
+    };
+    let (settings, kafka) = match target_args.to_settings() {
+        Ok(s) => s,
+        Err(e) => return usage(e),
+    };
+    let ch = match ClickHouse::new(settings.config.clone()) {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
+    let target = settings.target.clone();
+    actix::System::new().block_on(async move {
+        match cmd {
+            ClickHouseCommand::Setup(a) => {
+                match &kafka {
+                    Some(k) => {
+                        if let Err(e) =
+                            pipeline::prepare_clickhouse_topics(&target, a.partitions, k).await
+                        {
+                            return usage(e);
+                        }
+                    }
+                    None => eprintln!(
+                        "warning: without --brokers encore cannot check that `{}` and `{}` exist; \
+                         create them before ClickHouse's queues, which notice a new topic only at \
+                         their next metadata refresh (5 minutes by default)",
+                        target.events_topic, target.simple_topic
+                    ),
+                }
+                let run = pipeline::ClickHouseRun {
+                    settings,
+                    recreate: a.recreate,
+                };
+                match pipeline::apply_clickhouse(&run).await {
+                    Ok((_, report)) => {
+                        print!("{report}");
+                        println!(
+                            "database `{}` ready: ClickHouse reads `{}` and `{}` from {}",
+                            target.database,
+                            target.events_topic,
+                            target.simple_topic,
+                            target.brokers
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => clickhouse_failure(e),
+                }
+            }
+            ClickHouseCommand::Status(_) => {
+                let mut status = match setup::status(&ch, &target).await {
+                    Ok(s) => s,
+                    Err(e) => return clickhouse_failure(e),
+                };
+                if let Some(k) = kafka {
+                    for d in Dataset::ALL {
+                        let (cfg, group, topic) =
+                            (k.config.clone(), target.group(d), target.topic(d).to_string());
+                        let lag = tokio::task::spawn_blocking(move || {
+                            encore::kafka::group_lag(&cfg, &group, &topic)
+                        })
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string()));
+                        status.lag.push((d, lag));
+                    }
+                }
+                print!("{status}");
+                if status.healthy() {
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!(
+                        "error: the schema is incomplete or differs; `encore clickhouse setup` creates what is missing"
+                    );
+                    ExitCode::from(1)
+                }
+            }
+            ClickHouseCommand::Drop(_) => match setup::drop(&ch, &target).await {
+                Ok(dropped) if dropped.is_empty() => {
+                    println!("nothing to drop in `{}`", target.database);
+                    ExitCode::SUCCESS
+                }
+                Ok(dropped) => {
+                    println!("dropped: {}", dropped.join(", "));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => clickhouse_failure(e),
+            },
+            ClickHouseCommand::Query(a) => {
+                let run = async {
+                    let dialect = Dialect::for_version(ch.version().await?);
+                    let sql = a.preset.sql(&target.database, dialect)?;
+                    setup::query_table(&ch, &sql).await
+                };
+                match run.await {
+                    Ok(table) => {
+                        print!("{table}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => clickhouse_failure(e),
+                }
+            }
+        }
+    })
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

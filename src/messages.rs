@@ -268,3 +268,14 @@ pub enum Progress {
     HighWatermarks(u64),
     Restarts(u32),
 }
+
+/// Pipeline → ClickHouseDdl: make the ClickHouse schema match what encore expects (create what
+/// is missing; with `recreate`, drop and create everything). Connection failures are retried
+/// within the actor's patience; a server error or drift ends the request at once.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(
+    result = "Result<crate::clickhouse::setup::SetupReport, crate::clickhouse::setup::SetupError>"
+)]
+pub struct ApplySchema {
+    pub recreate: bool,
+}

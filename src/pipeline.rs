@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::actors::accumulator::Accumulator;
 use crate::actors::bus::Bus;
+use crate::actors::clickhouse_ddl::ClickHouseDdl;
 use crate::actors::committer::{Committer, bus_target, kafka_target};
 use crate::actors::conductor::{Conductor, MaxRate};
 use crate::actors::consumer::BusConsumer;
@@ -28,13 +29,15 @@ use crate::actors::publisher::{Backend, Publisher};
 use crate::actors::stats::{Finish, Stats};
 use crate::actors::supervisor::Supervisor;
 use crate::bus::Log;
+use crate::clickhouse::setup::{SetupError, SetupReport};
+use crate::clickhouse::{ChError, ClickHouse, ClickHouseSettings};
 use crate::event::{EVENT_TYPES, EventType};
 use crate::kafka::consumer::SinkConsumer;
 use crate::kafka::producer::KafkaProducer;
 use crate::kafka::{KafkaConfig, ensure_topic, fetch_high_watermarks, source_identity};
 use crate::lake::{Compression, Lake, LakeConfig, LakeError, writer_properties};
 use crate::messages::{
-    CloseConsumer, CommitCounters, DrainPublisher, DrainTo, FlushAll, GetCommitted,
+    ApplySchema, CloseConsumer, CommitCounters, DrainPublisher, DrainTo, FlushAll, GetCommitted,
     GetHighWatermarks, GetRestarts, PublisherCounters, SinkCounters, StartListeners, StopConsuming,
     StopListening, StopReason, StopRun,
 };
@@ -422,6 +425,41 @@ async fn prepare_topic(topic: &str, partitions: u32, k: &KafkaSettings) -> Resul
         .partitions)
 }
 
+/// ClickHouse for a run: where, and whether to drop and recreate the schema first.
+#[derive(Clone, Debug)]
+pub struct ClickHouseRun {
+    pub settings: ClickHouseSettings,
+    pub recreate: bool,
+}
+
+/// Creates the topics ClickHouse's queues subscribe to, if missing: a queue created before its
+/// topic notices the topic only at librdkafka's next metadata refresh (5 minutes by default).
+pub async fn prepare_clickhouse_topics(
+    target: &crate::clickhouse::schema::Target,
+    events_partitions: u32,
+    k: &KafkaSettings,
+) -> Result<(), RunError> {
+    prepare_topic(&target.events_topic, events_partitions, k).await?;
+    prepare_topic(&target.simple_topic, 1, k).await?;
+    Ok(())
+}
+
+/// Starts the ClickHouseDdl actor and has it apply the schema; the actor stays up as long as
+/// the returned address is held.
+pub async fn apply_clickhouse(
+    run: &ClickHouseRun,
+) -> Result<(Addr<ClickHouseDdl>, SetupReport), SetupError> {
+    let ch = ClickHouse::new(run.settings.config.clone())?;
+    let ddl = ClickHouseDdl::new(ch, run.settings.target.clone(), run.settings.patience).start();
+    let report = ddl
+        .send(ApplySchema {
+            recreate: run.recreate,
+        })
+        .await
+        .map_err(|e| ChError::Config(format!("the ClickHouse DDL actor stopped: {e}")))??;
+    Ok((ddl, report))
+}
+
 /// A started Kafka sink: group member + accumulator + committer.
 struct KafkaSink {
     consumer: Addr<KafkaSource>,
@@ -620,10 +658,33 @@ pub async fn run_kafka(
     mut sim: SimConfig,
     sink: SinkConfig,
     k: KafkaSettings,
+    clickhouse: Option<ClickHouseRun>,
     opts: RunOptions,
 ) -> Result<Summary, RunError> {
     let started = Instant::now();
     sim.partitions = prepare_topic(&sim.topic, sim.partitions, &k).await?;
+    // After the topics exist (ClickHouse's queues subscribe to them), before anything is published.
+    let _ddl = match &clickhouse {
+        Some(c) => {
+            prepare_clickhouse_topics(&c.settings.target, sim.partitions, &k).await?;
+            // Before anything is published: a failure here is a usage error.
+            let (ddl, report) = apply_clickhouse(c)
+                .await
+                .map_err(|e| RunError::Usage(format!("ClickHouse: {e}")))?;
+            tracing::info!(
+                database = %c.settings.target.database,
+                created = report.created.len(),
+                unchanged = report.unchanged.len(),
+                dropped = report.dropped.len(),
+                "ClickHouse schema ready"
+            );
+            for w in &report.warnings {
+                tracing::warn!("{w}");
+            }
+            Some(ddl)
+        }
+        None => None,
+    };
     let lake = open_lake(&sink, &sim.topic).await?;
     let producer = Arc::new(
         KafkaProducer::new(&k.config, &sim.topic, &k.compression)

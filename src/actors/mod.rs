@@ -12,9 +12,11 @@
 //! | Committer | `committer.rs` | Durable, GetCommitted | CommitOffset, Progress |
 //! | Supervisor | `supervisor.rs` | ActorFailed, StopRun, GetRestarts | Progress |
 //! | Stats | `stats.rs` | Progress | (terminal / log) |
+//! | ClickHouseDdl | `clickhouse_ddl.rs` | ApplySchema | (HTTP to ClickHouse) |
 
 pub mod accumulator;
 pub mod bus;
+pub mod clickhouse_ddl;
 pub mod committer;
 pub mod conductor;
 pub mod consumer;

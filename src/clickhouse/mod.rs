@@ -5,6 +5,9 @@
 //! retried with backoff; an answer from the server (syntax, permissions, a missing table) is not,
 //! and comes back with ClickHouse's own code and message.
 
+pub mod schema;
+pub mod setup;
+
 use std::fmt;
 use std::time::Duration;
 
@@ -26,6 +29,15 @@ impl fmt::Debug for ClickHouseConfig {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .finish()
     }
+}
+
+/// Everything a command needs to talk to ClickHouse about encore's schema.
+#[derive(Clone, Debug)]
+pub struct ClickHouseSettings {
+    pub config: ClickHouseConfig,
+    pub target: schema::Target,
+    /// How long an unreachable server is waited for at start.
+    pub patience: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]

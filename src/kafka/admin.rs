@@ -150,3 +150,64 @@ pub fn source_identity(cfg: &KafkaConfig, topic: &str) -> Result<String, KafkaSe
         .ok_or_else(|| unreachable(cfg, "the cluster did not report its id"))?;
     Ok(format!("kafka:{id}/{topic}"))
 }
+
+/// One partition of a consumer group's position: its committed offset (None: nothing
+/// committed yet) and the topic's high watermark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub partition: i32,
+    pub committed: Option<i64>,
+    pub high: i64,
+}
+
+impl PartitionLag {
+    /// Records the group has still to read (all of them when nothing is committed).
+    pub fn lag(&self) -> i64 {
+        (self.high - self.committed.unwrap_or(0)).max(0)
+    }
+}
+
+/// Where `group` stands on `topic`, read without joining the group. None when the topic does
+/// not exist.
+pub fn group_lag(
+    cfg: &KafkaConfig,
+    group: &str,
+    topic: &str,
+) -> Result<Option<Vec<PartitionLag>>, KafkaSetupError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+    let Some(partitions) = topic_partitions(cfg, topic)? else {
+        return Ok(None);
+    };
+    let mut c = cfg.client_config();
+    c.set("group.id", group).set("enable.auto.commit", "false");
+    let consumer: BaseConsumer<EncoreContext> = c
+        .create_with_context(EncoreContext)
+        .map_err(|e| KafkaSetupError::Config(format!("Kafka settings: {e}")))?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, cfg.connect_timeout)
+        .map_err(|e| unreachable(cfg, e))?;
+    let highs = fetch_high_watermarks(consumer.client(), topic, partitions, cfg.connect_timeout)
+        .map_err(|e| unreachable(cfg, e))?;
+    Ok(Some(
+        (0..partitions as i32)
+            .map(|p| {
+                let committed = committed
+                    .find_partition(topic, p)
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    });
+                PartitionLag {
+                    partition: p,
+                    committed,
+                    high: highs[p as usize],
+                }
+            })
+            .collect(),
+    ))
+}

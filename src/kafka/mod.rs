@@ -6,7 +6,8 @@ pub mod consumer;
 pub mod producer;
 
 pub use admin::{
-    TopicInfo, ensure_topic, fetch_high_watermarks, source_identity, topic_partitions,
+    PartitionLag, TopicInfo, ensure_topic, fetch_high_watermarks, group_lag, source_identity,
+    topic_partitions,
 };
 
 use std::fmt;
@@ -137,6 +138,9 @@ impl KafkaConfig {
 /// Routes librdkafka's log and error callbacks to `tracing`.
 #[derive(Clone, Copy, Default)]
 pub struct EncoreContext;
+
+// Reading a group's committed offsets needs a consumer; it never joins the group.
+impl rdkafka::consumer::ConsumerContext for EncoreContext {}
 
 impl ClientContext for EncoreContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
