@@ -44,20 +44,43 @@ step "end to end: encore run, encore verify, pyarrow"
 lake="$(mktemp -d)/lake"
 cargo build --release
 # The embedded default: no broker, a local lake (the stack's variables are set above).
-env -u ENCORE_BROKERS -u ENCORE_S3_ENDPOINT ./target/release/encore run --users 2000 --events 200000 \
+env -u ENCORE_BROKERS -u ENCORE_S3_ENDPOINT -u ENCORE_CLICKHOUSE_URL ./target/release/encore run --users 2000 --events 200000 \
   --max-rate --seed 7 --lake "$lake" --no-progress | tee /tmp/encore-run.log
 if grep -q "acknowledged by Kafka" /tmp/encore-run.log; then echo "the embedded run went to Kafka"; exit 1; fi
 env -u ENCORE_S3_ENDPOINT ./target/release/encore verify --lake "$lake"
 python3 scripts/check_lake.py "$lake" 200000
 rm -rf "$(dirname "$lake")"
 
-step "end to end through Kafka and S3: encore run --brokers, encore verify"
+step "end to end through Kafka, S3 and ClickHouse: encore run --brokers --clickhouse-url, verify, counts"
 run_id="ci-$(date +%s)-$$"
+ch_db="ci_$(date +%s)_$$"
 ./target/release/encore run --brokers "$ENCORE_BROKERS" --topic "$run_id" --group "$run_id" \
   --lake "s3://$run_id/dev" --s3-endpoint "$ENCORE_S3_ENDPOINT" \
+  --clickhouse-url "$ENCORE_CLICKHOUSE_URL" --clickhouse-database "$ch_db" \
+  --simple-topic "$run_id-simple" \
   --users 1000 --events 100000 --max-rate --no-progress
 ./target/release/encore verify --lake "s3://$run_id/dev" --topic "$run_id" | tee /tmp/encore-verify.log
 grep -q "verdict: CLEAN (100000 rows" /tmp/encore-verify.log
+# ClickHouse ingests the same topic through its Kafka engine: wait for it, then the counts per
+# event type must be the lake's.
+ch=(--clickhouse-url "$ENCORE_CLICKHOUSE_URL" --clickhouse-database "$ch_db" --topic "$run_id" --simple-topic "$run_id-simple")
+deadline=$((SECONDS + 300))
+until ./target/release/encore clickhouse query counts "${ch[@]}" >/tmp/encore-counts.log 2>&1 \
+  && grep -Eq "^total +100000$" /tmp/encore-counts.log; do
+  if ((SECONDS > deadline)); then cat /tmp/encore-counts.log; echo "ClickHouse did not reach 100000 events"; exit 1; fi
+  sleep 2
+done
+cat /tmp/encore-counts.log
+python3 - /tmp/encore-verify.log /tmp/encore-counts.log <<'PY'
+import re, sys
+def types(path):
+    return {m[1]: int(m[2]) for m in re.finditer(r"^([1-8]) +([a-z_]+) +(\d+)$", open(path).read(), re.M)}
+lake, ch = types(sys.argv[1]), types(sys.argv[2])
+assert len(lake) == 8 and lake == ch, f"per-type counts differ: lake {lake}, ClickHouse {ch}"
+print("ClickHouse counts per event type match the lake:", sum(ch.values()), "events")
+PY
+./target/release/encore clickhouse status "${ch[@]}"
+./target/release/encore clickhouse drop "${ch[@]}"
 
 # One closing line with the totals of every cargo test binary (the end-to-end checks above
 # would have stopped the script had they failed).

@@ -15,6 +15,21 @@ use encore::clickhouse::{ChError, ClickHouse};
 use encore::lake::Lake;
 use encore::pipeline::{self, RunError, RunOptions};
 
+/// Writes to stdout; a reader that went away (`encore … | head`) is not an error worth a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(2)
@@ -36,7 +51,7 @@ fn init_tracing(filter: &str) -> Result<(), String> {
 fn report_run(res: Result<pipeline::Summary, RunError>) -> ExitCode {
     match res {
         Ok(summary) => {
-            println!("{summary}");
+            outln!("{summary}");
             ExitCode::SUCCESS
         }
         Err(RunError::Usage(e)) => usage(e),
@@ -47,7 +62,7 @@ fn report_run(res: Result<pipeline::Summary, RunError>) -> ExitCode {
             ExitCode::from(1)
         }
         Err(RunError::Fatal { reason, summary }) => {
-            println!("{summary}");
+            outln!("{summary}");
             eprintln!("error: {reason}");
             eprintln!(
                 "committed data is safe; the next run resumes after the last committed range"
@@ -146,7 +161,7 @@ fn verify(args: VerifyArgs) -> ExitCode {
     };
     match rt.block_on(encore::verify::verify(&lake, args.samples)) {
         Ok(report) => {
-            println!("{report}");
+            outln!("{report}");
             if report.is_clean() {
                 ExitCode::SUCCESS
             } else {
@@ -308,8 +323,8 @@ fn clickhouse(cmd: ClickHouseCommand) -> ExitCode {
                 };
                 match pipeline::apply_clickhouse(&run).await {
                     Ok((_, report)) => {
-                        print!("{report}");
-                        println!(
+                        out!("{report}");
+                        outln!(
                             "database `{}` ready: ClickHouse reads `{}` and `{}` from {}",
                             target.database,
                             target.events_topic,
@@ -339,7 +354,7 @@ fn clickhouse(cmd: ClickHouseCommand) -> ExitCode {
                         status.lag.push((d, lag));
                     }
                 }
-                print!("{status}");
+                out!("{status}");
                 if status.healthy() {
                     ExitCode::SUCCESS
                 } else {
@@ -351,11 +366,11 @@ fn clickhouse(cmd: ClickHouseCommand) -> ExitCode {
             }
             ClickHouseCommand::Drop(_) => match setup::drop(&ch, &target).await {
                 Ok(dropped) if dropped.is_empty() => {
-                    println!("nothing to drop in `{}`", target.database);
+                    outln!("nothing to drop in `{}`", target.database);
                     ExitCode::SUCCESS
                 }
                 Ok(dropped) => {
-                    println!("dropped: {}", dropped.join(", "));
+                    outln!("dropped: {}", dropped.join(", "));
                     ExitCode::SUCCESS
                 }
                 Err(e) => clickhouse_failure(e),
@@ -368,7 +383,7 @@ fn clickhouse(cmd: ClickHouseCommand) -> ExitCode {
                 };
                 match run.await {
                     Ok(table) => {
-                        print!("{table}");
+                        out!("{table}");
                         ExitCode::SUCCESS
                     }
                     Err(e) => clickhouse_failure(e),

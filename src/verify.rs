@@ -1,6 +1,7 @@
 //! `encore verify`: what the lake holds and whether it is sound.
 //!
-//! Reads only Parquet footers for counts and schemas, and the rows of a few files for samples.
+//! Reads only Parquet footers for counts and schemas, the event_type_id column for the counts
+//! per event type, and the rows of a few files for samples.
 //! Reports files and rows per date partition, files whose schema differs from the declared one,
 //! unreadable files, data files that no commit marker lists (uncommitted leftovers), and
 //! committed files that are missing.
@@ -13,9 +14,10 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::{Int8Type, Schema};
 use futures::TryStreamExt;
 use object_store::ObjectMeta;
-use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::async_reader::ParquetObjectReader;
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 
+use crate::event::{EVENT_TYPES, EventType};
 use crate::lake::{Lake, LakeError, parse_data_file_name};
 use crate::schema::lake_schema;
 
@@ -43,6 +45,8 @@ pub struct Report {
     pub problems: Vec<String>,
     /// The first track_playback rows (by file order), for eyeballing.
     pub samples: Option<RecordBatch>,
+    /// Rows per event type id (index id - 1); ids outside 1..=8 are counted in `problems`.
+    pub per_type: [u64; EVENT_TYPES],
 }
 
 impl Report {
@@ -75,6 +79,42 @@ fn schema_differences(found: &Schema, want: &Schema) -> Vec<String> {
         }
     }
     out
+}
+
+/// Rows per event type of one file, reading only its event_type_id column; the count of rows
+/// with an id outside 1..=8 comes second.
+async fn count_types(
+    lake: &Lake,
+    meta: &ObjectMeta,
+) -> Result<([u64; EVENT_TYPES], u64), parquet::errors::ParquetError> {
+    let reader = ParquetObjectReader::new(lake.store().clone(), meta.location.clone())
+        .with_file_size(meta.size);
+    let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+    let idx = builder
+        .schema()
+        .index_of("event_type_id")
+        .map_err(|e| parquet::errors::ParquetError::General(e.to_string()))?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);
+    let mut stream = builder
+        .with_projection(mask)
+        .with_batch_size(65536)
+        .build()?;
+    let (mut counts, mut unknown) = ([0u64; EVENT_TYPES], 0u64);
+    while let Some(batch) = stream.try_next().await? {
+        let ids = batch
+            .column(0)
+            .as_primitive_opt::<Int8Type>()
+            .ok_or_else(|| {
+                parquet::errors::ParquetError::General("event_type_id is not Int8".into())
+            })?;
+        for id in ids.values() {
+            match EventType::from_id(*id as u8) {
+                Some(t) => counts[t.index()] += 1,
+                None => unknown += 1,
+            }
+        }
+    }
+    Ok((counts, unknown))
 }
 
 async fn sample_rows(
@@ -190,7 +230,9 @@ pub async fn verify(lake: &Lake, samples: usize) -> Result<Report, LakeError> {
             }
         };
         let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
-        for d in schema_differences(builder.schema(), &want) {
+        let differences = schema_differences(builder.schema(), &want);
+        let schema_ok = differences.is_empty();
+        for d in differences {
             report.problems.push(format!("{rel_path}: schema: {d}"));
         }
         let entry = report.per_date.entry(date.clone()).or_default();
@@ -204,6 +246,23 @@ pub async fn verify(lake: &Lake, samples: usize) -> Result<Report, LakeError> {
             rows,
             bytes: meta.size,
         });
+        if schema_ok {
+            match count_types(lake, meta).await {
+                Ok((counts, unknown)) => {
+                    for (total, n) in report.per_type.iter_mut().zip(counts) {
+                        *total += n;
+                    }
+                    if unknown > 0 {
+                        report.problems.push(format!(
+                            "{rel_path}: {unknown} rows with an event_type_id outside 1..8"
+                        ));
+                    }
+                }
+                Err(e) => report
+                    .problems
+                    .push(format!("{rel_path}: rows unreadable: {e}")),
+            }
+        }
         if sampled < samples {
             match sample_rows(lake, meta, samples - sampled).await {
                 Ok(batches) => {
@@ -250,6 +309,18 @@ impl fmt::Display for Report {
             self.rows,
             self.bytes as f64 / (1024.0 * 1024.0)
         )?;
+        if self.per_type.iter().any(|n| *n > 0) {
+            writeln!(f, "\n{:<4}{:<26}{:>14}", "id", "event_type", "rows")?;
+            for t in EventType::ALL {
+                writeln!(
+                    f,
+                    "{:<4}{:<26}{:>14}",
+                    t.id(),
+                    t.name(),
+                    self.per_type[t.index()]
+                )?;
+            }
+        }
         if let Some(s) = &self.samples {
             let cols = [
                 "event_time",

@@ -154,7 +154,16 @@ fn columns(d: Dataset, dialect: Dialect) -> Vec<Col> {
     let mut cols = match d {
         Dataset::Events => vec![
             col("event_id", "UUID"),
-            col("event_type", &event_type_enum()),
+            // 18.16 cannot skip a conversion error (an unknown name would stop the queue for
+            // good, and a view's filter cannot run before a cast aliased to the same name), so
+            // there the type is a String that the view restricts to the eight names.
+            col(
+                "event_type",
+                &match dialect {
+                    Dialect::Legacy => "String".to_string(),
+                    Dialect::Modern => event_type_enum(),
+                },
+            ),
             col("event_type_id", "UInt8"),
             Col {
                 name: "event_time",
@@ -380,10 +389,17 @@ pub fn plan(target: &Target, dialect: Dialect) -> Result<Vec<Object>, ChError> {
         });
 
         let queue = fq(&name("_queue"))?;
-        let filter = if dialect.streams_errors() {
-            "\nWHERE length(_error) = 0"
-        } else {
-            ""
+        let filter = match (dialect, d) {
+            (Dialect::Modern, _) => "\nWHERE length(_error) = 0".to_string(),
+            (Dialect::Legacy, Dataset::Events) => format!(
+                "\nWHERE event_type IN ({})",
+                EventType::ALL
+                    .iter()
+                    .map(|t| quote_str(t.name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            (Dialect::Legacy, Dataset::Simple) => String::new(),
         };
         out.push(Object {
             dataset: d,
@@ -394,7 +410,7 @@ pub fn plan(target: &Target, dialect: Dialect) -> Result<Vec<Object>, ChError> {
                 "CREATE MATERIALIZED VIEW IF NOT EXISTS {} TO {}\nAS {}",
                 fq(&name("_mv"))?,
                 fq(base)?,
-                view_select(&cols, &queue, filter)
+                view_select(&cols, &queue, &filter)
             ),
             columns: vec![],
             engine_has: vec![],
@@ -550,6 +566,14 @@ mod tests {
         assert!(
             q.create
                 .contains("kafka_group_name = 'encore-clickhouse-music-music_events'")
+        );
+        assert!(q.create.contains("event_type String"), "{}", q.create);
+        let mv = find(&objs, "music_events_mv");
+        assert!(
+            mv.create
+                .contains("WHERE event_type IN ('track_playback', 'pause_track',"),
+            "{}",
+            mv.create
         );
     }
 

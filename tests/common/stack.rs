@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{Int32Type, Int64Type};
+use arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampMillisecondType};
+use arrow::util::display::array_value_to_string;
 use bytes::Bytes;
 use encore::lake::{Lake, LakeConfig, Range};
 use futures::TryStreamExt;
@@ -496,5 +497,78 @@ pub fn assert_exactly_once(view: &LakeView, targets: &[i64], expected: u64) {
                 "partition {p}: offsets"
             );
         }
+    }
+}
+
+impl Stack {
+    /// Sends each value as one record (no key) and waits until every one is acknowledged.
+    pub fn produce_raw(&self, topic: &str, values: &[Vec<u8>]) {
+        use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+        let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("message.max.bytes", "4000000")
+            .create()
+            .expect("creating a producer");
+        for v in values {
+            p.send(BaseRecord::<(), _>::to(topic).payload(v))
+                .map_err(|(e, _)| e)
+                .expect("queueing a record");
+        }
+        p.flush(Duration::from_secs(30))
+            .expect("records acknowledged within 30 s");
+    }
+}
+
+impl LakeView {
+    /// Every committed-or-not row with the given columns, rendered as text (NULL as ""),
+    /// keyed by event id.
+    pub fn columns(&self, names: &[&str]) -> BTreeMap<String, BTreeMap<String, String>> {
+        let store = self.lake.store().clone();
+        let prefix = self.lake.table_path();
+        self.rt.block_on(async move {
+            let metas: Vec<_> = store
+                .list(Some(&prefix))
+                .try_collect()
+                .await
+                .expect("listing the table");
+            let mut out = BTreeMap::new();
+            for m in metas {
+                if !m.location.as_ref().ends_with(".parquet") {
+                    continue;
+                }
+                let bytes: Bytes = store.get(&m.location).await.unwrap().bytes().await.unwrap();
+                let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+                for b in reader {
+                    let b = b.unwrap();
+                    let ids = b.column_by_name("event_id").unwrap().as_string::<i32>();
+                    for i in 0..b.num_rows() {
+                        let row = names
+                            .iter()
+                            .map(|n| {
+                                let col = b
+                                    .column_by_name(n)
+                                    .unwrap_or_else(|| panic!("lake has no column {n}"));
+                                let v = if col.is_null(i) {
+                                    String::new()
+                                } else if let DataType::Timestamp(..) = col.data_type() {
+                                    // Epoch milliseconds: what ClickHouse keeps as ts_ms.
+                                    col.as_primitive::<TimestampMillisecondType>()
+                                        .value(i)
+                                        .to_string()
+                                } else {
+                                    array_value_to_string(col, i).unwrap()
+                                };
+                                (n.to_string(), v)
+                            })
+                            .collect();
+                        out.insert(ids.value(i).to_string(), row);
+                    }
+                }
+            }
+            out
+        })
     }
 }
