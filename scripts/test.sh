@@ -74,7 +74,7 @@ cat /tmp/encore-counts.log
 python3 - /tmp/encore-verify.log /tmp/encore-counts.log <<'PY'
 import re, sys
 def types(path):
-    return {m[1]: int(m[2]) for m in re.finditer(r"^([1-8]) +([a-z_]+) +(\d+)$", open(path).read(), re.M)}
+    return {m[2]: int(m[3]) for m in re.finditer(r"^([1-8]) +([a-z_]+) +(\d+)$", open(path).read(), re.M)}
 lake, ch = types(sys.argv[1]), types(sys.argv[2])
 assert len(lake) == 8 and lake == ch, f"per-type counts differ: lake {lake}, ClickHouse {ch}"
 print("ClickHouse counts per event type match the lake:", sum(ch.values()), "events")

@@ -76,7 +76,7 @@ pub struct ClickHouseArgs {
     /// Database holding encore's tables (created if missing).
     #[arg(long, env = "ENCORE_CLICKHOUSE_DATABASE", default_value = "music")]
     pub clickhouse_database: String,
-    /// The brokers as ClickHouse reaches them (e.g. kafka:9092 inside compose) [default: --brokers].
+    /// The brokers as ClickHouse reaches them (e.g. kafka:29092 inside compose) [default: --brokers].
     #[arg(long, env = "ENCORE_CLICKHOUSE_KAFKA_BROKERS")]
     pub clickhouse_kafka_brokers: Option<String>,
     /// How long an unreachable ClickHouse is waited for at start.
@@ -453,6 +453,7 @@ impl ClickHouseArgs {
                 brokers,
                 events_topic: events_topic.to_string(),
                 simple_topic: self.simple_topic.clone(),
+                generation: chrono::Utc::now().timestamp_millis().max(0) as u64,
             },
             patience: self.clickhouse_timeout,
         }))

@@ -9,7 +9,7 @@ use clap::Parser;
 use rand::SeedableRng;
 
 use encore::cli::{Cli, ClickHouseCommand, Command, ProduceSimpleArgs, VerifyArgs};
-use encore::clickhouse::schema::{Dataset, Dialect};
+use encore::clickhouse::schema::Dialect;
 use encore::clickhouse::setup::{self, SetupError};
 use encore::clickhouse::{ChError, ClickHouse};
 use encore::lake::Lake;
@@ -342,9 +342,8 @@ fn clickhouse(cmd: ClickHouseCommand) -> ExitCode {
                     Err(e) => return clickhouse_failure(e),
                 };
                 if let Some(k) = kafka {
-                    for d in Dataset::ALL {
-                        let (cfg, group, topic) =
-                            (k.config.clone(), target.group(d), target.topic(d).to_string());
+                    for (d, group) in status.queue_groups() {
+                        let (cfg, topic) = (k.config.clone(), target.topic(d).to_string());
                         let lag = tokio::task::spawn_blocking(move || {
                             encore::kafka::group_lag(&cfg, &group, &topic)
                         })

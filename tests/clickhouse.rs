@@ -227,6 +227,13 @@ fn run_with_clickhouse_ingests_every_event_typed_like_the_lake() {
         status.contains(&format!("consumer lag 0 of {n} records")),
         "{status}"
     );
+
+    // --recreate empties the tables and the new queue (a new consumer group) reads the topic
+    // again from its start.
+    let re = f.setup(&["--recreate"]);
+    assert!(re.status.success(), "{}", text(&re));
+    let again = f.wait_for_count(&format!("SELECT uniqExact(event_id) FROM {events}"), n);
+    assert_eq!(again, n, "events after --recreate");
 }
 
 #[test]
@@ -353,6 +360,8 @@ fn malformed_messages_do_not_stop_ingestion() {
         br#"{"event_id":"019b76f3-1e29-7d50-974a-d6739915387b","event_type":"no_such_type"}"#
             .to_vec(),
         vec![0xff, 0xfe, 0x00, 0x01],
+        // Valid JSON without an id or a time: defaults, not an event.
+        b"{}".to_vec(),
     ];
     let mut values = good[..20].to_vec();
     values.extend(bad.iter().cloned());
@@ -366,6 +375,7 @@ fn malformed_messages_do_not_stop_ingestion() {
         "the valid events after the malformed ones must arrive"
     );
     // None of the malformed messages became a row.
+    assert_eq!(f.sql(&format!("SELECT count() FROM {events}")).trim(), "40");
     let stray = f.sql(&format!(
         "SELECT count() FROM {events} WHERE toString(event_id) IN ('00000000-0000-0000-0000-000000000000', '019b76f3-1e29-7d50-974a-d6739915387b')"
     ));

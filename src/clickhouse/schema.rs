@@ -73,10 +73,13 @@ impl Dataset {
 #[derive(Clone, Debug)]
 pub struct Target {
     pub database: String,
-    /// The brokers as ClickHouse reaches them (`kafka:9092` inside compose).
+    /// The brokers as ClickHouse reaches them (`kafka:29092` inside compose).
     pub brokers: String,
     pub events_topic: String,
     pub simple_topic: String,
+    /// Part of the name of the consumer groups of queues created now (Unix milliseconds): a queue
+    /// created again (`--recreate`) gets a new group, so it reads its topic from the start.
+    pub generation: u64,
 }
 
 impl Target {
@@ -87,11 +90,22 @@ impl Target {
         }
     }
 
-    /// The consumer group of a queue: per database and dataset, so that two databases on one
-    /// server (e.g. tests) each receive the whole topic.
-    pub fn group(&self, d: Dataset) -> String {
-        format!("encore-clickhouse-{}-{}", self.database, d.table())
+    /// The start of the consumer-group name of a queue: per database and dataset, so that two
+    /// databases on one server (e.g. tests) each receive the whole topic.
+    pub fn group_prefix(&self, d: Dataset) -> String {
+        format!("encore-clickhouse-{}-{}-", self.database, d.table())
     }
+
+    /// The consumer group of a queue created now.
+    pub fn group(&self, d: Dataset) -> String {
+        format!("{}{}", self.group_prefix(d), self.generation)
+    }
+}
+
+/// The consumer group named in a live queue's `engine_full`.
+pub fn queue_group(engine_full: &str) -> Option<String> {
+    let rest = engine_full.split("kafka_group_name = '").nth(1)?;
+    Some(rest[..rest.find('\'')?].to_string())
 }
 
 /// The role of an object in a dataset's schema.
@@ -251,7 +265,11 @@ fn errors_columns() -> Vec<Col> {
     let mut cols = source_columns();
     let extra = [
         ("raw_message", "String", "_raw_message"),
-        ("error", "String", "_error"),
+        (
+            "error",
+            "String",
+            "if(length(_error) > 0, _error, 'valid JSON without an id or a time')",
+        ),
         ("received_at", "DateTime('UTC')", "now()"),
     ];
     cols.extend(extra.map(|(name, ty, select)| Col {
@@ -382,24 +400,35 @@ pub fn plan(target: &Target, dialect: Dialect) -> Result<Vec<Object>, ChError> {
             engine_has: vec![
                 format!("kafka_broker_list = {}", quote_str(&target.brokers)),
                 format!("kafka_topic_list = {}", quote_str(topic)),
-                format!("kafka_group_name = {}", quote_str(&group)),
+                // Only the prefix: the generation is whatever it was at creation.
+                format!(
+                    "kafka_group_name = {}",
+                    quote_str(&target.group_prefix(d)).trim_end_matches('\'')
+                ),
             ],
             sorting_key: None,
             partition_key: None,
         });
 
         let queue = fq(&name("_queue"))?;
+        // Valid JSON can still lack what makes an event (`{}` parses into default values):
+        // such rows are not stored; on servers that stream errors they go to the errors table.
+        let zero_uuid = "toUUID('00000000-0000-0000-0000-000000000000')";
+        let sound = match d {
+            Dataset::Events => format!("event_id != {zero_uuid} AND ts_ms > 0"),
+            Dataset::Simple => format!("uuid != {zero_uuid}"),
+        };
         let filter = match (dialect, d) {
-            (Dialect::Modern, _) => "\nWHERE length(_error) = 0".to_string(),
+            (Dialect::Modern, _) => format!("\nWHERE length(_error) = 0 AND {sound}"),
             (Dialect::Legacy, Dataset::Events) => format!(
-                "\nWHERE event_type IN ({})",
+                "\nWHERE {sound} AND event_type IN ({})",
                 EventType::ALL
                     .iter()
                     .map(|t| quote_str(t.name()))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            (Dialect::Legacy, Dataset::Simple) => String::new(),
+            (Dialect::Legacy, Dataset::Simple) => format!("\nWHERE {sound}"),
         };
         out.push(Object {
             dataset: d,
@@ -427,7 +456,11 @@ pub fn plan(target: &Target, dialect: Dialect) -> Result<Vec<Object>, ChError> {
                     "CREATE MATERIALIZED VIEW IF NOT EXISTS {} TO {}\nAS {}",
                     fq(&name("_errors_mv"))?,
                     fq(&name("_errors"))?,
-                    view_select(&errors_cols, &queue, "\nWHERE length(_error) > 0")
+                    view_select(
+                        &errors_cols,
+                        &queue,
+                        &format!("\nWHERE length(_error) > 0 OR NOT ({sound})")
+                    )
                 ),
                 columns: vec![],
                 engine_has: vec![],
@@ -514,6 +547,7 @@ mod tests {
             brokers: "kafka:9092".into(),
             events_topic: "music_events".into(),
             simple_topic: "my_topic".into(),
+            generation: 1_767_225_600,
         }
     }
 
@@ -565,13 +599,13 @@ mod tests {
         );
         assert!(
             q.create
-                .contains("kafka_group_name = 'encore-clickhouse-music-music_events'")
+                .contains("kafka_group_name = 'encore-clickhouse-music-music_events-1767225600'")
         );
         assert!(q.create.contains("event_type String"), "{}", q.create);
         let mv = find(&objs, "music_events_mv");
         assert!(
             mv.create
-                .contains("WHERE event_type IN ('track_playback', 'pause_track',"),
+                .contains("WHERE event_id != toUUID('00000000-0000-0000-0000-000000000000') AND ts_ms > 0 AND event_type IN ('track_playback', 'pause_track',"),
             "{}",
             mv.create
         );
@@ -601,7 +635,16 @@ mod tests {
         assert!(!mv.create.contains("    ts,"), "ts is not stored");
         let emv = find(&objs, "my_topic_errors_mv");
         assert!(emv.create.contains("_raw_message AS raw_message"));
-        assert!(emv.create.contains("WHERE length(_error) > 0"));
+        assert!(
+            emv.create
+                .contains("WHERE length(_error) > 0 OR NOT (uuid != toUUID('00000000-0000-0000-0000-000000000000'))"),
+            "{}",
+            emv.create
+        );
+        assert_eq!(
+            queue_group("Kafka SETTINGS kafka_broker_list = 'k:1', kafka_group_name = 'encore-clickhouse-m-my_topic-5', kafka_format = 'JSONEachRow'").as_deref(),
+            Some("encore-clickhouse-m-my_topic-5")
+        );
         assert_eq!(objs.len(), 10);
     }
 
@@ -646,7 +689,7 @@ mod tests {
         let q = find(&objs, "music_events_queue");
         let live_q = Live {
             engine: "Kafka".into(),
-            engine_full: "Kafka SETTINGS kafka_broker_list = 'other:9092', kafka_topic_list = 'music_events', kafka_group_name = 'encore-clickhouse-music-music_events'".into(),
+            engine_full: "Kafka SETTINGS kafka_broker_list = 'other:9092', kafka_topic_list = 'music_events', kafka_group_name = 'encore-clickhouse-music-music_events-1700000000'".into(),
             columns: q.columns.clone(),
             ..Live::default()
         };

@@ -283,6 +283,20 @@ pub struct Status {
 }
 
 impl Status {
+    /// The consumer group of each live queue.
+    pub fn queue_groups(&self) -> Vec<(Dataset, String)> {
+        self.inspection
+            .objects
+            .iter()
+            .filter(|(o, _)| o.role == Role::Queue)
+            .filter_map(|(o, l)| {
+                l.as_ref()
+                    .and_then(|l| super::schema::queue_group(&l.engine_full))
+                    .map(|g| (o.dataset, g))
+            })
+            .collect()
+    }
+
     /// Every object exists and matches.
     pub fn healthy(&self) -> bool {
         self.inspection.objects.iter().all(|(_, l)| l.is_some())
