@@ -406,11 +406,13 @@ impl SimArgs {
 
 impl ClickHouseArgs {
     /// The ClickHouse settings, or None without --clickhouse-url. `brokers` is encore's own
-    /// --brokers, the default of the brokers ClickHouse is told to read.
+    /// --brokers, the default of the brokers ClickHouse is told to read when the command
+    /// `creates` queues (run, setup).
     pub fn to_settings(
         &self,
         brokers: Option<&str>,
         events_topic: &str,
+        creates: bool,
     ) -> Result<Option<ClickHouseSettings>, String> {
         let Some(url) = &self.clickhouse_url else {
             return Ok(None);
@@ -427,20 +429,25 @@ impl ClickHouseArgs {
             .map_err(|e| format!("--clickhouse-database: {e}"))?;
         validate_table(events_topic).map_err(|e| format!("--topic: {e}"))?;
         validate_table(&self.simple_topic).map_err(|e| format!("--simple-topic: {e}"))?;
+        // Creating queues needs the broker list; inspecting them compares it only when given
+        // explicitly (encore's own --brokers may be another address of the same cluster).
         let brokers = match (&self.clickhouse_kafka_brokers, brokers) {
-            (Some(b), _) => b.clone(),
-            (None, Some(b)) => b.to_string(),
-            (None, None) => {
+            (Some(b), _) => Some(b.clone()),
+            (None, Some(b)) if creates => Some(b.to_string()),
+            (None, _) if creates => {
                 return Err(
                     "ClickHouse reads the topics from Kafka: give --brokers (or \
                             --clickhouse-kafka-brokers, the address ClickHouse uses)"
                         .into(),
                 );
             }
+            (None, _) => None,
         };
-        if brokers.trim().is_empty() || brokers.contains(['\'', '\\', '\n']) {
+        if let Some(b) = &brokers
+            && (b.trim().is_empty() || b.contains(['\'', '\\', '\n']))
+        {
             return Err(format!(
-                "--clickhouse-kafka-brokers `{brokers}` is not a broker list"
+                "--clickhouse-kafka-brokers `{b}` is not a broker list"
             ));
         }
         if self.clickhouse_timeout.is_zero() {
@@ -461,12 +468,15 @@ impl ClickHouseArgs {
 }
 
 impl ClickHouseTargetArgs {
-    /// ClickHouse and, when --brokers is given, Kafka (for consumer lag).
-    pub fn to_settings(&self) -> Result<(ClickHouseSettings, Option<KafkaSettings>), String> {
+    /// ClickHouse and, when --brokers is given, Kafka (topics for setup, consumer lag).
+    pub fn to_settings(
+        &self,
+        creates: bool,
+    ) -> Result<(ClickHouseSettings, Option<KafkaSettings>), String> {
         let kafka = self.kafka.to_settings()?;
         let ch = self
             .clickhouse
-            .to_settings(self.kafka.brokers.as_deref(), &self.topic)?
+            .to_settings(self.kafka.brokers.as_deref(), &self.topic, creates)?
             .ok_or(
                 "give --clickhouse-url (or ENCORE_CLICKHOUSE_URL), e.g. http://127.0.0.1:8123",
             )?;

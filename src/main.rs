@@ -55,6 +55,10 @@ fn report_run(res: Result<pipeline::Summary, RunError>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(RunError::Usage(e)) => usage(e),
+        Err(RunError::Refused(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
         // A bad location or rejected credentials is a usage error; a corrupt marker is not.
         Err(RunError::Lake(e)) if e.is_config() => usage(e),
         Err(RunError::Lake(e)) => {
@@ -191,18 +195,25 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return usage(e),
             };
-            let clickhouse = match args
-                .clickhouse
-                .to_settings(args.kafka.brokers.as_deref(), &sim.topic)
-            {
-                Ok(c) => c.map(|settings| pipeline::ClickHouseRun {
-                    settings,
-                    recreate: args.recreate,
-                }),
-                Err(e) => return usage(e),
-            };
+            let clickhouse =
+                match args
+                    .clickhouse
+                    .to_settings(args.kafka.brokers.as_deref(), &sim.topic, true)
+                {
+                    Ok(c) => c.map(|settings| pipeline::ClickHouseRun {
+                        settings,
+                        recreate: args.recreate,
+                    }),
+                    Err(e) => return usage(e),
+                };
             if args.recreate && clickhouse.is_none() {
                 return usage("--recreate needs --clickhouse-url");
+            }
+            if clickhouse.is_some() && kafka.is_none() {
+                return usage(
+                    "--clickhouse-url needs --brokers: ClickHouse reads the topic from Kafka, not \
+                     from the in-process bus",
+                );
             }
             let opts = RunOptions {
                 progress: !args.no_progress,
@@ -290,7 +301,8 @@ fn clickhouse(cmd: ClickHouseCommand) -> ExitCode {
         ClickHouseCommand::Status(a) | ClickHouseCommand::Drop(a) => a,
         ClickHouseCommand::Query(a) => &a.target,
     };
-    let (settings, kafka) = match target_args.to_settings() {
+    let creates = matches!(cmd, ClickHouseCommand::Setup(_));
+    let (settings, kafka) = match target_args.to_settings(creates) {
         Ok(s) => s,
         Err(e) => return usage(e),
     };
@@ -329,7 +341,7 @@ fn clickhouse(cmd: ClickHouseCommand) -> ExitCode {
                             target.database,
                             target.events_topic,
                             target.simple_topic,
-                            target.brokers
+                            target.brokers.as_deref().unwrap_or_default()
                         );
                         ExitCode::SUCCESS
                     }

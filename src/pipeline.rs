@@ -130,6 +130,9 @@ pub enum RunError {
     Usage(String),
     #[error(transparent)]
     Lake(#[from] LakeError),
+    /// A service refused the set-up (e.g. ClickHouse's schema drifted): nothing was written.
+    #[error("{0}")]
+    Refused(String),
     /// The run stopped without draining; the summary says how far it got.
     #[error("{reason}")]
     Fatal {
@@ -668,9 +671,13 @@ pub async fn run_kafka(
         Some(c) => {
             prepare_clickhouse_topics(&c.settings.target, sim.partitions, &k).await?;
             // Before anything is published: a failure here is a usage error.
-            let (ddl, report) = apply_clickhouse(c)
-                .await
-                .map_err(|e| RunError::Usage(format!("ClickHouse: {e}")))?;
+            let (ddl, report) = apply_clickhouse(c).await.map_err(|e| match e {
+                SetupError::Ch(ChError::Config(_) | ChError::Connect { .. }) => {
+                    RunError::Usage(format!("ClickHouse: {e}"))
+                }
+                // The server refused, or its tables differ: not a usage error (exit 1).
+                e => RunError::Refused(format!("ClickHouse: {e}")),
+            })?;
             tracing::info!(
                 database = %c.settings.target.database,
                 created = report.created.len(),

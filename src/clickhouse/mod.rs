@@ -101,6 +101,9 @@ const ATTEMPTS: u32 = 5;
 pub struct ClickHouse {
     cfg: ClickHouseConfig,
     http: reqwest::Client,
+    user: reqwest::header::HeaderValue,
+    /// Marked sensitive: never shown by reqwest's Debug.
+    key: Option<reqwest::header::HeaderValue>,
 }
 
 impl ClickHouse {
@@ -125,7 +128,30 @@ impl ClickHouse {
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| ChError::Config(format!("HTTP client: {e}")))?;
-        Ok(ClickHouse { cfg, http })
+        // Checked here, not at the first request: a user or password that cannot travel in a
+        // header is a setting to fix, not a connection to retry.
+        let header = |what: &str, v: &str| {
+            reqwest::header::HeaderValue::from_str(v).map_err(|_| {
+                ChError::Config(format!(
+                    "the ClickHouse {what} contains characters an HTTP header cannot carry"
+                ))
+            })
+        };
+        let user = header("user", &cfg.user)?;
+        let key = match &cfg.password {
+            Some(p) => {
+                let mut v = header("password", p)?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
+        Ok(ClickHouse {
+            cfg,
+            http,
+            user,
+            key,
+        })
     }
 
     pub fn config(&self) -> &ClickHouseConfig {
@@ -141,10 +167,10 @@ impl ClickHouse {
             let mut req = self
                 .http
                 .post(&self.cfg.url)
-                .header("X-ClickHouse-User", &self.cfg.user)
+                .header("X-ClickHouse-User", self.user.clone())
                 .body(sql.to_string());
-            if let Some(p) = &self.cfg.password {
-                req = req.header("X-ClickHouse-Key", p);
+            if let Some(p) = &self.key {
+                req = req.header("X-ClickHouse-Key", p.clone());
             }
             match req.send().await {
                 Ok(resp) => {
@@ -159,7 +185,9 @@ impl ClickHouse {
                     }
                     return Err(server_error(status.as_u16(), &body));
                 }
-                Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout()) => {
+                // Only failures to connect: a request that timed out after it was sent may
+                // have run (a DROP, a slow query) and is not repeated.
+                Err(e) if attempt < ATTEMPTS && e.is_connect() => {
                     tracing::warn!(url = %self.cfg.url, attempt, error = %e, "ClickHouse not reachable; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(3));
@@ -296,5 +324,8 @@ mod tests {
         assert!(ClickHouse::new(cfg("ftp://host")).is_err());
         let ok = ClickHouse::new(cfg("http://127.0.0.1:8123")).unwrap();
         assert!(!format!("{ok:?}").contains("s3cr3t"));
+        let mut bad = cfg("http://127.0.0.1:8123");
+        bad.password = Some("line\nbreak".into());
+        assert!(matches!(ClickHouse::new(bad), Err(ChError::Config(_))));
     }
 }

@@ -8,9 +8,9 @@ use crate::event::EventType;
 
 /// What the server can do, decided from its version.
 ///
-/// `Modern` (21.6 and later) has `kafka_handle_error_mode='stream'` with `_error` and
+/// `Modern` (21.12 and later) has `kafka_handle_error_mode='stream'` (21.6) with `_error` and
 /// `_raw_message`, the `_topic/_partition/_offset/_timestamp_ms` virtual columns, DateTime64,
-/// LowCardinality, IPv4 and Bool. `Legacy` is what Debian's 18.16 understands; the same DDL is
+/// LowCardinality, IPv4 and a real Bool type (21.12; before, `Bool` was an alias of Int8). `Legacy` is what Debian's 18.16 understands; the same DDL is
 /// also valid on every release in between, which is why there are only two dialects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -20,7 +20,7 @@ pub enum Dialect {
 
 impl Dialect {
     pub fn for_version(v: Version) -> Dialect {
-        if v.at_least(21, 6) {
+        if v.at_least(21, 12) {
             Dialect::Modern
         } else {
             Dialect::Legacy
@@ -73,8 +73,9 @@ impl Dataset {
 #[derive(Clone, Debug)]
 pub struct Target {
     pub database: String,
-    /// The brokers as ClickHouse reaches them (`kafka:29092` inside compose).
-    pub brokers: String,
+    /// The brokers as ClickHouse reaches them (`kafka:29092` inside compose). Needed to create
+    /// a queue; when None, the live queues' broker lists are not compared.
+    pub brokers: Option<String>,
     pub events_topic: String,
     pub simple_topic: String,
     /// Part of the name of the consumer groups of queues created now (Unix milliseconds): a queue
@@ -374,7 +375,10 @@ pub fn plan(target: &Target, dialect: Dialect) -> Result<Vec<Object>, ChError> {
         let topic = target.topic(d);
         let group = target.group(d);
         let mut settings = vec![
-            format!("kafka_broker_list = {}", quote_str(&target.brokers)),
+            format!(
+                "kafka_broker_list = {}",
+                quote_str(target.brokers.as_deref().unwrap_or_default())
+            ),
             format!("kafka_topic_list = {}", quote_str(topic)),
             format!("kafka_group_name = {}", quote_str(&group)),
             "kafka_format = 'JSONEachRow'".to_string(),
@@ -397,15 +401,24 @@ pub fn plan(target: &Target, dialect: Dialect) -> Result<Vec<Object>, ChError> {
                 settings.join(",\n    ")
             ),
             columns: queue_cols,
-            engine_has: vec![
-                format!("kafka_broker_list = {}", quote_str(&target.brokers)),
-                format!("kafka_topic_list = {}", quote_str(topic)),
+            engine_has: [
+                target
+                    .brokers
+                    .as_ref()
+                    .map(|b| format!("kafka_broker_list = {}", quote_str(b))),
+                Some("kafka_format = 'JSONEachRow'".to_string()),
+                (dialect == Dialect::Modern)
+                    .then(|| "kafka_handle_error_mode = 'stream'".to_string()),
+                Some(format!("kafka_topic_list = {}", quote_str(topic))),
                 // Only the prefix: the generation is whatever it was at creation.
-                format!(
+                Some(format!(
                     "kafka_group_name = {}",
                     quote_str(&target.group_prefix(d)).trim_end_matches('\'')
-                ),
-            ],
+                )),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             sorting_key: None,
             partition_key: None,
         });
@@ -414,21 +427,22 @@ pub fn plan(target: &Target, dialect: Dialect) -> Result<Vec<Object>, ChError> {
         // Valid JSON can still lack what makes an event (`{}` parses into default values):
         // such rows are not stored; on servers that stream errors they go to the errors table.
         let zero_uuid = "toUUID('00000000-0000-0000-0000-000000000000')";
-        let sound = match d {
-            Dataset::Events => format!("event_id != {zero_uuid} AND ts_ms > 0"),
-            Dataset::Simple => format!("uuid != {zero_uuid}"),
-        };
-        let filter = match (dialect, d) {
-            (Dialect::Modern, _) => format!("\nWHERE length(_error) = 0 AND {sound}"),
-            (Dialect::Legacy, Dataset::Events) => format!(
-                "\nWHERE {sound} AND event_type IN ({})",
-                EventType::ALL
-                    .iter()
-                    .map(|t| quote_str(t.name()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+        let names: Vec<String> = EventType::ALL.iter().map(|t| quote_str(t.name())).collect();
+        let sound = match (d, dialect) {
+            // A missing event_type would read as the Enum's first name: the id must agree.
+            (Dataset::Events, Dialect::Modern) => format!(
+                "event_id != {zero_uuid} AND ts_ms > 0 AND event_type_id = toUInt8(event_type)"
             ),
-            (Dialect::Legacy, Dataset::Simple) => format!("\nWHERE {sound}"),
+            (Dataset::Events, Dialect::Legacy) => format!(
+                "event_id != {zero_uuid} AND ts_ms > 0 AND event_type_id BETWEEN 1 AND 8 \
+                 AND event_type = arrayElement([{}], event_type_id)",
+                names.join(", ")
+            ),
+            (Dataset::Simple, _) => format!("uuid != {zero_uuid}"),
+        };
+        let filter = match dialect {
+            Dialect::Modern => format!("\nWHERE length(_error) = 0 AND {sound}"),
+            Dialect::Legacy => format!("\nWHERE {sound}"),
         };
         out.push(Object {
             dataset: d,
@@ -544,7 +558,7 @@ mod tests {
     fn target() -> Target {
         Target {
             database: "music".into(),
-            brokers: "kafka:9092".into(),
+            brokers: Some("kafka:9092".into()),
             events_topic: "music_events".into(),
             simple_topic: "my_topic".into(),
             generation: 1_767_225_600,
@@ -559,8 +573,8 @@ mod tests {
     fn dialect_follows_the_version() {
         let v = |s| Version::parse(s).unwrap();
         assert_eq!(Dialect::for_version(v("18.16.1")), Dialect::Legacy);
-        assert_eq!(Dialect::for_version(v("21.5.9")), Dialect::Legacy);
-        assert_eq!(Dialect::for_version(v("21.6.1")), Dialect::Modern);
+        assert_eq!(Dialect::for_version(v("21.11.9")), Dialect::Legacy);
+        assert_eq!(Dialect::for_version(v("21.12.1")), Dialect::Modern);
         assert_eq!(Dialect::for_version(v("25.8.1.5101")), Dialect::Modern);
     }
 
@@ -605,7 +619,7 @@ mod tests {
         let mv = find(&objs, "music_events_mv");
         assert!(
             mv.create
-                .contains("WHERE event_id != toUUID('00000000-0000-0000-0000-000000000000') AND ts_ms > 0 AND event_type IN ('track_playback', 'pause_track',"),
+                .contains("AND event_type_id BETWEEN 1 AND 8 AND event_type = arrayElement(['track_playback', 'pause_track',"),
             "{}",
             mv.create
         );
@@ -689,12 +703,17 @@ mod tests {
         let q = find(&objs, "music_events_queue");
         let live_q = Live {
             engine: "Kafka".into(),
-            engine_full: "Kafka SETTINGS kafka_broker_list = 'other:9092', kafka_topic_list = 'music_events', kafka_group_name = 'encore-clickhouse-music-music_events-1700000000'".into(),
+            engine_full: "Kafka SETTINGS kafka_broker_list = 'other:9092', kafka_topic_list = 'music_events', kafka_group_name = 'encore-clickhouse-music-music_events-1700000000', kafka_format = 'JSONEachRow'".into(),
             columns: q.columns.clone(),
             ..Live::default()
         };
         let d = drift(q, &live_q);
         assert_eq!(d.len(), 1, "{d:?}");
         assert!(d[0].contains("kafka_broker_list = 'kafka:9092'"));
+        // Brokers not given (status from another network): not compared.
+        let mut t = target();
+        t.brokers = None;
+        let objs = plan(&t, Dialect::Legacy).unwrap();
+        assert!(drift(find(&objs, "music_events_queue"), &live_q).is_empty());
     }
 }

@@ -170,8 +170,11 @@ async fn drop_objects(
             .query(&format!("EXISTS TABLE {db}.{}", quote_ident(&o.name)?))
             .await?;
         if exists.trim() == "1" {
-            ch.query(&format!("DROP TABLE {db}.{}", quote_ident(&o.name)?))
-                .await?;
+            ch.query(&format!(
+                "DROP TABLE IF EXISTS {db}.{}",
+                quote_ident(&o.name)?
+            ))
+            .await?;
             dropped.push(o.name.clone());
         }
     }
@@ -204,8 +207,44 @@ pub async fn setup(
     if !drifted.is_empty() {
         return Err(SetupError::Drift(drifted));
     }
+    // A queue missing one of its views has been consuming (and committing offsets) for the
+    // other one only: what it read is lost to the missing view. Rebuild the queue with its views
+    // under a new consumer group, which reads the topic again (the ReplacingMergeTree tables
+    // absorb what is delivered twice).
+    let mut rebuild: Vec<Object> = Vec::new();
+    for d in Dataset::ALL {
+        let of = |role: Role| {
+            insp.objects
+                .iter()
+                .find(|(o, _)| o.dataset == d && o.role == role)
+        };
+        let queue_live = of(Role::Queue).is_some_and(|(_, l)| l.is_some());
+        let view_missing = insp.objects.iter().any(|(o, l)| {
+            o.dataset == d && matches!(o.role, Role::View | Role::ErrorsView) && l.is_none()
+        });
+        if queue_live && view_missing {
+            rebuild.extend(
+                insp.objects
+                    .iter()
+                    .filter(|(o, _)| {
+                        o.dataset == d
+                            && matches!(o.role, Role::Queue | Role::View | Role::ErrorsView)
+                    })
+                    .map(|(o, _)| o.clone()),
+            );
+        }
+    }
+    if !rebuild.is_empty() {
+        report
+            .dropped
+            .extend(drop_objects(ch, target, &rebuild).await?);
+        report.warnings.push(format!(
+            "a queue had lost one of its views: rebuilt {} with a new consumer group, which reads the topic again",
+            rebuild.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
     for (o, live) in &insp.objects {
-        if live.is_some() {
+        if live.is_some() && !rebuild.iter().any(|r| r.name == o.name) {
             report.unchanged.push(o.name.clone());
         } else {
             ch.query(&o.create).await?;

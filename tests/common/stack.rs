@@ -349,8 +349,8 @@ impl LakeView {
             .collect()
     }
 
-    /// Every Parquet file under the table (committed or not), with its rows.
-    pub fn files(&self) -> Vec<(String, Vec<LakeRow>)> {
+    /// Every Parquet file under the table (committed or not), with its bytes.
+    fn parquet_objects(&self) -> Vec<(String, Bytes)> {
         let store = self.lake.store().clone();
         let prefix = self.lake.table_path();
         self.rt.block_on(async move {
@@ -371,14 +371,22 @@ impl LakeView {
                     .bytes()
                     .await
                     .expect("reading a data file");
-                out.push((
-                    m.location.to_string(),
-                    parquet_rows(bytes, m.location.as_ref()),
-                ));
+                out.push((m.location.to_string(), bytes));
             }
             out.sort();
             out
         })
+    }
+
+    /// Every Parquet file under the table (committed or not), with its rows.
+    pub fn files(&self) -> Vec<(String, Vec<LakeRow>)> {
+        self.parquet_objects()
+            .into_iter()
+            .map(|(name, bytes)| {
+                let rows = parquet_rows(bytes, &name);
+                (name, rows)
+            })
+            .collect()
     }
 }
 
@@ -523,52 +531,39 @@ impl LakeView {
     /// Every committed-or-not row with the given columns, rendered as text (NULL as ""),
     /// keyed by event id.
     pub fn columns(&self, names: &[&str]) -> BTreeMap<String, BTreeMap<String, String>> {
-        let store = self.lake.store().clone();
-        let prefix = self.lake.table_path();
-        self.rt.block_on(async move {
-            let metas: Vec<_> = store
-                .list(Some(&prefix))
-                .try_collect()
-                .await
-                .expect("listing the table");
-            let mut out = BTreeMap::new();
-            for m in metas {
-                if !m.location.as_ref().ends_with(".parquet") {
-                    continue;
-                }
-                let bytes: Bytes = store.get(&m.location).await.unwrap().bytes().await.unwrap();
-                let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                    .unwrap()
-                    .build()
-                    .unwrap();
-                for b in reader {
-                    let b = b.unwrap();
-                    let ids = b.column_by_name("event_id").unwrap().as_string::<i32>();
-                    for i in 0..b.num_rows() {
-                        let row = names
-                            .iter()
-                            .map(|n| {
-                                let col = b
-                                    .column_by_name(n)
-                                    .unwrap_or_else(|| panic!("lake has no column {n}"));
-                                let v = if col.is_null(i) {
-                                    String::new()
-                                } else if let DataType::Timestamp(..) = col.data_type() {
-                                    // Epoch milliseconds: what ClickHouse keeps as ts_ms.
-                                    col.as_primitive::<TimestampMillisecondType>()
-                                        .value(i)
-                                        .to_string()
-                                } else {
-                                    array_value_to_string(col, i).unwrap()
-                                };
-                                (n.to_string(), v)
-                            })
-                            .collect();
-                        out.insert(ids.value(i).to_string(), row);
-                    }
+        let mut out = BTreeMap::new();
+        for (name, bytes) in self.parquet_objects() {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .unwrap_or_else(|e| panic!("{name} is not readable Parquet: {e}"))
+                .build()
+                .unwrap();
+            for b in reader {
+                let b = b.unwrap_or_else(|e| panic!("{name}: {e}"));
+                let ids = b.column_by_name("event_id").unwrap().as_string::<i32>();
+                for i in 0..b.num_rows() {
+                    let row = names
+                        .iter()
+                        .map(|n| {
+                            let col = b
+                                .column_by_name(n)
+                                .unwrap_or_else(|| panic!("lake has no column {n}"));
+                            let v = if col.is_null(i) {
+                                String::new()
+                            } else if let DataType::Timestamp(..) = col.data_type() {
+                                // Epoch milliseconds: what ClickHouse keeps as ts_ms.
+                                col.as_primitive::<TimestampMillisecondType>()
+                                    .value(i)
+                                    .to_string()
+                            } else {
+                                array_value_to_string(col, i).unwrap()
+                            };
+                            (n.to_string(), v)
+                        })
+                        .collect();
+                    out.insert(ids.value(i).to_string(), row);
                 }
             }
-            out
-        })
+        }
+        out
     }
 }
