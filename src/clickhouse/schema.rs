@@ -134,6 +134,8 @@ pub struct Object {
     /// Expected `sorting_key` / `partition_key` (MergeTree family).
     pub sorting_key: Option<String>,
     pub partition_key: Option<String>,
+    /// For a view: the tables it reads and writes, as `db.table`.
+    pub flows: Option<(String, String)>,
     pub create: String,
 }
 
@@ -343,6 +345,7 @@ pub fn plan(target: &Target, dialect: Dialect) -> Result<Vec<Object>, ChError> {
             engine_has: vec![],
             sorting_key: Some(sorting.into()),
             partition_key: Some(partition.into()),
+            flows: None,
         });
 
         let errors_cols = errors_columns();
@@ -369,6 +372,7 @@ pub fn plan(target: &Target, dialect: Dialect) -> Result<Vec<Object>, ChError> {
                 engine_has: vec![],
                 sorting_key: Some(sorting.into()),
                 partition_key: Some(partition.into()),
+                flows: None,
             });
         }
 
@@ -400,6 +404,7 @@ pub fn plan(target: &Target, dialect: Dialect) -> Result<Vec<Object>, ChError> {
                 column_list(&queue_cols),
                 settings.join(",\n    ")
             ),
+            flows: None,
             columns: queue_cols,
             engine_has: [
                 target
@@ -424,6 +429,7 @@ pub fn plan(target: &Target, dialect: Dialect) -> Result<Vec<Object>, ChError> {
         });
 
         let queue = fq(&name("_queue"))?;
+        let plain = |n: &str| format!("{}.{n}", target.database);
         // Valid JSON can still lack what makes an event (`{}` parses into default values):
         // such rows are not stored; on servers that stream errors they go to the errors table.
         let zero_uuid = "toUUID('00000000-0000-0000-0000-000000000000')";
@@ -455,6 +461,7 @@ pub fn plan(target: &Target, dialect: Dialect) -> Result<Vec<Object>, ChError> {
                 fq(base)?,
                 view_select(&cols, &queue, &filter)
             ),
+            flows: Some((plain(&name("_queue")), plain(base))),
             columns: vec![],
             engine_has: vec![],
             sorting_key: None,
@@ -476,6 +483,7 @@ pub fn plan(target: &Target, dialect: Dialect) -> Result<Vec<Object>, ChError> {
                         &format!("\nWHERE length(_error) > 0 OR NOT ({sound})")
                     )
                 ),
+                flows: Some((plain(&name("_queue")), plain(&name("_errors")))),
                 columns: vec![],
                 engine_has: vec![],
                 sorting_key: None,
@@ -494,6 +502,16 @@ pub struct Live {
     pub sorting_key: String,
     pub partition_key: String,
     pub columns: Vec<(String, String)>,
+    /// `system.tables.create_table_query`.
+    pub create_query: String,
+}
+
+/// The table named after `keyword` (`TO`, `FROM`) in a stored CREATE query, unquoted.
+fn table_after(query: &str, keyword: &str) -> Option<String> {
+    let mut words = query.split_whitespace();
+    words.find(|w| w.eq_ignore_ascii_case(keyword))?;
+    let t = words.next()?;
+    Some(t.split('(').next()?.replace('`', ""))
 }
 
 /// Types and keys are compared without blanks: servers print `Enum8('a' = 1)` and `Enum8('a'=1)`
@@ -530,6 +548,17 @@ pub fn drift(expected: &Object, live: &Live) -> Vec<String> {
             && squash(want) != squash(have)
         {
             out.push(format!("{what} is ({have}), expected ({want})"));
+        }
+    }
+    if let Some((from, to)) = &expected.flows {
+        for (keyword, want) in [("TO", to), ("FROM", from)] {
+            let have = table_after(&live.create_query, keyword);
+            if have.as_deref() != Some(want.as_str()) {
+                out.push(format!(
+                    "the view's {keyword} is {}, expected {want}",
+                    have.as_deref().unwrap_or("missing")
+                ));
+            }
         }
     }
     if !expected.columns.is_empty() {
@@ -687,6 +716,7 @@ mod tests {
             sorting_key: "event_type,event_time,  event_id".into(),
             partition_key: "toYYYYMM(event_time)".into(),
             columns: storage.columns.clone(),
+            create_query: String::new(),
         };
         assert!(drift(storage, &live).is_empty());
         live.columns[2].1 = "UInt16".into();
@@ -710,6 +740,22 @@ mod tests {
         let d = drift(q, &live_q);
         assert_eq!(d.len(), 1, "{d:?}");
         assert!(d[0].contains("kafka_broker_list = 'kafka:9092'"));
+        let mv = find(&objs, "music_events_mv");
+        let stored = |to: &str| Live {
+            engine: "MaterializedView".into(),
+            create_query: format!(
+                "CREATE MATERIALIZED VIEW music.music_events_mv TO {to} ( event_id UUID) AS SELECT event_id FROM music.music_events_queue  WHERE ts_ms > 0"
+            ),
+            ..Live::default()
+        };
+        assert!(drift(mv, &stored("music.music_events")).is_empty());
+        assert!(drift(mv, &stored("`music`.`music_events`")).is_empty());
+        let d = drift(mv, &stored("music.music_events_errors"));
+        assert_eq!(
+            d,
+            ["the view's TO is music.music_events_errors, expected music.music_events"]
+        );
+
         // Brokers not given (status from another network): not compared.
         let mut t = target();
         t.brokers = None;

@@ -76,7 +76,7 @@ pub fn describe_dialect(d: Dialect) -> &'static str {
             "current DDL (malformed messages go to the *_errors tables; Kafka source columns kept)"
         }
         Dialect::Legacy => {
-            "legacy DDL for servers before 21.6 (no errors tables, no Kafka source columns, DateTime in seconds)"
+            "legacy DDL for servers before 21.12 (no errors tables, no Kafka source columns, DateTime in seconds)"
         }
     }
 }
@@ -114,7 +114,8 @@ pub async fn inspect(ch: &ClickHouse, target: &Target) -> Result<Inspection, ChE
     let expected = plan(target, dialect)?;
     let tables = rows(
         &ch.query(&format!(
-            "SELECT name, engine, engine_full, sorting_key, partition_key FROM system.tables \
+            "SELECT name, engine, engine_full, sorting_key, partition_key, create_table_query \
+             FROM system.tables \
              WHERE database = {} FORMAT JSONEachRow",
             quote_str(&target.database)
         ))
@@ -131,6 +132,7 @@ pub async fn inspect(ch: &ClickHouse, target: &Target) -> Result<Inspection, ChE
                     engine_full: text(t, "engine_full"),
                     sorting_key: text(t, "sorting_key"),
                     partition_key: text(t, "partition_key"),
+                    create_query: text(t, "create_table_query"),
                     columns: vec![],
                 };
                 if !o.columns.is_empty() {
@@ -468,7 +470,7 @@ pub enum Preset {
     PerMinute,
     /// The latest 20 people of the simple topic.
     Names,
-    /// The latest 50 malformed messages (servers from 21.6 on).
+    /// The latest 50 malformed messages (servers from 21.12 on).
     Errors,
 }
 
@@ -507,8 +509,8 @@ impl Preset {
             Preset::Errors => {
                 if !dialect.streams_errors() {
                     return Err(ChError::Config(
-                        "this server is older than 21.6: it has no kafka_handle_error_mode, so \
-                         there are no errors tables (malformed messages are skipped when the \
+                        "this server is older than 21.12, for which encore creates no errors \
+                         tables (malformed messages are skipped when the \
                          server allows input format errors, and stop the queue otherwise)"
                             .into(),
                     ));
