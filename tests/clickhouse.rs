@@ -78,6 +78,17 @@ impl Fixture {
         }
     }
 
+    /// `setup --recreate`, which must succeed and drop the existing objects.
+    fn recreate(&self) {
+        let re = self.setup(&["--recreate"]);
+        assert!(re.status.success(), "{}", text(&re));
+        assert!(
+            String::from_utf8_lossy(&re.stdout).contains("dropped: "),
+            "{}",
+            text(&re)
+        );
+    }
+
     fn setup(&self, extra: &[&str]) -> Output {
         let mut args = vec!["clickhouse", "setup"];
         args.extend_from_slice(extra);
@@ -242,13 +253,7 @@ fn run_with_clickhouse_ingests_every_event_typed_like_the_lake() {
         ))
     };
     let before = group();
-    let re = f.setup(&["--recreate"]);
-    assert!(re.status.success(), "{}", text(&re));
-    assert!(
-        String::from_utf8_lossy(&re.stdout).contains("dropped: "),
-        "{}",
-        text(&re)
-    );
+    f.recreate();
     assert_ne!(
         group(),
         before,
@@ -316,13 +321,7 @@ fn setup_is_idempotent_and_detects_drift() {
     assert!(text(&s).contains("DRIFT: column country"), "{}", text(&s));
 
     // --recreate puts it right.
-    let re = f.setup(&["--recreate"]);
-    assert!(re.status.success(), "{}", text(&re));
-    assert!(
-        String::from_utf8_lossy(&re.stdout).contains("dropped: "),
-        "{}",
-        text(&re)
-    );
+    f.recreate();
     let s = f.encore(&["clickhouse", "status"]).output().unwrap();
     assert!(s.status.success(), "{}", text(&s));
 
