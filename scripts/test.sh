@@ -47,7 +47,7 @@ cargo build --release
 env -u ENCORE_BROKERS -u ENCORE_S3_ENDPOINT -u ENCORE_CLICKHOUSE_URL ./target/release/encore run --users 2000 --events 200000 \
   --max-rate --seed 7 --lake "$lake" --no-progress | tee /tmp/encore-run.log
 if grep -q "acknowledged by Kafka" /tmp/encore-run.log; then echo "the embedded run went to Kafka"; exit 1; fi
-env -u ENCORE_S3_ENDPOINT ./target/release/encore verify --lake "$lake"
+env -u ENCORE_S3_ENDPOINT -u ENCORE_BROKERS -u ENCORE_CLICKHOUSE_URL ./target/release/encore verify --lake "$lake"
 python3 scripts/check_lake.py "$lake" 200000
 rm -rf "$(dirname "$lake")"
 
@@ -59,10 +59,7 @@ ch_db="ci_$(date +%s)_$$"
   --clickhouse-url "$ENCORE_CLICKHOUSE_URL" --clickhouse-database "$ch_db" \
   --simple-topic "$run_id-simple" \
   --users 1000 --events 100000 --max-rate --no-progress
-./target/release/encore verify --lake "s3://$run_id/dev" --topic "$run_id" | tee /tmp/encore-verify.log
-grep -q "verdict: CLEAN (100000 rows" /tmp/encore-verify.log
-# ClickHouse ingests the same topic through its Kafka engine: wait for it, then the counts per
-# event type must be the lake's.
+# ClickHouse ingests the same topic through its Kafka engine: wait for it.
 ch=(--clickhouse-url "$ENCORE_CLICKHOUSE_URL" --clickhouse-database "$ch_db" --topic "$run_id" --simple-topic "$run_id-simple")
 deadline=$((SECONDS + 300))
 until ./target/release/encore clickhouse query counts "${ch[@]}" >/tmp/encore-counts.log 2>&1 \
@@ -71,6 +68,12 @@ until ./target/release/encore clickhouse query counts "${ch[@]}" >/tmp/encore-co
   sleep 2
 done
 cat /tmp/encore-counts.log
+# verify with all three sources (ENCORE_BROKERS from the stack's env): clean and exact.
+./target/release/encore verify --lake "s3://$run_id/dev" --topic "$run_id" --brokers "$ENCORE_BROKERS" \
+  --clickhouse-url "$ENCORE_CLICKHOUSE_URL" --clickhouse-database "$ch_db" | tee /tmp/encore-verify.log
+grep -q "verdict: CLEAN (100000 rows" /tmp/encore-verify.log
+grep -q "100000 rows, 100000 distinct events; missing 0, not in the lake 0" /tmp/encore-verify.log
+# The counts per event type must be the lake's.
 python3 - /tmp/encore-verify.log /tmp/encore-counts.log <<'PY'
 import re, sys
 def types(path):
@@ -79,6 +82,20 @@ lake, ch = types(sys.argv[1]), types(sys.argv[2])
 assert len(lake) == 8 and lake == ch, f"per-type counts differ: lake {lake}, ClickHouse {ch}"
 print("ClickHouse counts per event type match the lake:", sum(ch.values()), "events")
 PY
+# Delete one lake file: verify must name its partition and offset range as a gap and exit 1.
+victim=$(python3 scripts/lake_delete_one.py "$ENCORE_S3_ENDPOINT" "$run_id" "dev/$run_id")
+echo "deleted $victim"
+read -r part first last < <(sed -E 's/.*p0*([0-9]+)-0*([0-9]+)-0*([0-9]+)\.parquet$/\1 \2 \3/' <<<"$victim")
+set +e
+./target/release/encore verify --lake "s3://$run_id/dev" --topic "$run_id" --brokers "$ENCORE_BROKERS" \
+  --clickhouse-url "$ENCORE_CLICKHOUSE_URL" --clickhouse-database "$ch_db" >/tmp/encore-verify-damaged.log
+code=$?
+set -e
+grep -E "^\s+- \[" /tmp/encore-verify-damaged.log
+[[ $code -eq 1 ]] || { echo "verify exited $code on a damaged lake, expected 1"; exit 1; }
+grep -q "\[gap\] partition $part: offsets $first-$last are in the topic but not in the lake" /tmp/encore-verify-damaged.log \
+  || { echo "verify did not name partition $part offsets $first-$last"; exit 1; }
+echo "verify named the deleted file's range: partition $part offsets $first-$last (exit 1)"
 ./target/release/encore clickhouse status "${ch[@]}"
 ./target/release/encore clickhouse drop "${ch[@]}"
 

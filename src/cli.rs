@@ -314,6 +314,29 @@ pub struct VerifyArgs {
     /// Sample track_playback rows to print.
     #[arg(long, env = "ENCORE_SAMPLES", default_value_t = 10)]
     pub samples: usize,
+    /// Only check these dates (YYYY-MM-DD, inclusive); the topic's offsets are then not compared.
+    #[arg(long, value_parser = parse_date)]
+    pub date_from: Option<chrono::NaiveDate>,
+    /// Only check up to this date (YYYY-MM-DD, inclusive).
+    #[arg(long, value_parser = parse_date)]
+    pub date_to: Option<chrono::NaiveDate>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// How many ids or offsets each finding lists.
+    #[arg(long, default_value_t = 10)]
+    pub list: usize,
+    /// With --brokers: compare the lake's offsets with the topic's watermarks.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// With --clickhouse-url: compare the lake's events with ClickHouse's.
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+}
+
+fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| format!("`{s}` is not a YYYY-MM-DD date: {e}"))
 }
 
 /// Parses `30s`, `5m`, `1h30m`, `250ms`.

@@ -156,6 +156,30 @@ fn verify(args: VerifyArgs) -> ExitCode {
         Ok(l) => l,
         Err(e) => return usage(e),
     };
+    if let (Some(f), Some(t)) = (args.date_from, args.date_to)
+        && f > t
+    {
+        return usage("--date-from is after --date-to");
+    }
+    let kafka = match args.kafka.to_settings() {
+        Ok(k) => k.map(|k| k.config),
+        Err(e) => return usage(e),
+    };
+    let clickhouse = match args.clickhouse.to_settings(None, &args.topic, false) {
+        Ok(Some(c)) => match ClickHouse::new(c.config) {
+            Ok(ch) => Some((ch, c.target.database)),
+            Err(e) => return usage(e),
+        },
+        Ok(None) => None,
+        Err(e) => return usage(e),
+    };
+    let opts = encore::verify::VerifyOptions {
+        samples: args.samples,
+        date_from: args.date_from,
+        date_to: args.date_to,
+        list: args.list,
+    };
+    let sources = encore::verify::Sources { kafka, clickhouse };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -163,9 +187,16 @@ fn verify(args: VerifyArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return usage(format!("starting the runtime: {e}")),
     };
-    match rt.block_on(encore::verify::verify(&lake, args.samples)) {
+    match rt.block_on(encore::verify::verify(&lake, &opts, &sources)) {
         Ok(report) => {
-            outln!("{report}");
+            if args.json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(j) => outln!("{j}"),
+                    Err(e) => return usage(format!("encoding the report: {e}")),
+                }
+            } else {
+                outln!("{report}");
+            }
             if report.is_clean() {
                 ExitCode::SUCCESS
             } else {

@@ -141,7 +141,13 @@ fn verify_reports_a_clean_lake_and_names_damage() {
         .enable_all()
         .build()
         .unwrap();
-    let report = rt.block_on(encore::verify::verify(&lake, 10)).unwrap();
+    let report = rt
+        .block_on(encore::verify::verify(
+            &lake,
+            &Default::default(),
+            &Default::default(),
+        ))
+        .unwrap();
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.rows, 6_000);
     assert_eq!(report.samples.as_ref().unwrap().num_rows(), 10);
@@ -154,9 +160,15 @@ fn verify_reports_a_clean_lake_and_names_damage() {
     let stray =
         victim_path.with_file_name("p00000-00000000000000999999-00000000000001000000.parquet");
     std::fs::write(&stray, b"PAR1").unwrap();
-    let report = rt.block_on(encore::verify::verify(&lake, 10)).unwrap();
+    let report = rt
+        .block_on(encore::verify::verify(
+            &lake,
+            &Default::default(),
+            &Default::default(),
+        ))
+        .unwrap();
     assert!(!report.is_clean());
-    let text = report.problems.join("\n");
+    let text = report.problem_text();
     assert!(
         text.contains(&format!("{victim}: unreadable Parquet")),
         "{text}"

@@ -211,3 +211,23 @@ pub fn group_lag(
             .collect(),
     ))
 }
+
+/// Low and high watermark of every partition of `topic`, or None when it does not exist.
+pub fn watermarks(
+    cfg: &KafkaConfig,
+    topic: &str,
+) -> Result<Option<Vec<(i64, i64)>>, KafkaSetupError> {
+    let admin = admin(cfg)?;
+    let Some((partitions, _)) = lookup(admin.inner(), cfg, topic)? else {
+        return Ok(None);
+    };
+    (0..partitions as i32)
+        .map(|p| {
+            admin
+                .inner()
+                .fetch_watermarks(topic, p, cfg.connect_timeout)
+                .map_err(|e| unreachable(cfg, format!("watermarks of {topic}/{p}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}

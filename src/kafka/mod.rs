@@ -7,7 +7,7 @@ pub mod producer;
 
 pub use admin::{
     PartitionLag, TopicInfo, ensure_topic, fetch_high_watermarks, group_lag, source_identity,
-    topic_partitions,
+    topic_partitions, watermarks,
 };
 
 use std::fmt;

@@ -350,7 +350,7 @@ impl LakeView {
     }
 
     /// Every Parquet file under the table (committed or not), with its bytes.
-    fn parquet_objects(&self) -> Vec<(String, Bytes)> {
+    pub fn parquet_objects(&self) -> Vec<(String, Bytes)> {
         let store = self.lake.store().clone();
         let prefix = self.lake.table_path();
         self.rt.block_on(async move {
@@ -376,6 +376,23 @@ impl LakeView {
             out.sort();
             out
         })
+    }
+
+    /// Writes an object (a full path in the store, as `parquet_objects` names them).
+    pub fn put(&self, location: &str, bytes: Bytes) {
+        let store = self.lake.store().clone();
+        let path = object_store::path::Path::from(location);
+        self.rt
+            .block_on(store.put(&path, bytes.into()))
+            .expect("writing to the lake");
+    }
+
+    pub fn delete(&self, location: &str) {
+        let store = self.lake.store().clone();
+        let path = object_store::path::Path::from(location);
+        self.rt
+            .block_on(store.delete(&path))
+            .expect("deleting from the lake");
     }
 
     /// Every Parquet file under the table (committed or not), with its rows.

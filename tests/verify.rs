@@ -1,0 +1,340 @@
+//! `encore verify` against a real lake (s3s-fs), the real topic (tansu) and the real ClickHouse
+//! of the stack: a clean pipeline passes with exact counts, and each kind of damage injected
+//! into the lake or ClickHouse is found and named precisely (file, partition, offsets, ids).
+//! The damage is undone after each check, so every check starts from the clean lake.
+
+mod common;
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use arrow::array::{AsArray, RecordBatch, TimestampMillisecondArray};
+use arrow::datatypes::TimestampMillisecondType;
+use bytes::Bytes;
+use common::stack::{LakeView, Stack, rt, unique};
+use encore::clickhouse::{ClickHouse, quote_ident};
+use encore::lake::{Compression, encode, parse_data_file_name, writer_properties};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+struct Pipeline {
+    stack: Stack,
+    topic: String,
+    lake: String,
+    db: String,
+    ch: ClickHouse,
+    view: LakeView,
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        let _ = rt().block_on(self.ch.query(&format!(
+            "DROP DATABASE IF EXISTS {}",
+            quote_ident(&self.db).unwrap()
+        )));
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+impl Pipeline {
+    /// `n` events through Kafka into the lake and ClickHouse, in small files.
+    fn run(n: u64) -> Pipeline {
+        let stack = Stack::get();
+        let ch = ClickHouse::new(common::stack::clickhouse()).unwrap();
+        let (topic, lake) = (unique("vfy"), format!("s3://{}/dev", unique("vfylake")));
+        let p = Pipeline {
+            view: LakeView::open(&stack, &lake, &topic),
+            db: unique("vfy").replace('-', "_"),
+            topic,
+            lake,
+            stack,
+            ch,
+        };
+        let out = p
+            .encore(&["run", "--max-rate", "--users", "200", "--tracks", "3000"])
+            .args(["--seed", "11", "--partitions", "6", "--batch-rows", "1500"])
+            .args(["--events", &n.to_string(), "--group", &unique("g")])
+            .args(["--simple-topic", &unique("vfy-simple")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "encore run:\n{}", text(&out));
+        // ClickHouse reads the topic on its own: wait until it has every event.
+        let end = Instant::now() + Duration::from_secs(120);
+        loop {
+            let n_ch: u64 = rt()
+                .block_on(p.ch.query(&format!(
+                    "SELECT uniqExact(event_id) FROM {}.music_events",
+                    quote_ident(&p.db).unwrap()
+                )))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            if n_ch == n {
+                break;
+            }
+            assert!(
+                Instant::now() < end,
+                "ClickHouse holds {n_ch} of {n} events"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        p
+    }
+
+    fn encore(&self, args: &[&str]) -> std::process::Command {
+        let cfg = self.ch.config();
+        let mut c = self.stack.encore();
+        c.args(args)
+            .args(["--lake", &self.lake, "--topic", &self.topic])
+            .args(["--clickhouse-url", &cfg.url, "--clickhouse-user", &cfg.user])
+            .args(["--clickhouse-database", &self.db])
+            .env(
+                "ENCORE_CLICKHOUSE_PASSWORD",
+                cfg.password.as_deref().unwrap_or(""),
+            );
+        c
+    }
+
+    /// `encore verify` with the topic and ClickHouse: (exit code, report).
+    fn verify(&self) -> (i32, String) {
+        let o = self.encore(&["verify"]).output().unwrap();
+        (o.status.code().unwrap_or(-1), text(&o))
+    }
+
+    /// The data files: (object location, bytes), sorted.
+    fn files(&self) -> Vec<(String, Bytes)> {
+        self.view.parquet_objects()
+    }
+}
+
+/// The path relative to the table (`date=…/p….parquet`), as verify names files.
+fn rel(location: &str) -> String {
+    let parts: Vec<&str> = location.rsplitn(3, '/').collect();
+    format!("{}/{}", parts[1], parts[0])
+}
+
+fn batches(bytes: &Bytes) -> Vec<RecordBatch> {
+    ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect()
+}
+
+fn reencode(batches: &[RecordBatch]) -> Bytes {
+    let one = arrow::compute::concat_batches(&batches[0].schema(), batches).unwrap();
+    encode(&one, &writer_properties(Compression::default())).unwrap()
+}
+
+#[test]
+fn verify_passes_a_clean_pipeline_and_names_each_kind_of_damage() {
+    let n = 18_000u64;
+    let p = Pipeline::run(n);
+
+    // Clean: exact counts from all three sources.
+    let (code, report) = p.verify();
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report.contains(&format!("verdict: CLEAN ({n} rows")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "{n} rows, {n} distinct events; missing 0, not in the lake 0"
+        )),
+        "{report}"
+    );
+    assert!(!report.contains("in flight"), "{report}");
+    let json = p.encore(&["verify", "--json"]).output().unwrap();
+    assert!(json.status.success(), "{}", text(&json));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["rows"], n);
+    assert_eq!(v["distinct_events"], n);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0);
+    assert_eq!(v["clickhouse"]["missing"], 0);
+    let partitions = v["partitions"].as_object().unwrap();
+    assert_eq!(partitions.len(), 6);
+    for (_, part) in partitions {
+        let (high, ranges) = (&part["topic"]["high"], part["ranges"].as_array().unwrap());
+        assert_eq!(ranges.len(), 1, "one run of offsets: {part}");
+        assert_eq!(ranges[0][0], 0);
+        assert_eq!(ranges[0][1].as_i64().unwrap() + 1, high.as_i64().unwrap());
+    }
+
+    let files = p.files();
+    assert!(files.len() >= 6, "{} files", files.len());
+
+    // 1. A deleted file: its partition and offset range are a gap, the file is named.
+    {
+        let (loc, bytes) = &files[1];
+        let r = parse_data_file_name(loc.rsplit('/').next().unwrap()).unwrap();
+        p.view.delete(loc);
+        let (code, report) = p.verify();
+        p.view.put(loc, bytes.clone());
+        assert_eq!(code, 1, "{report}");
+        assert!(
+            report.contains(&format!(
+                "[gap] partition {}: offsets {}-{} are in the topic but not in the lake",
+                r.partition, r.first, r.last
+            )),
+            "{report}"
+        );
+        assert!(
+            report.contains(&format!("[missing_file] {}/{}", p.topic, rel(loc))),
+            "{report}"
+        );
+        // ClickHouse still has those events: the lake is the side missing them.
+        assert!(report.contains("[clickhouse_extra]"), "{report}");
+    }
+
+    // 2. A duplicated file (copied under another committed-looking name).
+    {
+        let (loc, bytes) = &files[2];
+        let r = parse_data_file_name(loc.rsplit('/').next().unwrap()).unwrap();
+        let copy = loc.replace(
+            &format!("{:020}.parquet", r.last),
+            &format!("{:020}.parquet", r.last + 1_000_000),
+        );
+        p.view.put(&copy, bytes.clone());
+        let (code, report) = p.verify();
+        p.view.delete(&copy);
+        assert_eq!(code, 1, "{report}");
+        let rows = batches(bytes).iter().map(|b| b.num_rows()).sum::<usize>();
+        assert!(
+            report.contains(&format!(
+                "[duplicate_id] lake: {rows} extra copies of event ids"
+            )),
+            "{report}"
+        );
+        assert!(
+            report.contains(&format!(
+                "[overlap] partition {}: {rows} offsets held more than once",
+                r.partition
+            )),
+            "{report}"
+        );
+        assert!(
+            report.contains(&format!("[leftover] {}", rel(&copy))),
+            "{report}"
+        );
+    }
+
+    // 3. A file with another schema.
+    {
+        let (loc, bytes) = &files[3];
+        let b = batches(bytes);
+        let idx: Vec<usize> = (0..b[0].num_columns() - 1).collect();
+        let narrowed: Vec<RecordBatch> = b.iter().map(|x| x.project(&idx).unwrap()).collect();
+        p.view.put(loc, reencode(&narrowed));
+        let (code, report) = p.verify();
+        p.view.put(loc, bytes.clone());
+        assert_eq!(code, 1, "{report}");
+        assert!(
+            report.contains(&format!(
+                "[schema] {}: schema: missing column `kafka_timestamp`",
+                rel(loc)
+            )),
+            "{report}"
+        );
+    }
+
+    // 4. A truncated file.
+    {
+        let (loc, bytes) = &files[4];
+        p.view.put(loc, bytes.slice(..bytes.len() / 2));
+        let (code, report) = p.verify();
+        p.view.put(loc, bytes.clone());
+        assert_eq!(code, 1, "{report}");
+        assert!(
+            report.contains(&format!("[unreadable] {}: unreadable Parquet", rel(loc))),
+            "{report}"
+        );
+    }
+
+    // 5. A row moved to the wrong date (its event time two days later, same file).
+    {
+        let (loc, bytes) = &files[5];
+        let mut b = batches(bytes);
+        let first = b[0].clone();
+        let t = first.column_by_name("event_time").unwrap();
+        let times = t.as_primitive::<TimestampMillisecondType>();
+        let mut values: Vec<i64> = times.values().to_vec();
+        values[0] += 2 * 86_400_000;
+        let moved = TimestampMillisecondArray::from(values).with_timezone("UTC");
+        let idx = first.schema().index_of("event_time").unwrap();
+        let mut cols = first.columns().to_vec();
+        cols[idx] = std::sync::Arc::new(moved);
+        b[0] = RecordBatch::try_new(first.schema(), cols).unwrap();
+        let offset = b[0]
+            .column_by_name("kafka_offset")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0);
+        p.view.put(loc, reencode(&b));
+        let (code, report) = p.verify();
+        p.view.put(loc, bytes.clone());
+        assert_eq!(code, 1, "{report}");
+        assert!(
+            report.contains(&format!(
+                "[wrong_date] {}: 1 rows outside the file's date partition: offset {offset} at",
+                rel(loc)
+            )),
+            "{report}"
+        );
+    }
+
+    // 6. An event missing from ClickHouse.
+    {
+        let events = format!("{}.music_events", quote_ident(&p.db).unwrap());
+        let id = rt()
+            .block_on(p.ch.query(&format!(
+                "SELECT event_id FROM {events} ORDER BY event_id LIMIT 1"
+            )))
+            .unwrap()
+            .trim()
+            .to_string();
+        rt().block_on(p.ch.query(&format!(
+            "ALTER TABLE {events} DELETE WHERE event_id = toUUID('{id}')"
+        )))
+        .unwrap();
+        // Mutations are asynchronous.
+        let end = Instant::now() + Duration::from_secs(60);
+        while rt()
+            .block_on(p.ch.query(&format!(
+                "SELECT count() FROM {events} WHERE event_id = toUUID('{id}')"
+            )))
+            .unwrap()
+            .trim()
+            != "0"
+        {
+            assert!(Instant::now() < end, "the DELETE mutation did not finish");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let (code, report) = p.verify();
+        assert_eq!(code, 1, "{report}");
+        assert!(
+            report.contains(&format!(
+                "[clickhouse_missing] ClickHouse {}.music_events: 1 lake events are missing, e.g. {id}",
+                p.db
+            )),
+            "{report}"
+        );
+    }
+
+    // Everything undone on the lake side: the lake is clean again (ClickHouse still lacks one).
+    let o = p
+        .stack
+        .encore()
+        .args(["verify", "--lake", &p.lake, "--topic", &p.topic])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+}
