@@ -173,5 +173,116 @@ fn pipeline(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, simulation, json, accumulate_and_parquet, pipeline);
+/// A lake of `ENCORE_BENCH_VERIFY_ROWS` rows (default 10 million) written once by the
+/// in-process pipeline, then `encore verify`'s scan of it next to a full decode of every
+/// column of every file (the baseline: what a naive check would read).
+fn verify(c: &mut Criterion) {
+    let rows: u64 = std::env::var("ENCORE_BENCH_VERIFY_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let sim = encore::pipeline::SimConfig {
+        users: 10_000,
+        workers: 2,
+        seed: 3,
+        tracks: 100_000,
+        behaviour: BehaviourConfig::default(),
+        clock: encore::pipeline::ClockMode::MaxRate,
+        start_ms: START,
+        events: Some(rows),
+        duration: None,
+        partitions: 6,
+        topic: "music_events".into(),
+    };
+    let sink = encore::pipeline::SinkConfig {
+        lake: encore::lake::LakeConfig {
+            url: dir.path().display().to_string(),
+            ..Default::default()
+        },
+        policy: encore::sink::FlushPolicy::default(),
+        compression: Compression::default(),
+        max_unflushed: 8,
+        bus_capacity: 128 << 20,
+        restart_budget: 0,
+        restart_window: Duration::from_secs(60),
+    };
+    let opts = encore::pipeline::RunOptions {
+        progress: false,
+        handle_signals: false,
+    };
+    let s = actix::System::new()
+        .block_on(encore::pipeline::run(sim, sink, opts))
+        .unwrap();
+    assert_eq!(s.rows, rows);
+    eprintln!(
+        "verify bench: wrote a {rows}-row lake in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let lake = encore::lake::Lake::open(
+        &encore::lake::LakeConfig {
+            url: dir.path().display().to_string(),
+            ..Default::default()
+        },
+        "music_events",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut g = c.benchmark_group("verify");
+    g.throughput(Throughput::Elements(rows));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(60));
+    g.bench_function("verify_lake", |b| {
+        b.iter(|| {
+            let r = rt
+                .block_on(encore::verify::verify(
+                    &lake,
+                    &encore::verify::VerifyOptions::default(),
+                    &encore::verify::Sources::default(),
+                ))
+                .unwrap();
+            assert!(r.is_clean() && r.rows == rows, "{r}");
+        })
+    });
+    g.bench_function("full_decode_baseline", |b| {
+        b.iter(|| {
+            let mut n = 0u64;
+            for date in std::fs::read_dir(dir.path().join("music_events")).unwrap() {
+                let date = date.unwrap().path();
+                if date.file_name().unwrap().to_string_lossy().starts_with('_') {
+                    continue;
+                }
+                for f in std::fs::read_dir(&date).unwrap() {
+                    let file = std::fs::File::open(f.unwrap().path()).unwrap();
+                    let reader =
+                        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                            file,
+                        )
+                        .unwrap()
+                        .with_batch_size(65536)
+                        .build()
+                        .unwrap();
+                    for b in reader {
+                        n += b.unwrap().num_rows() as u64;
+                    }
+                }
+            }
+            assert_eq!(n, rows);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    simulation,
+    json,
+    accumulate_and_parquet,
+    pipeline,
+    verify
+);
 criterion_main!(benches);
