@@ -65,6 +65,9 @@ pub struct PartitionCheck {
     pub in_flight: Option<Span>,
     /// Offsets the lake holds that the topic never had.
     pub beyond: Option<Span>,
+    /// Records the topic deleted (retention) before the lake had them: after the lake's last
+    /// offset and before the topic's low watermark.
+    pub lost: Option<Span>,
 }
 
 /// Compares the lake's ranges of a partition with the topic's `[low, high)`. Offsets below
@@ -108,6 +111,12 @@ pub fn against_topic(
         && last.1 >= high
     {
         check.beyond = Some((last.0.max(high), last.1));
+    }
+    let lake_end = ranges.last().map(|r| r.1).max(committed_end);
+    if let Some(end) = lake_end
+        && end + 1 < low
+    {
+        check.lost = Some((end + 1, low - 1));
     }
     check
 }
@@ -200,6 +209,11 @@ mod tests {
         let c = against_topic(0, &[(0, 199)], 0, 400, Some(299));
         assert_eq!(c.gaps, [(200, 299)]);
         assert_eq!(c.in_flight, Some((300, 399)));
+        // Retention deleted 100-149 before the lake had them.
+        let c = against_topic(0, &[(0, 99)], 150, 200, Some(99));
+        assert_eq!(c.lost, Some((100, 149)));
+        assert_eq!(c.in_flight, Some((150, 199)));
+        assert!(c.gaps.is_empty());
         // Empty topic, empty lake.
         assert_eq!(against_topic(3, &[], 0, 0, None).in_flight, None);
     }

@@ -744,6 +744,16 @@ pub async fn verify(
                         ),
                     );
                 }
+                if let Some(l) = check.lost {
+                    report.problem(
+                        "lost",
+                        format!("partition {p}"),
+                        format!(
+                            "offsets {} were deleted from the topic (retention) before the lake had them",
+                            span(l)
+                        ),
+                    );
+                }
                 if let Some(f) = check.in_flight {
                     report.notes.push(format!(
                         "partition {p}: offsets {} not flushed to the lake yet (in flight)",
