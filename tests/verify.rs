@@ -169,6 +169,30 @@ fn verify_passes_a_clean_pipeline_and_names_each_kind_of_damage() {
         assert_eq!(ranges[0][1].as_i64().unwrap() + 1, high.as_i64().unwrap());
     }
 
+    // Some dates only: the seeded run is all on 2026-01-01.
+    let day = p
+        .encore(&[
+            "verify",
+            "--date-from",
+            "2026-01-01",
+            "--date-to",
+            "2026-01-01",
+        ])
+        .output()
+        .unwrap();
+    assert!(day.status.success(), "{}", text(&day));
+    assert!(
+        text(&day).contains(&format!("verdict: CLEAN ({n} rows")),
+        "{}",
+        text(&day)
+    );
+    let none = p
+        .encore(&["verify", "--date-from", "2030-01-01"])
+        .output()
+        .unwrap();
+    assert!(none.status.success(), "{}", text(&none));
+    assert!(text(&none).contains("no data files of"), "{}", text(&none));
+
     let files = p.files();
     assert!(files.len() >= 6, "{} files", files.len());
 
@@ -333,6 +357,7 @@ fn verify_passes_a_clean_pipeline_and_names_each_kind_of_damage() {
     let o = p
         .stack
         .encore()
+        .env_remove("ENCORE_BROKERS")
         .args(["verify", "--lake", &p.lake, "--topic", &p.topic])
         .output()
         .unwrap();

@@ -31,7 +31,7 @@ pub fn coverage(mut offsets: Vec<i64>, list: usize) -> Coverage {
                 }
                 continue;
             }
-            Some(p) if p + 1 == o => {
+            Some(p) if p.checked_add(1) == Some(o) => {
                 if let Some(last) = c.ranges.last_mut() {
                     last.1 = o;
                 }
@@ -47,7 +47,7 @@ pub fn coverage(mut offsets: Vec<i64>, list: usize) -> Coverage {
 pub fn gaps(ranges: &[Span]) -> Vec<Span> {
     ranges
         .windows(2)
-        .filter(|w| w[1].0 > w[0].1 + 1)
+        .filter(|w| w[1].0 > w[0].1.saturating_add(1))
         .map(|w| (w[0].1 + 1, w[1].0 - 1))
         .collect()
 }
@@ -70,53 +70,50 @@ pub struct PartitionCheck {
     pub lost: Option<Span>,
 }
 
-/// Compares the lake's ranges of a partition with the topic's `[low, high)`. Offsets below
-/// `low` (deleted by retention after they reached the lake) are fine. `committed_end` is the
-/// last offset a commit marker claims: up to there records are missing, not in flight.
-pub fn against_topic(
-    partition: i32,
-    ranges: &[Span],
-    low: i64,
-    high: i64,
-    committed_end: Option<i64>,
-) -> PartitionCheck {
+/// Merges ranges that touch or overlap (input sorted by start).
+pub fn merge(ranges: impl IntoIterator<Item = Span>) -> Vec<Span> {
+    let mut out: Vec<Span> = Vec::new();
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.0 <= last.1.saturating_add(1) => last.1 = last.1.max(r.1),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// Compares the committed ranges of a partition (sorted, merged) with the topic's
+/// `[low, high)`. Holes between ranges are gaps wherever they are; a lake that starts after
+/// `low` misses the start; what lies after the last range is in flight; ranges past `high` do
+/// not belong to this topic; and a lake that ends before `low` lost what retention deleted.
+pub fn against_topic(partition: i32, ranges: &[Span], low: i64, high: i64) -> PartitionCheck {
     let mut check = PartitionCheck {
         partition,
         low,
         high,
         ..PartitionCheck::default()
     };
-    // Only what lies inside the topic's retained range counts for gaps.
-    let inside: Vec<Span> = ranges
-        .iter()
-        .filter(|r| r.1 >= low && r.0 < high)
-        .map(|r| (r.0.max(low), r.1.min(high - 1)))
-        .collect();
-    if let Some(first) = inside.first()
+    if let Some(first) = ranges.first()
         && first.0 > low
     {
-        check.gaps.push((low, first.0 - 1));
+        check.gaps.push((low, first.0.min(high) - 1));
     }
-    check.gaps.extend(gaps(&inside));
-    let held_end = inside.last().map_or(low, |r| r.1 + 1);
-    let flushed_end =
-        committed_end.map_or(held_end, |c| (c + 1).clamp(held_end, high.max(held_end)));
-    if flushed_end > held_end {
-        check.gaps.push((held_end, flushed_end - 1));
+    check.gaps.extend(gaps(ranges));
+    check.gaps.retain(|g| g.0 <= g.1);
+    let held_end = ranges
+        .last()
+        .map_or(low, |r| r.1.saturating_add(1))
+        .max(low);
+    if held_end < high {
+        check.in_flight = Some((held_end, high - 1));
     }
-    if flushed_end < high {
-        check.in_flight = Some((flushed_end, high - 1));
+    if let Some(r) = ranges.iter().find(|r| r.1 >= high) {
+        check.beyond = Some((r.0.max(high), ranges.last().map_or(r.1, |l| l.1)));
     }
     if let Some(last) = ranges.last()
-        && last.1 >= high
+        && last.1.saturating_add(1) < low
     {
-        check.beyond = Some((last.0.max(high), last.1));
-    }
-    let lake_end = ranges.last().map(|r| r.1).max(committed_end);
-    if let Some(end) = lake_end
-        && end + 1 < low
-    {
-        check.lost = Some((end + 1, low - 1));
+        check.lost = Some((last.1 + 1, low - 1));
     }
     check
 }
@@ -186,36 +183,44 @@ mod tests {
     #[test]
     fn against_the_topic_gaps_in_flight_and_beyond() {
         // Held 0-99 and 200-299 of [0, 400): a gap, then records not flushed yet.
-        let c = against_topic(2, &[(0, 99), (200, 299)], 0, 400, Some(299));
+        let c = against_topic(2, &[(0, 99), (200, 299)], 0, 400);
         assert_eq!(c.gaps, [(100, 199)]);
         assert_eq!(c.in_flight, Some((300, 399)));
         assert_eq!(c.beyond, None);
         // Fully caught up.
-        let c = against_topic(0, &[(0, 399)], 0, 400, Some(399));
+        let c = against_topic(0, &[(0, 399)], 0, 400);
         assert!(c.gaps.is_empty() && c.in_flight.is_none() && c.beyond.is_none());
-        // Missing the start of the retained range; retention below low is fine.
-        let c = against_topic(0, &[(0, 49), (80, 99)], 10, 100, None);
+        // A hole is a gap even below the low watermark; retention below low is fine.
+        let c = against_topic(0, &[(0, 49), (80, 199)], 100, 300);
         assert_eq!(c.gaps, [(50, 79)]);
-        let c = against_topic(0, &[(30, 99)], 10, 100, None);
+        let c = against_topic(0, &[(0, 199)], 100, 300);
+        assert!(c.gaps.is_empty());
+        // The lake starts after the topic's first record.
+        let c = against_topic(0, &[(30, 99)], 10, 100);
         assert_eq!(c.gaps, [(10, 29)]);
         // Nothing in the lake yet: all in flight, no gap.
-        let c = against_topic(1, &[], 0, 50, None);
+        let c = against_topic(1, &[], 0, 50);
         assert!(c.gaps.is_empty());
         assert_eq!(c.in_flight, Some((0, 49)));
-        // The lake claims offsets the topic never had.
-        let c = against_topic(1, &[(0, 59)], 0, 50, None);
+        // The lake claims offsets the topic never had, from the first such range on.
+        let c = against_topic(1, &[(0, 59)], 0, 50);
         assert_eq!(c.beyond, Some((50, 59)));
-        // The last committed file is gone: its offsets are a gap, not in flight.
-        let c = against_topic(0, &[(0, 199)], 0, 400, Some(299));
-        assert_eq!(c.gaps, [(200, 299)]);
-        assert_eq!(c.in_flight, Some((300, 399)));
+        let c = against_topic(1, &[(500, 510), (600, 610)], 0, 400);
+        assert_eq!(c.beyond, Some((500, 610)));
         // Retention deleted 100-149 before the lake had them.
-        let c = against_topic(0, &[(0, 99)], 150, 200, Some(99));
+        let c = against_topic(0, &[(0, 99)], 150, 200);
         assert_eq!(c.lost, Some((100, 149)));
         assert_eq!(c.in_flight, Some((150, 199)));
         assert!(c.gaps.is_empty());
+        // Huge offsets do not overflow.
+        let c = against_topic(0, &[(0, i64::MAX)], 0, 10);
+        assert_eq!(c.beyond, Some((10, i64::MAX)));
         // Empty topic, empty lake.
-        assert_eq!(against_topic(3, &[], 0, 0, None).in_flight, None);
+        assert_eq!(against_topic(3, &[], 0, 0).in_flight, None);
+        assert_eq!(
+            merge([(0, 9), (10, 19), (30, 39), (35, 50)]),
+            [(0, 19), (30, 50)]
+        );
     }
 
     #[test]
