@@ -122,6 +122,43 @@ fn accumulate_and_parquet(c: &mut Criterion) {
     g.finish();
 }
 
+/// Runs the in-process pipeline at max rate into a lake at `dir`; returns the rows written.
+fn write_lake(dir: &std::path::Path, users: u32, seed: u64, events: u64) -> u64 {
+    let sim = encore::pipeline::SimConfig {
+        users,
+        workers: 2,
+        seed,
+        tracks: 100_000,
+        behaviour: BehaviourConfig::default(),
+        clock: encore::pipeline::ClockMode::MaxRate,
+        start_ms: START,
+        events: Some(events),
+        duration: None,
+        partitions: 6,
+        topic: "music_events".into(),
+    };
+    let sink = encore::pipeline::SinkConfig {
+        lake: encore::lake::LakeConfig {
+            url: dir.display().to_string(),
+            ..Default::default()
+        },
+        policy: encore::sink::FlushPolicy::default(),
+        compression: Compression::default(),
+        max_unflushed: 8,
+        bus_capacity: 128 << 20,
+        restart_budget: 0,
+        restart_window: Duration::from_secs(60),
+    };
+    let opts = encore::pipeline::RunOptions {
+        progress: false,
+        handle_signals: false,
+    };
+    actix::System::new()
+        .block_on(encore::pipeline::run(sim, sink, opts))
+        .unwrap()
+        .rows
+}
+
 fn pipeline(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     let events = 200_000u64;
@@ -132,39 +169,7 @@ fn pipeline(c: &mut Criterion) {
         b.iter_batched(
             || tempfile::tempdir().unwrap(),
             |dir| {
-                let sim = encore::pipeline::SimConfig {
-                    users: 1000,
-                    workers: 2,
-                    seed: 1,
-                    tracks: 100_000,
-                    behaviour: BehaviourConfig::default(),
-                    clock: encore::pipeline::ClockMode::MaxRate,
-                    start_ms: START,
-                    events: Some(events),
-                    duration: None,
-                    partitions: 6,
-                    topic: "music_events".into(),
-                };
-                let sink = encore::pipeline::SinkConfig {
-                    lake: encore::lake::LakeConfig {
-                        url: dir.path().display().to_string(),
-                        ..Default::default()
-                    },
-                    policy: encore::sink::FlushPolicy::default(),
-                    compression: Compression::default(),
-                    max_unflushed: 8,
-                    bus_capacity: 128 << 20,
-                    restart_budget: 0,
-                    restart_window: Duration::from_secs(60),
-                };
-                let opts = encore::pipeline::RunOptions {
-                    progress: false,
-                    handle_signals: false,
-                };
-                let s = actix::System::new()
-                    .block_on(encore::pipeline::run(sim, sink, opts))
-                    .unwrap();
-                assert_eq!(s.rows, events);
+                assert_eq!(write_lake(dir.path(), 1000, 1, events), events);
                 dir
             },
             BatchSize::PerIteration,
@@ -183,39 +188,7 @@ fn verify(c: &mut Criterion) {
         .unwrap_or(10_000_000);
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let sim = encore::pipeline::SimConfig {
-        users: 10_000,
-        workers: 2,
-        seed: 3,
-        tracks: 100_000,
-        behaviour: BehaviourConfig::default(),
-        clock: encore::pipeline::ClockMode::MaxRate,
-        start_ms: START,
-        events: Some(rows),
-        duration: None,
-        partitions: 6,
-        topic: "music_events".into(),
-    };
-    let sink = encore::pipeline::SinkConfig {
-        lake: encore::lake::LakeConfig {
-            url: dir.path().display().to_string(),
-            ..Default::default()
-        },
-        policy: encore::sink::FlushPolicy::default(),
-        compression: Compression::default(),
-        max_unflushed: 8,
-        bus_capacity: 128 << 20,
-        restart_budget: 0,
-        restart_window: Duration::from_secs(60),
-    };
-    let opts = encore::pipeline::RunOptions {
-        progress: false,
-        handle_signals: false,
-    };
-    let s = actix::System::new()
-        .block_on(encore::pipeline::run(sim, sink, opts))
-        .unwrap();
-    assert_eq!(s.rows, rows);
+    assert_eq!(write_lake(dir.path(), 10_000, 3, rows), rows);
     eprintln!(
         "verify bench: wrote a {rows}-row lake in {:.1}s",
         started.elapsed().as_secs_f64()

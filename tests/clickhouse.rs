@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::stack::{LakeView, Stack, rt, unique};
+use common::stack::{ChDatabase, LakeView, Stack, rt, unique};
 use encore::clickhouse::{ClickHouse, quote_ident};
 use serde_json::Value;
 
@@ -23,17 +23,20 @@ struct Fixture {
     topic: String,
     simple: String,
     ch: ClickHouse,
+    /// Drops the database at the end.
+    _db: ChDatabase,
 }
 
 impl Fixture {
     fn new(prefix: &str) -> Fixture {
-        let ch = ClickHouse::new(common::stack::clickhouse()).unwrap();
+        let guard = ChDatabase::new(prefix);
         Fixture {
             stack: Stack::get(),
-            db: unique(prefix).replace('-', "_"),
+            db: guard.name.clone(),
+            ch: guard.ch.clone(),
+            _db: guard,
             topic: unique(prefix),
             simple: unique(&format!("{prefix}-simple")),
-            ch,
         }
     }
 
@@ -93,15 +96,6 @@ impl Fixture {
         let mut args = vec!["clickhouse", "setup"];
         args.extend_from_slice(extra);
         self.encore(&args).output().unwrap()
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = rt().block_on(self.ch.query(&format!(
-            "DROP DATABASE IF EXISTS {}",
-            quote_ident(&self.db).unwrap()
-        )));
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{AsArray, RecordBatch, TimestampMillisecondArray};
 use arrow::datatypes::TimestampMillisecondType;
 use bytes::Bytes;
-use common::stack::{LakeView, Stack, rt, unique};
+use common::stack::{ChDatabase, LakeView, Stack, rt, unique};
 use encore::clickhouse::{ClickHouse, quote_ident};
 use encore::lake::{Compression, encode, parse_data_file_name, writer_properties};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -23,15 +23,8 @@ struct Pipeline {
     db: String,
     ch: ClickHouse,
     view: LakeView,
-}
-
-impl Drop for Pipeline {
-    fn drop(&mut self) {
-        let _ = rt().block_on(self.ch.query(&format!(
-            "DROP DATABASE IF EXISTS {}",
-            quote_ident(&self.db).unwrap()
-        )));
-    }
+    /// Drops the database at the end.
+    _db: ChDatabase,
 }
 
 fn text(o: &Output) -> String {
@@ -46,15 +39,16 @@ impl Pipeline {
     /// `n` events through Kafka into the lake and ClickHouse, in small files.
     fn run(n: u64) -> Pipeline {
         let stack = Stack::get();
-        let ch = ClickHouse::new(common::stack::clickhouse()).unwrap();
+        let guard = ChDatabase::new("vfy");
         let (topic, lake) = (unique("vfy"), format!("s3://{}/dev", unique("vfylake")));
         let p = Pipeline {
             view: LakeView::open(&stack, &lake, &topic),
-            db: unique("vfy").replace('-', "_"),
+            db: guard.name.clone(),
+            ch: guard.ch.clone(),
+            _db: guard,
             topic,
             lake,
             stack,
-            ch,
         };
         let out = p
             .encore(&["run", "--max-rate", "--users", "200", "--tracks", "3000"])

@@ -165,6 +165,31 @@ pub fn clickhouse() -> encore::clickhouse::ClickHouseConfig {
     }
 }
 
+/// A ClickHouse database of one test, dropped (with its Kafka tables, which would otherwise
+/// consume forever) when the guard goes.
+pub struct ChDatabase {
+    pub ch: encore::clickhouse::ClickHouse,
+    pub name: String,
+}
+
+impl ChDatabase {
+    /// A fresh name from `prefix` on the stack's ClickHouse (nothing is created yet).
+    pub fn new(prefix: &str) -> ChDatabase {
+        ChDatabase {
+            ch: encore::clickhouse::ClickHouse::new(clickhouse()).unwrap(),
+            name: unique(prefix).replace('-', "_"),
+        }
+    }
+}
+
+impl Drop for ChDatabase {
+    fn drop(&mut self) {
+        if let Ok(q) = encore::clickhouse::quote_ident(&self.name) {
+            let _ = rt().block_on(self.ch.query(&format!("DROP DATABASE IF EXISTS {q}")));
+        }
+    }
+}
+
 /// A runtime for the async clients the tests call directly.
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
