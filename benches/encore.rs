@@ -78,6 +78,23 @@ fn json(c: &mut Criterion) {
             std::hint::black_box(buf.len())
         })
     });
+    // Arrow columns built straight from the events (no JSON): the builder's own cost.
+    g.bench_function("arrow_build", |b| {
+        b.iter(|| {
+            let mut builder = encore::schema::EventBatchBuilder::new();
+            for (n, (i, ev)) in events.iter().enumerate() {
+                builder.push(
+                    &WireEvent::new(ls[*i].profile(), ev),
+                    encore::schema::SourcePos {
+                        partition: 0,
+                        offset: n as i64,
+                        timestamp_ms: START,
+                    },
+                );
+            }
+            std::hint::black_box(builder.finish())
+        })
+    });
     let recs = encoded();
     g.bench_function("decode", |b| {
         b.iter(|| {
@@ -119,6 +136,38 @@ fn accumulate_and_parquet(c: &mut Criterion) {
             b.iter(|| std::hint::black_box(encode(rb, &props).unwrap()))
         });
     }
+    g.finish();
+}
+
+/// Object naming: a data file's name and path from its range, and parsing a name back (what
+/// recovery and verify do for every listed object).
+fn naming(c: &mut Criterion) {
+    use encore::lake::{Range, data_file_name, parse_data_file_name};
+    let mut g = c.benchmark_group("naming");
+    let n = 10_000u64;
+    g.throughput(Throughput::Elements(n));
+    let ranges: Vec<Range> = (0..n as i64)
+        .map(|i| Range {
+            partition: (i % 12) as i32,
+            first: i * 50_000,
+            last: i * 50_000 + 49_999,
+        })
+        .collect();
+    g.bench_function("data_file_name", |b| {
+        b.iter(|| {
+            for r in &ranges {
+                std::hint::black_box(data_file_name(r));
+            }
+        })
+    });
+    let names: Vec<String> = ranges.iter().map(data_file_name).collect();
+    g.bench_function("parse_data_file_name", |b| {
+        b.iter(|| {
+            for name in &names {
+                std::hint::black_box(parse_data_file_name(name).unwrap());
+            }
+        })
+    });
     g.finish();
 }
 
@@ -255,6 +304,7 @@ criterion_group!(
     simulation,
     json,
     accumulate_and_parquet,
+    naming,
     pipeline,
     verify
 );

@@ -1,6 +1,6 @@
 //! encore's Kafka stages next to bare rdkafka clients, on the same broker, in one run.
 //!
-//!     cargo build --release && cargo run --release --example kafka_perf -- [EVENTS] [REPS]
+//!     cargo build --release && cargo run --release --example kafka_perf -- [EVENTS] [REPS] [LATENCY_SECS]
 //!
 //! Needs the stack (`scripts/stack.sh up`; addresses from `scripts/stack.sh env` or defaults).
 //! Each repetition, on fresh topics:
@@ -12,8 +12,13 @@
 //!      until its commit markers reach the end of every partition (process start, group join
 //!      and the last flush included).
 //!
-//! Prints events/s per stage (medians over REPS, default 3) and the median of the per-repetition
-//! ratios.
+//! Then, once, the latency stage: `encore run --brokers … --lake s3://…` in realtime (speed 1)
+//! at about half the sink's measured rate for LATENCY_SECS (default 60), and from the lake
+//! itself, per row, the time from its event time to the commit of its file (the marker's
+//! commit time): p50 / p99 / max.
+//!
+//! Prints events/s and MB/s per stage (medians over REPS, default 3), the median of the
+//! per-repetition ratios, and the peak RSS of encore's processes (VmHWM, polled).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -63,11 +68,39 @@ struct Rep {
     bare_consume: f64,
     bare_produce: f64,
     sink: f64,
+    /// Mean record size (key + value), bytes.
+    record_bytes: f64,
+    publish_rss_kb: u64,
+    sink_rss_kb: u64,
 }
 
-fn encore_publish(brokers: &str, topic: &str, events: u64) -> f64 {
+/// The peak resident set of a running process (VmHWM), in KiB.
+fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Waits for `child`, polling its peak RSS; (exit status, peak RSS KiB).
+fn wait_with_rss(child: &mut std::process::Child) -> (std::process::ExitStatus, u64) {
+    let mut peak = 0;
+    loop {
+        if let Some(kb) = peak_rss_kb(child.id()) {
+            peak = peak.max(kb);
+        }
+        if let Some(st) = child.try_wait().expect("waiting for encore") {
+            return (st, peak);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn encore_publish(brokers: &str, topic: &str, events: u64) -> (f64, u64) {
     let t0 = Instant::now();
-    let out = Command::new(encore_bin())
+    let mut child = Command::new(encore_bin())
+        .env_remove("ENCORE_CLICKHOUSE_URL")
         .args([
             "simulate",
             "--brokers",
@@ -84,15 +117,13 @@ fn encore_publish(brokers: &str, topic: &str, events: u64) -> f64 {
             "--no-progress",
         ])
         .stdout(Stdio::null())
-        .output()
+        .stderr(Stdio::null())
+        .spawn()
         .expect("encore simulate");
+    let (status, rss) = wait_with_rss(&mut child);
     let secs = t0.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "encore simulate: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    events as f64 / secs
+    assert!(status.success(), "encore simulate failed: {status}");
+    (events as f64 / secs, rss)
 }
 
 /// Records as (key, value).
@@ -159,11 +190,12 @@ fn bare_produce(brokers: &str, topic: &str, records: &[(Vec<u8>, Vec<u8>)]) -> f
     records.len() as f64 / t0.elapsed().as_secs_f64()
 }
 
-fn encore_sink(brokers: &str, s3: &str, topic: &str, events: u64) -> f64 {
+fn encore_sink(brokers: &str, s3: &str, topic: &str, events: u64) -> (f64, u64) {
     let bucket = format!("perf-{}", stamp()).replace('.', "-");
     let url = format!("s3://{bucket}/lake");
     let t0 = Instant::now();
     let mut child = Command::new(encore_bin())
+        .env_remove("ENCORE_CLICKHOUSE_URL")
         .args([
             "sink",
             "--brokers",
@@ -184,15 +216,12 @@ fn encore_sink(brokers: &str, s3: &str, topic: &str, events: u64) -> f64 {
         .enable_all()
         .build()
         .unwrap();
-    let cfg = LakeConfig {
-        url: url.clone(),
-        s3_endpoint: Some(s3.to_string()),
-        s3_region: Some("us-east-1".into()),
-        s3_access_key: Some(var("AWS_ACCESS_KEY_ID", "minioadmin")),
-        s3_secret_key: Some(var("AWS_SECRET_ACCESS_KEY", "minioadmin")),
-    };
-    let lake = Lake::open(&cfg, topic).expect("lake");
+    let lake = Lake::open(&lake_config(s3, &url), topic).expect("lake");
+    let mut rss = 0;
     let secs = loop {
+        if let Some(kb) = peak_rss_kb(child.id()) {
+            rss = rss.max(kb);
+        }
         let mut done = 0u64;
         for p in 0..PARTITIONS as i32 {
             if let Ok(r) = rt.block_on(lake.committed_ranges(p)) {
@@ -216,7 +245,127 @@ fn encore_sink(brokers: &str, s3: &str, topic: &str, events: u64) -> f64 {
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
-    events as f64 / secs
+    (events as f64 / secs, rss)
+}
+
+fn lake_config(s3: &str, url: &str) -> LakeConfig {
+    LakeConfig {
+        url: url.to_string(),
+        s3_endpoint: Some(s3.to_string()),
+        s3_region: Some("us-east-1".into()),
+        s3_access_key: Some(var("AWS_ACCESS_KEY_ID", "minioadmin")),
+        s3_secret_key: Some(var("AWS_SECRET_ACCESS_KEY", "minioadmin")),
+    }
+}
+
+/// Event time → commit of the row's file, per row of the lake: sorted milliseconds.
+fn lake_latencies(lake: &Lake) -> Vec<i64> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::TimestampMillisecondType;
+    use futures::TryStreamExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut out = Vec::new();
+        for p in lake.committed_partitions().await.expect("partitions") {
+            for r in lake.committed_ranges(p).await.expect("ranges") {
+                let m = lake.read_marker(&r).await.expect("marker");
+                for f in &m.files {
+                    let path =
+                        object_store::path::Path::from(format!("{}/{}", lake.root(), f.path));
+                    let meta = lake.store().head(&path).await.expect("data file");
+                    let reader = parquet::arrow::async_reader::ParquetObjectReader::new(
+                        lake.store().clone(),
+                        path,
+                    )
+                    .with_file_size(meta.size);
+                    let builder = parquet::arrow::ParquetRecordBatchStreamBuilder::new(reader)
+                        .await
+                        .unwrap();
+                    let idx = builder.schema().index_of("event_time").unwrap();
+                    let mask =
+                        parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), [idx]);
+                    let mut stream = builder.with_projection(mask).build().unwrap();
+                    while let Some(b) = stream.try_next().await.unwrap() {
+                        let t = b.column(0).as_primitive::<TimestampMillisecondType>();
+                        out.extend(t.values().iter().map(|et| m.committed_at_ms - et));
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out
+    })
+}
+
+/// `encore run --brokers --max-rate` of `events`: the whole pipeline's maximum rate through this
+/// broker (publishing and consuming share it).
+fn pipeline_max_rate(brokers: &str, s3: &str, events: u64) -> f64 {
+    let id = stamp().replace('.', "-");
+    let (topic, url) = (format!("perf-max-{id}"), format!("s3://perf-max-{id}/lake"));
+    let t0 = Instant::now();
+    let st = Command::new(encore_bin())
+        .env_remove("ENCORE_CLICKHOUSE_URL")
+        .args([
+            "run",
+            "--brokers",
+            brokers,
+            "--topic",
+            &topic,
+            "--group",
+            &topic,
+        ])
+        .args([
+            "--lake",
+            &url,
+            "--s3-endpoint",
+            s3,
+            "--no-progress",
+            "--max-rate",
+        ])
+        .args(["--users", "10000", "--events", &events.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("encore run");
+    assert!(st.success(), "encore run --max-rate failed: {st}");
+    events as f64 / t0.elapsed().as_secs_f64()
+}
+
+/// `encore run` in realtime at about `rate` events/s for `secs`; (events/s achieved,
+/// sorted latencies in ms, peak RSS KiB).
+fn latency_run(brokers: &str, s3: &str, rate: f64, secs: u64) -> (f64, Vec<i64>, u64) {
+    let id = stamp().replace('.', "-");
+    let (topic, url) = (format!("perf-lat-{id}"), format!("s3://perf-lat-{id}/lake"));
+    // A listener in a session acts every --event-gap on average, but spends part of its time
+    // between sessions: about 1.5 listeners per event/s at a 1 s gap (the achieved rate is
+    // measured and printed).
+    let users = ((rate * 1.5) as u64).max(100);
+    let mut child = Command::new(encore_bin())
+        .env_remove("ENCORE_CLICKHOUSE_URL")
+        .args([
+            "run",
+            "--brokers",
+            brokers,
+            "--topic",
+            &topic,
+            "--group",
+            &topic,
+        ])
+        .args(["--lake", &url, "--s3-endpoint", s3, "--no-progress"])
+        .args(["--users", &users.to_string(), "--event-gap", "1s"])
+        .args(["--duration", &format!("{secs}s"), "--flush-interval", "5s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("encore run");
+    let (status, rss) = wait_with_rss(&mut child);
+    assert!(status.success(), "encore run (latency) failed: {status}");
+    let lake = Lake::open(&lake_config(s3, &url), &topic).expect("lake");
+    let lat = lake_latencies(&lake);
+    (lat.len() as f64 / secs as f64, lat, rss)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -228,6 +377,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let events: u64 = args.get(1).map_or(500_000, |a| a.parse().expect("EVENTS"));
     let reps: usize = args.get(2).map_or(3, |a| a.parse().expect("REPS"));
+    let latency_secs: u64 = args.get(3).map_or(60, |a| a.parse().expect("LATENCY_SECS"));
     let brokers = var("ENCORE_BROKERS", "127.0.0.1:9092");
     let s3 = var("ENCORE_S3_ENDPOINT", "http://127.0.0.1:9000");
     let cfg = KafkaConfig {
@@ -242,11 +392,16 @@ fn main() {
         for t in [&enc_topic, &bare_topic] {
             ensure_topic(&cfg, t, PARTITIONS, 1).expect("creating a topic");
         }
-        let publish = encore_publish(&brokers, &enc_topic, events);
+        let (publish, publish_rss_kb) = encore_publish(&brokers, &enc_topic, events);
         let (bare_consume, records) = bare_consume(&brokers, &enc_topic, events);
+        let record_bytes = records
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) as f64)
+            .sum::<f64>()
+            / records.len().max(1) as f64;
         let bare_produce = bare_produce(&brokers, &bare_topic, &records);
         drop(records);
-        let sink = encore_sink(&brokers, &s3, &enc_topic, events);
+        let (sink, sink_rss_kb) = encore_sink(&brokers, &s3, &enc_topic, events);
         eprintln!(
             "rep {rep}: publish {publish:.0}/s, bare producer {bare_produce:.0}/s, \
              sink {sink:.0}/s, bare consumer {bare_consume:.0}/s"
@@ -256,8 +411,40 @@ fn main() {
             bare_consume,
             bare_produce,
             sink,
+            record_bytes,
+            publish_rss_kb,
+            sink_rss_kb,
         });
     }
+    if reps > 0 {
+        report(&runs, events, reps, &brokers);
+    }
+    if latency_secs > 0 {
+        let max = pipeline_max_rate(&brokers, &s3, 300_000);
+        let target_rate = max / 2.0;
+        let (rate, lat, rss_kb) = latency_run(&brokers, &s3, target_rate, latency_secs);
+        let pct = |q: f64| lat[((lat.len() as f64 - 1.0) * q) as usize] as f64 / 1000.0;
+        println!(
+            "latency, realtime `encore run --brokers` for {latency_secs}s at {rate:.0} events/s \
+             (half of `encore run --brokers --max-rate`: {max:.0}/s), flush interval 5s, {} rows:",
+            lat.len()
+        );
+        if lat.is_empty() {
+            println!("  no rows reached the lake");
+        } else {
+            println!(
+                "  event time → committed in the lake: p50 {:.2}s, p99 {:.2}s, max {:.2}s \
+                 (target p99 ≤ 6s); peak RSS {:.0} MB",
+                pct(0.5),
+                pct(0.99),
+                pct(1.0),
+                rss_kb as f64 / 1024.0
+            );
+        }
+    }
+}
+
+fn report(runs: &[Rep], events: u64, reps: usize, brokers: &str) {
     let m = |f: fn(&Rep) -> f64| median(runs.iter().map(f).collect());
     let (publish, bare_p, sink, bare_c) = (
         m(|r| r.publish),
@@ -265,28 +452,43 @@ fn main() {
         m(|r| r.sink),
         m(|r| r.bare_consume),
     );
-    println!("{events} events × {reps} repetitions, medians (events/s), broker {brokers}");
+    let bytes = m(|r| r.record_bytes);
+    let mb = |eps: f64| eps * bytes / 1e6;
     println!(
-        "  {:<34}{:>12}",
+        "{events} events × {reps} repetitions, medians, broker {brokers}, {bytes:.0} bytes/record"
+    );
+    println!("  {:<36}{:>10}{:>9}", "stage", "events/s", "MB/s");
+    println!(
+        "  {:<36}{:>10.0}{:>9.1}",
         "bare rdkafka producer",
-        format!("{bare_p:.0}")
+        bare_p,
+        mb(bare_p)
     );
     // Ratios per repetition (both sides measured minutes apart at most), then their median.
     let pub_ratio = m(|r| r.publish / r.bare_produce);
     let sink_ratio = m(|r| r.sink / r.bare_consume);
     println!(
-        "  {:<34}{:>12}   {pub_ratio:.2}× the bare producer (target ≥ 0.9×)",
+        "  {:<36}{:>10.0}{:>9.1}   {pub_ratio:.2}× the bare producer (target ≥ 0.9×)",
         "encore publish (simulate --brokers)",
-        format!("{publish:.0}"),
+        publish,
+        mb(publish)
     );
     println!(
-        "  {:<34}{:>12}",
+        "  {:<36}{:>10.0}{:>9.1}",
         "bare rdkafka consumer",
-        format!("{bare_c:.0}")
+        bare_c,
+        mb(bare_c)
     );
     println!(
-        "  {:<34}{:>12}   {sink_ratio:.2}× the bare consumer (target ≥ 0.8×)",
+        "  {:<36}{:>10.0}{:>9.1}   {sink_ratio:.2}× the bare consumer (target ≥ 0.8×)",
         "encore sink (Kafka → Parquet on S3)",
-        format!("{sink:.0}"),
+        sink,
+        mb(sink)
+    );
+    let rss = |f: fn(&Rep) -> u64| runs.iter().map(f).max().unwrap_or(0) as f64 / 1024.0;
+    println!(
+        "  peak RSS: encore simulate {:.0} MB, encore sink {:.0} MB",
+        rss(|r| r.publish_rss_kb),
+        rss(|r| r.sink_rss_kb)
     );
 }

@@ -533,7 +533,14 @@ pub fn drift(expected: &Object, live: &Live) -> Vec<String> {
     }
     for needle in &expected.engine_has {
         if !squash(&live.engine_full).contains(&squash(needle)) {
-            out.push(format!("engine settings lack `{needle}`"));
+            if needle.starts_with("kafka_topic_list") {
+                out.push(format!(
+                    "reads another topic than the one asked for (`{needle}`): give each topic \
+                     its own --clickhouse-database"
+                ));
+            } else {
+                out.push(format!("engine settings lack `{needle}`"));
+            }
         }
     }
     for (what, want, have) in [
