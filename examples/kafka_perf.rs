@@ -56,6 +56,38 @@ fn encore_bin() -> std::path::PathBuf {
     bin
 }
 
+/// An `encore` child: quiet, and without ClickHouse (the stack's env enables it; the harness
+/// measures Kafka and S3).
+fn encore() -> Command {
+    let mut c = Command::new(encore_bin());
+    c.env_remove("ENCORE_CLICKHOUSE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+/// `encore run --brokers` into a fresh topic and S3 lake named after `what`; (command, topic,
+/// lake URL).
+fn run_to_s3(brokers: &str, s3: &str, what: &str) -> (Command, String, String) {
+    let id = stamp().replace('.', "-");
+    let (topic, url) = (
+        format!("perf-{what}-{id}"),
+        format!("s3://perf-{what}-{id}/lake"),
+    );
+    let mut c = encore();
+    c.args([
+        "run",
+        "--brokers",
+        brokers,
+        "--topic",
+        &topic,
+        "--group",
+        &topic,
+    ])
+    .args(["--lake", &url, "--s3-endpoint", s3, "--no-progress"]);
+    (c, topic, url)
+}
+
 fn stamp() -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -99,8 +131,7 @@ fn wait_with_rss(child: &mut std::process::Child) -> (std::process::ExitStatus, 
 
 fn encore_publish(brokers: &str, topic: &str, events: u64) -> (f64, u64) {
     let t0 = Instant::now();
-    let mut child = Command::new(encore_bin())
-        .env_remove("ENCORE_CLICKHOUSE_URL")
+    let mut child = encore()
         .args([
             "simulate",
             "--brokers",
@@ -116,8 +147,6 @@ fn encore_publish(brokers: &str, topic: &str, events: u64) -> (f64, u64) {
             &events.to_string(),
             "--no-progress",
         ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("encore simulate");
     let (status, rss) = wait_with_rss(&mut child);
@@ -194,8 +223,7 @@ fn encore_sink(brokers: &str, s3: &str, topic: &str, events: u64) -> (f64, u64) 
     let bucket = format!("perf-{}", stamp()).replace('.', "-");
     let url = format!("s3://{bucket}/lake");
     let t0 = Instant::now();
-    let mut child = Command::new(encore_bin())
-        .env_remove("ENCORE_CLICKHOUSE_URL")
+    let mut child = encore()
         .args([
             "sink",
             "--brokers",
@@ -208,8 +236,6 @@ fn encore_sink(brokers: &str, s3: &str, topic: &str, events: u64) -> (f64, u64) 
         .args(["--lake", &url, "--s3-endpoint", s3, "--no-progress"])
         // The tail of the run waits for the age trigger; 1 s keeps that from dominating.
         .args(["--flush-interval", "1s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("encore sink");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -303,31 +329,16 @@ fn lake_latencies(lake: &Lake) -> Vec<i64> {
 /// `encore run --brokers --max-rate` of `events`: the whole pipeline's maximum rate through this
 /// broker (publishing and consuming share it).
 fn pipeline_max_rate(brokers: &str, s3: &str, events: u64) -> f64 {
-    let id = stamp().replace('.', "-");
-    let (topic, url) = (format!("perf-max-{id}"), format!("s3://perf-max-{id}/lake"));
+    let (mut cmd, _, _) = run_to_s3(brokers, s3, "max");
     let t0 = Instant::now();
-    let st = Command::new(encore_bin())
-        .env_remove("ENCORE_CLICKHOUSE_URL")
+    let st = cmd
         .args([
-            "run",
-            "--brokers",
-            brokers,
-            "--topic",
-            &topic,
-            "--group",
-            &topic,
-        ])
-        .args([
-            "--lake",
-            &url,
-            "--s3-endpoint",
-            s3,
-            "--no-progress",
             "--max-rate",
+            "--users",
+            "10000",
+            "--events",
+            &events.to_string(),
         ])
-        .args(["--users", "10000", "--events", &events.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .status()
         .expect("encore run");
     assert!(st.success(), "encore run --max-rate failed: {st}");
@@ -337,28 +348,14 @@ fn pipeline_max_rate(brokers: &str, s3: &str, events: u64) -> f64 {
 /// `encore run` in realtime at about `rate` events/s for `secs`; (events/s achieved,
 /// sorted latencies in ms, peak RSS KiB).
 fn latency_run(brokers: &str, s3: &str, rate: f64, secs: u64) -> (f64, Vec<i64>, u64) {
-    let id = stamp().replace('.', "-");
-    let (topic, url) = (format!("perf-lat-{id}"), format!("s3://perf-lat-{id}/lake"));
     // A listener in a session acts every --event-gap on average, but spends part of its time
     // between sessions: about 1.5 listeners per event/s at a 1 s gap (the achieved rate is
     // measured and printed).
     let users = ((rate * 1.5) as u64).max(100);
-    let mut child = Command::new(encore_bin())
-        .env_remove("ENCORE_CLICKHOUSE_URL")
-        .args([
-            "run",
-            "--brokers",
-            brokers,
-            "--topic",
-            &topic,
-            "--group",
-            &topic,
-        ])
-        .args(["--lake", &url, "--s3-endpoint", s3, "--no-progress"])
+    let (mut cmd, topic, url) = run_to_s3(brokers, s3, "lat");
+    let mut child = cmd
         .args(["--users", &users.to_string(), "--event-gap", "1s"])
         .args(["--duration", &format!("{secs}s"), "--flush-interval", "5s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("encore run");
     let (status, rss) = wait_with_rss(&mut child);
