@@ -115,14 +115,14 @@ fn accumulate_and_parquet(c: &mut Criterion) {
             let mut buf = PartitionBuffer::new(0);
             let now = Instant::now();
             for r in &recs {
-                buf.push(r, now);
+                buf.push(r, now).expect("a valid event");
             }
             std::hint::black_box(buf.take().unwrap())
         })
     });
     let mut buf = PartitionBuffer::new(0);
     for r in &recs {
-        buf.push(r, Instant::now());
+        buf.push(r, Instant::now()).expect("a valid event");
     }
     let batch = buf.take().unwrap();
     let rb = &batch.parts[0].1;
@@ -185,6 +185,7 @@ fn write_lake(dir: &std::path::Path, users: u32, seed: u64, events: u64) -> u64 
         duration: None,
         partitions: 6,
         topic: "music_events".into(),
+        inject: Default::default(),
     };
     let sink = encore::pipeline::SinkConfig {
         lake: encore::lake::LakeConfig {

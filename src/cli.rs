@@ -166,6 +166,17 @@ pub struct SimArgs {
     /// an existing Kafka topic keeps its own).
     #[arg(long, env = "ENCORE_PARTITIONS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub partitions: u32,
+    /// Fault injection, probabilities per event: malformed=P (records that are not valid
+    /// events), oversized=P (2 MiB records), duplicate=P (an earlier event sent again), late=P
+    /// (events stamped late_by earlier, default late_by=26h). Example:
+    /// malformed=0.01,duplicate=0.01,late=0.01. `--events` counts every record sent.
+    #[arg(
+        long,
+        env = "ENCORE_INJECT",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub inject: crate::sim::InjectConfig,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -191,6 +202,10 @@ pub struct KafkaArgs {
     /// Replication factor of a topic encore creates.
     #[arg(long, env = "ENCORE_REPLICATION_FACTOR", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=32))]
     pub replication_factor: u16,
+    /// Dead-letter topic: where the sink copies records that are not valid events, with
+    /// headers saying why and where from (default: `<topic>.dlq`).
+    #[arg(long, env = "ENCORE_DLQ_TOPIC")]
+    pub dlq_topic: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -423,6 +438,7 @@ impl SimArgs {
             duration: self.duration,
             partitions: self.partitions,
             topic: self.topic.clone(),
+            inject: self.inject,
         })
     }
 }
@@ -528,11 +544,15 @@ impl KafkaArgs {
             connect_timeout: self.connect_timeout,
         };
         config.validate().map_err(|e| e.to_string())?;
+        if let Some(t) = &self.dlq_topic {
+            validate_table(t).map_err(|e| format!("--dlq-topic: {e}"))?;
+        }
         Ok(Some(KafkaSettings {
             config,
             group: self.group.clone(),
             compression: self.kafka_compression.clone(),
             replication: self.replication_factor,
+            dlq_topic: self.dlq_topic.clone(),
         }))
     }
 }

@@ -228,9 +228,19 @@ pub struct WireEvent<'a> {
 /// Latest event time accepted (9999-12-31T23:59:59.999Z): beyond it no date partition exists.
 const MAX_TS_MS: i64 = 253_402_300_799_999;
 
+/// Largest record value the sink tries to decode. Events are about 450 bytes; anything near
+/// Kafka's default 1 MB message limit is not one, and parsing it would only cost memory.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
 /// Why a record on the topic is not a valid event.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
+    #[error("empty value")]
+    Empty,
+    #[error("value of {0} bytes is larger than the {MAX_RECORD_BYTES}-byte limit for an event")]
+    TooLarge(usize),
+    #[error("value is not UTF-8 (byte {0} starts an invalid sequence)")]
+    NotUtf8(usize),
     #[error("not a JSON event: {0}")]
     Json(#[from] serde_json::Error),
     #[error("unknown event_type_id {0}")]
@@ -245,6 +255,38 @@ pub enum DecodeError {
     TimeOutOfRange(i64),
     #[error("ts {ts} does not match ts_ms {ts_ms}")]
     TimeMismatch { ts: i64, ts_ms: i64 },
+}
+
+impl DecodeError {
+    /// A short, stable name for the kind of problem: the dead-letter topic's `encore.reason`
+    /// header and the key of the rejection counts.
+    pub fn kind(&self) -> &'static str {
+        use serde_json::error::Category;
+        match self {
+            DecodeError::Empty => "empty",
+            DecodeError::TooLarge(_) => "too_large",
+            DecodeError::NotUtf8(_) => "not_utf8",
+            DecodeError::Json(e) => match e.classify() {
+                Category::Syntax | Category::Eof | Category::Io => "invalid_json",
+                Category::Data => {
+                    let m = e.to_string();
+                    if m.starts_with("missing field") {
+                        "missing_field"
+                    } else if m.starts_with("invalid type") {
+                        "wrong_type"
+                    } else {
+                        "invalid_value"
+                    }
+                }
+            },
+            DecodeError::UnknownTypeId(_) => "unknown_event_type",
+            DecodeError::TypeMismatch { .. } => "type_mismatch",
+            DecodeError::UnknownPlatform(_)
+            | DecodeError::BadCountry(_)
+            | DecodeError::TimeOutOfRange(_)
+            | DecodeError::TimeMismatch { .. } => "invalid_value",
+        }
+    }
 }
 
 impl<'a> WireEvent<'a> {
@@ -278,7 +320,19 @@ impl<'a> WireEvent<'a> {
 
     /// Parses and validates one record value.
     pub fn decode(bytes: &'a [u8]) -> Result<WireEvent<'a>, DecodeError> {
-        let ev: WireEvent<'a> = serde_json::from_slice(bytes)?;
+        if bytes.is_empty() {
+            return Err(DecodeError::Empty);
+        }
+        if bytes.len() > MAX_RECORD_BYTES {
+            return Err(DecodeError::TooLarge(bytes.len()));
+        }
+        let ev: WireEvent<'a> = serde_json::from_slice(bytes).map_err(|e| {
+            // Checked only on failure: serde_json validates the UTF-8 it reads anyway.
+            match std::str::from_utf8(bytes) {
+                Err(u) => DecodeError::NotUtf8(u.valid_up_to()),
+                Ok(_) => DecodeError::Json(e),
+            }
+        })?;
         let t = EventType::from_id(ev.event_type_id)
             .ok_or(DecodeError::UnknownTypeId(ev.event_type_id))?;
         if t.name() != ev.event_type {
@@ -413,5 +467,29 @@ mod tests {
         assert!(WireEvent::decode(b"\xff\xfe").is_err());
         let bad_uuid = text.replace("00000000-0000-0000-0000-000000000001", "nope");
         assert!(WireEvent::decode(bad_uuid.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn rejections_are_classified() {
+        let p = profile();
+        let mut buf = Vec::new();
+        WireEvent::new(&p, &event()).encode_into(&mut buf);
+        let text = String::from_utf8(buf).unwrap();
+        let kind = |b: &[u8]| WireEvent::decode(b).unwrap_err().kind();
+        assert_eq!(kind(b""), "empty");
+        assert_eq!(kind(&vec![b' '; MAX_RECORD_BYTES + 1]), "too_large");
+        assert_eq!(kind(b"{\"event_id\": \"\xff\"}"), "not_utf8");
+        assert_eq!(kind(b"\xff\xfe"), "not_utf8");
+        assert_eq!(kind(b"{not json"), "invalid_json");
+        assert_eq!(kind(&text.as_bytes()[..text.len() / 2]), "invalid_json");
+        assert_eq!(kind(b"{}"), "missing_field");
+        let wrong = text.replace("\"event_type_id\":7", "\"event_type_id\":\"seven\"");
+        assert_eq!(kind(wrong.as_bytes()), "wrong_type");
+        let unknown = text.replace("\"event_type_id\":7", "\"event_type_id\":99");
+        assert_eq!(kind(unknown.as_bytes()), "unknown_event_type");
+        let mismatch = text.replace("track_like", "pause_track");
+        assert_eq!(kind(mismatch.as_bytes()), "type_mismatch");
+        let bad_uuid = text.replace("00000000-0000-0000-0000-000000000001", "nope");
+        assert_eq!(kind(bad_uuid.as_bytes()), "invalid_value");
     }
 }

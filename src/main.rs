@@ -179,7 +179,11 @@ fn verify(args: VerifyArgs) -> ExitCode {
         date_to: args.date_to,
         list: args.list,
     };
-    let sources = encore::verify::Sources { kafka, clickhouse };
+    let sources = encore::verify::Sources {
+        kafka,
+        dlq_topic: args.kafka.dlq_topic.clone(),
+        clickhouse,
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -22,6 +22,21 @@ pub struct OutRecord {
     pub value: Bytes,
     pub event_type: EventType,
     pub ts_ms: i64,
+    /// Set for records `--inject` added or altered.
+    pub injected: Option<Injected>,
+}
+
+/// What `--inject` did to a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Injected {
+    /// Not a valid event (`event_type` is that of the event it was made from).
+    Malformed,
+    /// A 2 MiB record, not a valid event.
+    Oversized,
+    /// An earlier event of the same listener, sent again.
+    Duplicate,
+    /// A valid event stamped hours earlier.
+    Late,
 }
 
 /// Listener → Publisher: a batch of events from one listener, in its order.
@@ -99,6 +114,19 @@ pub struct PublisherCounters {
     pub retried: u64,
     /// Of `retried`, those the broker may already have written (possible duplicates).
     pub possibly_duplicated: u64,
+    /// `--inject`: records that are not valid events (malformed and oversized), counted in
+    /// `published` but not in `by_type`.
+    pub malformed: u64,
+    /// `--inject`: valid events sent again, and valid events stamped late (both in `by_type`).
+    pub duplicates: u64,
+    pub late: u64,
+}
+
+impl PublisherCounters {
+    /// Valid events published (every record minus the injected malformed ones).
+    pub fn events(&self) -> u64 {
+        self.published - self.malformed
+    }
 }
 
 /// Publisher → Bus: append records (partition, record) in order.

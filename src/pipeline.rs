@@ -33,6 +33,7 @@ use crate::clickhouse::setup::{SetupError, SetupReport};
 use crate::clickhouse::{ChError, ClickHouse, ClickHouseSettings};
 use crate::event::{EVENT_TYPES, EventType};
 use crate::kafka::consumer::SinkConsumer;
+use crate::kafka::dlq::DeadLetterWriter;
 use crate::kafka::producer::KafkaProducer;
 use crate::kafka::{KafkaConfig, ensure_topic, fetch_high_watermarks, source_identity};
 use crate::lake::{Compression, Lake, LakeConfig, LakeError, writer_properties};
@@ -41,7 +42,9 @@ use crate::messages::{
     GetHighWatermarks, GetRestarts, PublisherCounters, SinkCounters, StartListeners, StopConsuming,
     StopListening, StopReason, StopRun,
 };
-use crate::sim::{BehaviourConfig, Catalog, Listener, ModelParams};
+use crate::sim::{
+    BehaviourConfig, Catalog, InjectConfig, Injector, Listener, ModelParams, listener_seed,
+};
 use crate::sink::FlushPolicy;
 
 /// How simulated time runs.
@@ -68,6 +71,8 @@ pub struct SimConfig {
     pub duration: Option<Duration>,
     pub partitions: u32,
     pub topic: String,
+    /// `--inject`: faults the listeners add to what they send.
+    pub inject: InjectConfig,
 }
 
 /// The sink's settings.
@@ -94,6 +99,17 @@ pub struct KafkaSettings {
     pub compression: String,
     /// Replication factor of a topic encore creates.
     pub replication: u16,
+    /// Dead-letter topic; None: `<topic>.dlq`.
+    pub dlq_topic: Option<String>,
+}
+
+impl KafkaSettings {
+    /// The dead-letter topic of `topic`.
+    pub fn dlq_topic_of(&self, topic: &str) -> String {
+        self.dlq_topic
+            .clone()
+            .unwrap_or_else(|| crate::kafka::dlq::default_topic(topic))
+    }
 }
 
 /// Process-level behaviour.
@@ -147,17 +163,25 @@ impl fmt::Display for Summary {
         writeln!(f, "encore summary")?;
         writeln!(f, "  stopped by      {}", describe(&self.reason))?;
         writeln!(f, "  seed            {}", self.seed)?;
+        let events = self.published.events();
         writeln!(
             f,
-            "  events          {} in {:.2}s ({:.0} events/s)",
-            self.published.published,
+            "  events          {events} in {:.2}s ({:.0} events/s)",
             secs,
-            self.published.published as f64 / secs
+            events as f64 / secs
         )?;
         for t in EventType::ALL {
             let n = self.published.by_type[t.index()];
-            let share = 100.0 * n as f64 / self.published.published.max(1) as f64;
+            let share = 100.0 * n as f64 / events.max(1) as f64;
             writeln!(f, "    {:<26}{n:>12}  {share:5.1}%", t.name())?;
+        }
+        let p = &self.published;
+        if p.malformed + p.duplicates + p.late > 0 {
+            writeln!(
+                f,
+                "  injected        {} not valid events, {} duplicates, {} late (records sent {})",
+                p.malformed, p.duplicates, p.late, p.published
+            )?;
         }
         if self.published.acked + self.published.failed > 0 {
             writeln!(
@@ -262,10 +286,14 @@ fn start_listeners(
             _ => None,
         };
         let model = Listener::with_params(i, sim.seed, sim.start_ms, params.clone());
+        let injector = sim
+            .inject
+            .is_active()
+            .then(|| Injector::new(sim.inject, listener_seed(sim.seed, i)));
         let publisher = publisher.clone();
         let arb = &arbiters.workers[i as usize % arbiters.workers.len()];
         listeners.push(ListenerActor::start_in_arbiter(&arb.handle(), move |_| {
-            ListenerActor::new(model, publisher, clock, quota)
+            ListenerActor::new(model, publisher, clock, quota, injector)
         }));
     }
     let max_rate = (sim.clock == ClockMode::MaxRate).then(|| {
@@ -373,6 +401,7 @@ fn mailbox<T>(r: Result<T, MailboxError>, what: &str) -> Result<T, String> {
 }
 
 /// Starts the flusher (supervised, on its arbiter) and the accumulator feeding it.
+#[allow(clippy::too_many_arguments)]
 fn start_sink_stages(
     sink: &SinkConfig,
     lake: &Lake,
@@ -381,13 +410,14 @@ fn start_sink_stages(
     committer: &Addr<Committer>,
     supervisor: &Addr<Supervisor>,
     stats: &Option<Addr<Stats>>,
+    dead_letters: Option<Arc<DeadLetterWriter>>,
 ) -> Addr<Accumulator> {
     let flusher = {
         let (lake, cfg) = (lake.clone(), sink.lake.clone());
         let props = writer_properties(sink.compression);
         let source = source.to_string();
         actix::Supervisor::start_in_arbiter(&arbiters.flush.handle(), move |_| {
-            Flusher::new(lake, cfg, props, source)
+            Flusher::new(lake, cfg, props, source, dead_letters)
         })
     };
     let (f, c, s, st) = (
@@ -418,6 +448,17 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| RunError::Usage(format!("Kafka set-up: {e}")))?
         .map_err(|e| RunError::Usage(e.to_string()))
+}
+
+/// The producer's settings: `--inject oversized` sends 2 MiB records, which librdkafka refuses
+/// by default (the broker's own limit still applies, and a refusal stops the run).
+fn producer_config(sim: &SimConfig, k: &KafkaSettings) -> KafkaConfig {
+    let mut cfg = k.config.clone();
+    if sim.inject.oversized > 0.0 && !cfg.extra.iter().any(|(k, _)| k == "message.max.bytes") {
+        cfg.extra
+            .push(("message.max.bytes".into(), (4 << 20).to_string()));
+    }
+    cfg
 }
 
 /// The topic exists (created when missing) and its partition count.
@@ -484,6 +525,21 @@ async fn start_kafka_sink(
         let (cfg, t) = (k.config.clone(), topic.to_string());
         blocking(move || source_identity(&cfg, &t)).await?
     };
+    let dead_letters = {
+        let dlq = k.dlq_topic_of(topic);
+        let (cfg, t, rf) = (k.config.clone(), topic.to_string(), k.replication);
+        // As many partitions as the source: source partition p's letters go to p, in order.
+        let parts = blocking(move || {
+            let n = crate::kafka::topic_partitions(&cfg, &t)?.unwrap_or(1);
+            Ok(ensure_topic(&cfg, &dlq, n, rf)?.partitions)
+        })
+        .await?;
+        let dlq = k.dlq_topic_of(topic);
+        Arc::new(
+            DeadLetterWriter::new(&k.config, &dlq, topic, parts)
+                .map_err(|e| RunError::Usage(e.to_string()))?,
+        )
+    };
     let member = SinkConsumer::new(&k.config, topic, &k.group)
         .map_err(|e| RunError::Usage(e.to_string()))?;
     let committer = Committer::new(
@@ -492,8 +548,16 @@ async fn start_kafka_sink(
         stats.clone(),
     )
     .start();
-    let accumulator =
-        start_sink_stages(sink, lake, &source, arbiters, &committer, supervisor, stats);
+    let accumulator = start_sink_stages(
+        sink,
+        lake,
+        &source,
+        arbiters,
+        &committer,
+        supervisor,
+        stats,
+        Some(dead_letters),
+    );
     member
         .subscribe(Box::new(SinkHooks {
             accumulator: accumulator.clone(),
@@ -694,7 +758,7 @@ pub async fn run_kafka(
     };
     let lake = open_lake(&sink, &sim.topic).await?;
     let producer = Arc::new(
-        KafkaProducer::new(&k.config, &sim.topic, &k.compression)
+        KafkaProducer::new(&producer_config(&sim, &k), &sim.topic, &k.compression)
             .map_err(|e| RunError::Usage(e.to_string()))?,
     );
     let (stats, supervisor, mut stops) = start_control(&sink, opts);
@@ -906,6 +970,7 @@ pub async fn run(sim: SimConfig, sink: SinkConfig, opts: RunOptions) -> Result<S
         &committer,
         &supervisor,
         &stats,
+        None,
     );
     let consumer = {
         let (b, a, pos) = (bus.clone(), accumulator.clone(), starts.clone());
@@ -976,7 +1041,7 @@ pub async fn simulate(
         Some(k) => {
             sim.partitions = prepare_topic(&sim.topic, sim.partitions, k).await?;
             Some(Arc::new(
-                KafkaProducer::new(&k.config, &sim.topic, &k.compression)
+                KafkaProducer::new(&producer_config(&sim, k), &sim.topic, &k.compression)
                     .map_err(|e| RunError::Usage(e.to_string()))?,
             ))
         }

@@ -51,7 +51,8 @@ fn batch(partition: i32, first: i64, last: i64, ts_ms: i64) -> encore::lake::Pre
                 value: v.into(),
             },
             std::time::Instant::now(),
-        );
+        )
+        .expect("a valid event");
     }
     let props = encore::lake::writer_properties(Default::default());
     prepare(&buf.take().unwrap(), &props).unwrap()

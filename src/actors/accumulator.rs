@@ -248,13 +248,18 @@ impl Handler<Records> for Accumulator {
                 .buffers
                 .entry(rec.partition)
                 .or_insert_with(|| PartitionBuffer::new(rec.partition));
-            if !buf.push(rec, now) {
+            if let Err(kind) = buf.push(rec, now) {
                 self.counters.rejected += 1;
-                tracing::warn!(
+                tracing::debug!(
                     partition = rec.partition,
                     offset = rec.offset,
-                    "record is not a valid event; recorded as rejected in its commit marker"
+                    kind,
+                    "record is not a valid event"
                 );
+                // Once per kind every few seconds: a flood of bad records must not flood the log.
+                crate::kafka::warn_throttled(&format!(
+                    "records that are not valid events ({kind}): kept as dead letters and counted in their commit markers"
+                ));
             }
             touched.insert(rec.partition);
         }

@@ -4,12 +4,16 @@
 //! (see `lake::protocol`). One batch at a time. On any error it replies with the error and stops;
 //! actix's `Supervisor` restarts it with a freshly opened lake client, and the accumulator's
 //! flush task retries the batch with backoff.
+//!
+//! With a dead-letter topic, a batch's rejected records are written there (and acknowledged)
+//! before its commit marker: a committed range never has a rejected record that is not in it.
 
 use std::sync::Arc;
 
 use actix::prelude::*;
 use parquet::file::properties::WriterProperties;
 
+use crate::kafka::dlq::DeadLetterWriter;
 use crate::lake::{Lake, LakeConfig, LakeError};
 use crate::messages::{Durable, Flush};
 use crate::sink::prepare;
@@ -20,15 +24,24 @@ pub struct Flusher {
     props: WriterProperties,
     /// Identity of the source, written into every marker.
     source: String,
+    /// Where rejected records go (Kafka sources); the in-process bus has none.
+    dead_letters: Option<Arc<DeadLetterWriter>>,
 }
 
 impl Flusher {
-    pub fn new(lake: Lake, config: LakeConfig, props: WriterProperties, source: String) -> Self {
+    pub fn new(
+        lake: Lake,
+        config: LakeConfig,
+        props: WriterProperties,
+        source: String,
+        dead_letters: Option<Arc<DeadLetterWriter>>,
+    ) -> Self {
         Flusher {
             lake,
             config,
             props,
             source,
+            dead_letters,
         }
     }
 }
@@ -62,8 +75,19 @@ impl Handler<Flush> for Flusher {
         };
         let lake = self.lake.clone();
         let source = self.source.clone();
+        let dead_letters = self.dead_letters.clone();
+        let batch = msg.batch;
         AtomicResponse::new(Box::pin(
             async move {
+                if let Some(dlq) = dead_letters.filter(|_| !batch.rejected.is_empty()) {
+                    dlq.write(batch.range.partition, &batch.rejected)
+                        .await
+                        .map_err(|reason| LakeError::DeadLetters {
+                            topic: dlq.topic().to_string(),
+                            count: batch.rejected.len(),
+                            reason,
+                        })?;
+                }
                 let marker = lake.commit_batch(&source, &prepared).await?;
                 Ok::<_, LakeError>(Durable {
                     range: marker.range(),

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::event::WireEvent;
+use crate::event::{EventType, WireEvent};
 use crate::messages::{
-    Admission, Advance, ListenerStatus, OutRecord, PublishError, SimEvents, StopListening,
+    Admission, Advance, Injected, ListenerStatus, OutRecord, PublishError, SimEvents, StopListening,
 };
-use crate::sim::Listener;
+use crate::sim::{Injector, Listener};
 
 use super::publisher::Publisher;
 
@@ -23,6 +23,8 @@ const MAX_BATCH: usize = 1024;
 /// Most events per message in realtime mode. Every listener may have one message queued beyond
 /// the publisher's mailbox, so this bounds memory when the pipeline cannot keep up.
 const MAX_REALTIME_BATCH: usize = 64;
+/// Earlier events a listener keeps for `--inject duplicate` to replay.
+const REPLAY_MEMORY: usize = 8;
 
 /// How the simulated clock maps to wall-clock time.
 #[derive(Clone, Copy, Debug)]
@@ -70,6 +72,9 @@ pub struct ListenerActor {
     quota: Option<u64>,
     emitted: u64,
     stopped: bool,
+    /// `--inject`: faults to add, and the last events sent (for replays).
+    injector: Option<Injector>,
+    recent: std::collections::VecDeque<(Bytes, EventType, i64)>,
 }
 
 impl ListenerActor {
@@ -78,6 +83,7 @@ impl ListenerActor {
         publisher: Addr<Publisher>,
         clock: Clock,
         quota: Option<u64>,
+        injector: Option<Injector>,
     ) -> Self {
         let key = Bytes::from(model.profile().user_id.hyphenated().to_string());
         ListenerActor {
@@ -88,6 +94,8 @@ impl ListenerActor {
             quota,
             emitted: 0,
             stopped: false,
+            injector,
+            recent: std::collections::VecDeque::new(),
         }
     }
 
@@ -102,22 +110,72 @@ impl ListenerActor {
         let n_max = self.quota_left().min(max as u64) as usize;
         let mut buf = BytesMut::with_capacity(n_max.min(64) * 480);
         let mut meta = Vec::new();
-        while meta.len() < n_max && self.model.peek().ts_ms < until_ms {
-            let ev = self.model.next_event();
+        let mut events = 0;
+        while events < n_max && self.model.peek().ts_ms < until_ms {
+            let mut ev = self.model.next_event();
+            events += 1;
+            let d = self
+                .injector
+                .as_mut()
+                .map(|i| i.decide())
+                .unwrap_or_default();
+            if d.late {
+                ev.ts_ms -= self.injector.as_ref().map_or(0, |i| i.late_by_ms());
+            }
             let start = buf.len();
             let mut w = (&mut buf).writer();
             serde_json::to_writer(&mut w, &WireEvent::new(self.model.profile(), &ev))
                 .expect("WireEvent serialises infallibly");
-            meta.push((start, buf.len(), ev.event_type, ev.ts_ms));
+            let end = buf.len();
+            meta.push((
+                start,
+                end,
+                ev.event_type,
+                ev.ts_ms,
+                d.late.then_some(Injected::Late),
+            ));
+            let Some(inj) = self.injector.as_mut() else {
+                continue;
+            };
+            // Extra records, each appended to the same buffer.
+            let this = (
+                Bytes::copy_from_slice(&buf[start..end]),
+                ev.event_type,
+                ev.ts_ms,
+            );
+            let mut extra = |buf: &mut BytesMut, (bytes, t, ts): &(Bytes, EventType, i64), what| {
+                let a = buf.len();
+                buf.extend_from_slice(bytes);
+                meta.push((a, buf.len(), *t, *ts, Some(what)));
+            };
+            if d.duplicate {
+                // An earlier event (or this one, for a listener's first).
+                let pick = (ev.event_id.as_u128() as usize) % self.recent.len().max(1);
+                let replay = self.recent.get(pick).unwrap_or(&this).clone();
+                extra(&mut buf, &replay, Injected::Duplicate);
+            }
+            if d.malformed {
+                let bad = (inj.malformed(&this.0), ev.event_type, ev.ts_ms);
+                extra(&mut buf, &bad, Injected::Malformed);
+            }
+            if d.oversized {
+                let big = (inj.oversized(&this.0), ev.event_type, ev.ts_ms);
+                extra(&mut buf, &big, Injected::Oversized);
+            }
+            if self.recent.len() == REPLAY_MEMORY {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(this);
         }
-        self.emitted += meta.len() as u64;
+        self.emitted += events as u64;
         let frozen = buf.freeze();
         meta.into_iter()
-            .map(|(a, b, event_type, ts_ms)| OutRecord {
+            .map(|(a, b, event_type, ts_ms, injected)| OutRecord {
                 key: self.key.clone(),
                 value: frozen.slice(a..b),
                 event_type,
                 ts_ms,
+                injected,
             })
             .collect()
     }

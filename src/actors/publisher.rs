@@ -75,9 +75,18 @@ impl Publisher {
     }
 
     fn count(&mut self, records: &[crate::messages::OutRecord]) {
+        use crate::messages::Injected;
         for r in records {
-            self.counters.by_type[r.event_type.index()] += 1;
-            self.counters.bytes += r.value.len() as u64;
+            let c = &mut self.counters;
+            match r.injected {
+                Some(Injected::Malformed | Injected::Oversized) => c.malformed += 1,
+                other => {
+                    c.by_type[r.event_type.index()] += 1;
+                    c.duplicates += u64::from(other == Some(Injected::Duplicate));
+                    c.late += u64::from(other == Some(Injected::Late));
+                }
+            }
+            c.bytes += r.value.len() as u64;
         }
         self.counters.published += records.len() as u64;
     }

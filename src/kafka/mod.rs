@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod consumer;
+pub mod dlq;
 pub mod producer;
 
 pub use admin::{

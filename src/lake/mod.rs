@@ -70,6 +70,14 @@ pub enum LakeError {
     },
     #[error("commit marker `{path}` is unreadable: {reason}")]
     BadMarker { path: String, reason: String },
+    /// A batch's rejected records could not be written to the dead-letter topic; the batch
+    /// is not committed until they are.
+    #[error("writing {count} dead letters to `{topic}`: {reason}")]
+    DeadLetters {
+        topic: String,
+        count: usize,
+        reason: String,
+    },
     #[error(
         "the lake's partition {partition} was written from source `{found}`, this run reads `{expected}`; use another lake location"
     )]
@@ -110,6 +118,7 @@ impl LakeError {
                     | object_store::Error::NotImplemented
                     | object_store::Error::InvalidPath { .. }
             ),
+            LakeError::DeadLetters { .. } => true,
             LakeError::Encode { .. }
             | LakeError::Location { .. }
             | LakeError::BadMarker { .. }

@@ -4,9 +4,11 @@
 //! yields the next event on demand, so its sequence depends only on the seed and its index.
 
 mod catalog;
+pub mod inject;
 mod model;
 mod profile;
 
 pub use catalog::Catalog;
+pub use inject::{InjectConfig, Injector};
 pub use model::{BehaviourConfig, Listener, ModelParams};
 pub use profile::{draw_profile, listener_seed};

@@ -23,12 +23,24 @@ pub struct SourceRecord {
     pub value: Bytes,
 }
 
+/// A record that is not a valid event, kept whole until it is in the dead-letter topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub offset: i64,
+    pub timestamp_ms: i64,
+    pub key: Option<Bytes>,
+    pub value: Bytes,
+    /// Short name of the problem (`DecodeError::kind`).
+    pub kind: &'static str,
+    pub detail: String,
+}
+
 /// A flushed buffer: the range it covers, one Arrow batch per event date, rejected records.
 #[derive(Debug)]
 pub struct PendingBatch {
     pub range: Range,
     pub parts: Vec<(NaiveDate, RecordBatch, i64, i64)>,
-    pub rejected: Vec<Rejected>,
+    pub rejected: Vec<DeadLetter>,
 }
 
 impl PendingBatch {
@@ -63,7 +75,14 @@ pub fn prepare(batch: &PendingBatch, props: &WriterProperties) -> Result<Prepare
     Ok(PreparedBatch {
         range: batch.range,
         files,
-        rejected: batch.rejected.clone(),
+        rejected: batch
+            .rejected
+            .iter()
+            .map(|d| Rejected {
+                offset: d.offset,
+                reason: format!("{}: {}", d.kind, d.detail),
+            })
+            .collect(),
     })
 }
 
@@ -73,7 +92,7 @@ pub struct PartitionBuffer {
     first: Option<i64>,
     last: i64,
     files: BTreeMap<NaiveDate, EventBatchBuilder>,
-    rejected: Vec<Rejected>,
+    rejected: Vec<DeadLetter>,
     records: usize,
     bytes: usize,
     opened_at: Option<Instant>,
@@ -104,8 +123,8 @@ impl PartitionBuffer {
 
     /// Decodes and appends one record. Records must come in increasing offset order; an
     /// invalid record is kept as a [`Rejected`] entry so that its offset stays accounted for.
-    /// Returns whether the record was a valid event.
-    pub fn push(&mut self, rec: &SourceRecord, now: Instant) -> bool {
+    /// Returns the kind of problem when the record is not a valid event.
+    pub fn push(&mut self, rec: &SourceRecord, now: Instant) -> Result<(), &'static str> {
         debug_assert_eq!(rec.partition, self.partition);
         debug_assert!(rec.offset > self.last, "offsets increase");
         if self.first.is_none() {
@@ -125,14 +144,19 @@ impl PartitionBuffer {
                         timestamp_ms: rec.timestamp_ms,
                     },
                 );
-                true
+                Ok(())
             }
             Err(e) => {
-                self.rejected.push(Rejected {
+                let kind = e.kind();
+                self.rejected.push(DeadLetter {
                     offset: rec.offset,
-                    reason: e.to_string(),
+                    timestamp_ms: rec.timestamp_ms,
+                    key: rec.key.clone(),
+                    value: rec.value.clone(),
+                    kind,
+                    detail: e.to_string(),
                 });
-                false
+                Err(kind)
             }
         }
     }
@@ -218,12 +242,12 @@ mod tests {
         assert!(b.take().is_none());
         let day1 = 1_767_225_599_000; // 2025-12-31T23:59:59Z
         let day2 = 1_767_225_601_000; // 2026-01-01T00:00:01Z
-        assert!(b.push(&record(10, day1), now));
-        assert!(b.push(&record(11, day2), now));
+        assert!(b.push(&record(10, day1), now).is_ok());
+        assert!(b.push(&record(11, day2), now).is_ok());
         let mut bad = record(12, day2);
         bad.value = Bytes::from_static(b"not json");
-        assert!(!b.push(&bad, now));
-        assert!(b.push(&record(14, day1), now));
+        assert!(b.push(&bad, now).is_err());
+        assert!(b.push(&record(14, day1), now).is_ok());
         let s = b.stats(now + std::time::Duration::from_secs(2));
         assert_eq!(s.records, 4);
         assert_eq!(s.age, std::time::Duration::from_secs(2));

@@ -4,5 +4,5 @@
 mod buffer;
 mod policy;
 
-pub use buffer::{PartitionBuffer, PendingBatch, SourceRecord, prepare};
+pub use buffer::{DeadLetter, PartitionBuffer, PendingBatch, SourceRecord, prepare};
 pub use policy::{BufferStats, FlushPolicy, FlushReason};

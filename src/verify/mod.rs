@@ -62,6 +62,8 @@ impl Default for VerifyOptions {
 pub struct Sources {
     /// The topic the lake was written from (same name as the lake table).
     pub kafka: Option<KafkaConfig>,
+    /// The sink's dead-letter topic (with `kafka`); None: `<table>.dlq`.
+    pub dlq_topic: Option<String>,
     /// ClickHouse and the database holding encore's tables.
     pub clickhouse: Option<(ClickHouse, String)>,
 }
@@ -100,6 +102,8 @@ pub struct DateCount {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PartitionReport {
     pub rows: u64,
+    /// Records the commit markers count as rejected (not valid events).
+    pub rejected: u64,
     /// Offset runs held by data files (and rejected records listed by markers).
     pub ranges: Vec<Span>,
     /// Against the topic, with `--brokers`.
@@ -128,6 +132,30 @@ pub struct ClickHouseReport {
     pub queue_lag: Option<i64>,
 }
 
+/// The dead-letter topic against the commit markers.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DeadLetterReport {
+    pub topic: String,
+    /// Records in the topic for this source, copies included.
+    pub records: u64,
+    /// Distinct source records.
+    pub distinct: u64,
+    /// Distinct source records per reason.
+    pub reasons: BTreeMap<String, u64>,
+    /// Of `distinct`, those inside committed ranges.
+    pub committed: u64,
+}
+
+/// Every record of the topic, accounted for (with `--brokers`, whole lake).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Accounting {
+    /// Records between the low and high watermarks.
+    pub topic_records: i64,
+    pub lake_rows: u64,
+    pub dead_letters: u64,
+    pub in_flight: i64,
+}
+
 /// The result of checking a lake.
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
@@ -140,8 +168,12 @@ pub struct Report {
     /// Rows per event type id (index id - 1).
     pub per_type: [u64; EVENT_TYPES],
     pub distinct_events: u64,
+    /// Extra copies of events found at other offsets (the topic's replays, not lake faults).
+    pub replayed_events: u64,
     pub partitions: BTreeMap<i32, PartitionReport>,
     pub clickhouse: Option<ClickHouseReport>,
+    pub dead_letters: Option<DeadLetterReport>,
+    pub accounting: Option<Accounting>,
     /// Everything wrong.
     pub problems: Vec<Problem>,
     /// Worth knowing, not wrong (records in flight, duplicates ClickHouse will merge).
@@ -470,6 +502,8 @@ pub async fn verify(
     let mut committed: BTreeMap<String, crate::lake::Range> = BTreeMap::new();
     // Per partition: each committed range with the data rows its marker lists.
     let mut markers: BTreeMap<i32, Vec<(Span, u64)>> = BTreeMap::new();
+    // Per partition: each committed range's rejected count and the offsets its marker lists.
+    let mut rejects: BTreeMap<i32, Vec<(Span, u64, Vec<i64>)>> = BTreeMap::new();
     let mut marker_problems = Vec::new();
     for p in lake.committed_partitions().await? {
         for r in lake.committed_ranges(p).await? {
@@ -479,6 +513,11 @@ pub async fn verify(
                         .entry(p)
                         .or_default()
                         .push(((r.first, r.last), m.rows));
+                    rejects.entry(p).or_default().push((
+                        (r.first, r.last),
+                        m.rejected_count,
+                        m.rejected.iter().map(|x| x.offset).collect(),
+                    ));
                     committed.extend(m.files.into_iter().map(|f| (f.path, r)));
                 }
                 Err(e) => marker_problems.push(e.to_string()),
@@ -558,6 +597,11 @@ pub async fn verify(
                         .entry(r.partition)
                         .or_default()
                         .push(((r.first, r.last), m.rows));
+                    rejects.entry(r.partition).or_default().push((
+                        (r.first, r.last),
+                        m.rejected_count,
+                        m.rejected.iter().map(|x| x.offset).collect(),
+                    ));
                     committed.extend(m.files.into_iter().map(|f| (f.path, r)));
                 }
                 None => report.problem(
@@ -716,7 +760,6 @@ pub async fn verify(
 
     // Duplicate event ids across the lake.
     ids.sort_unstable();
-    let total_ids = ids.len();
     let mut dup_examples = Vec::new();
     let mut dup_copies = 0u64;
     for w in ids.windows(2) {
@@ -729,18 +772,6 @@ pub async fn verify(
     }
     ids.dedup();
     report.distinct_events = ids.len() as u64;
-    if dup_copies > 0 {
-        let ex: Vec<String> = dup_examples.iter().map(|i| uuid_text(*i)).collect();
-        report.problem(
-            "duplicate_id",
-            "lake",
-            format!(
-                "{dup_copies} extra copies of event ids ({} ids read), e.g. {}",
-                total_ids,
-                ex.join(", ")
-            ),
-        );
-    }
 
     // Offsets per Kafka partition.
     let watermarks = match &sources.kafka {
@@ -753,12 +784,46 @@ pub async fn verify(
         }
         None => None,
     };
+    let dlq_topic = sources
+        .dlq_topic
+        .clone()
+        .unwrap_or_else(|| crate::kafka::dlq::default_topic(lake.table()));
+    let dead = match &sources.kafka {
+        Some(cfg) if !filtered => {
+            let (cfg, t, src) = (cfg.clone(), dlq_topic.clone(), lake.table().to_string());
+            tokio::task::spawn_blocking(move || crate::kafka::dlq::scan(&cfg, &t, &src))
+                .await
+                .map_err(|e| VerifyError::Source(e.to_string()))?
+                .map_err(|e| VerifyError::Source(format!("dead-letter topic: {e}")))?
+        }
+        _ => None,
+    };
+    let mut dead_report = DeadLetterReport {
+        topic: dlq_topic.clone(),
+        records: dead.as_ref().map_or(0, |d| d.records),
+        distinct: dead.as_ref().map_or(0, |d| d.distinct()),
+        reasons: dead.as_ref().map(|d| d.reasons.clone()).unwrap_or_default(),
+        committed: 0,
+    };
+    if let Some(d) = &dead
+        && d.unreadable > 0
+    {
+        report.problem(
+            "dead_letter",
+            format!("topic {dlq_topic}"),
+            format!(
+                "{} records without encore.partition/encore.offset headers",
+                d.unreadable
+            ),
+        );
+    }
     let mut all_partitions: BTreeSet<i32> = offsets.keys().copied().collect();
     all_partitions.extend(markers.keys().copied());
     if let Some(w) = &watermarks {
         all_partitions.extend(w.keys().copied());
     }
     let mut in_flight_total = 0i64;
+    let mut offset_copies = 0u64;
     for p in all_partitions {
         let mut offs = offsets.remove(&p).unwrap_or_default();
         offs.sort_unstable();
@@ -792,7 +857,27 @@ pub async fn verify(
                 }
             }
         }
+        let part_rejects = rejects.remove(&p).unwrap_or_default();
+        let rejected: u64 = part_rejects.iter().map(|r| r.1).sum();
+        if !filtered && sources.kafka.is_some() {
+            let letters = dead
+                .as_ref()
+                .and_then(|d| d.offsets.get(&p))
+                .cloned()
+                .unwrap_or_default();
+            dead_report.committed += check_dead_letters(
+                &mut report,
+                p,
+                &part_rejects,
+                &letters,
+                &offs,
+                dead.is_some(),
+                &dlq_topic,
+                list,
+            );
+        }
         let cov = coverage::coverage(offs, list);
+        offset_copies += cov.duplicate_copies;
         if cov.duplicate_copies > 0 {
             report.problem(
                 "overlap",
@@ -806,6 +891,7 @@ pub async fn verify(
         let ranges = coverage::merge(committed_ranges.iter().map(|(r, _)| *r));
         let mut pr = PartitionReport {
             rows,
+            rejected,
             ranges: ranges.clone(),
             topic: None,
         };
@@ -870,6 +956,42 @@ pub async fn verify(
         report.partitions.insert(p, pr);
     }
 
+    // A row held twice (same partition and offset) is also an id held twice: the overlap
+    // problem above names it. Ids beyond that are the same event at different offsets: the
+    // topic holds it more than once (a producer retried or replayed it), and the lake, which
+    // keeps every record once, does too.
+    let replays = dup_copies.saturating_sub(offset_copies);
+    if replays > 0 {
+        let ex: Vec<String> = dup_examples.iter().map(|i| uuid_text(*i)).collect();
+        report.replayed_events = replays;
+        report.notes.push(format!(
+            "{replays} events are in the topic more than once, at different offsets (replays; ClickHouse keeps one copy), e.g. {}",
+            ex.join(", ")
+        ));
+    }
+    if let Some(w) = &watermarks {
+        let acc = Accounting {
+            topic_records: w.values().map(|(l, h)| h - l).sum(),
+            lake_rows: report.partitions.values().map(|r| r.rows).sum(),
+            dead_letters: dead_report.committed,
+            in_flight: in_flight_total,
+        };
+        let accounted = acc.lake_rows as i64 + acc.dead_letters as i64 + acc.in_flight;
+        if accounted != acc.topic_records && report.problems.is_empty() {
+            // Only when nothing more specific (a gap, an overlap) explains it.
+            report.problem(
+                "accounting",
+                format!("topic {}", lake.table()),
+                format!(
+                    "{} records, but lake rows {} + dead letters {} + in flight {} = {accounted}",
+                    acc.topic_records, acc.lake_rows, acc.dead_letters, acc.in_flight
+                ),
+            );
+        }
+        report.accounting = Some(acc);
+        report.dead_letters = Some(dead_report);
+    }
+
     if let Some((ch, db)) = &sources.clickhouse {
         let r =
             clickhouse_reconcile(ch, db, &ids, opts, sources.kafka.as_ref(), lake.table()).await?;
@@ -921,6 +1043,70 @@ pub async fn verify(
         }
     }
     Ok(report)
+}
+
+/// One partition's commit markers against the dead-letter topic: every committed range must
+/// have exactly its rejected records there, and no lake row may also be a dead letter. Returns
+/// how many dead letters fall inside committed ranges.
+#[allow(clippy::too_many_arguments)]
+fn check_dead_letters(
+    report: &mut Report,
+    p: i32,
+    ranges: &[(Span, u64, Vec<i64>)],
+    letters: &BTreeSet<i64>,
+    lake_offsets: &[i64],
+    topic_exists: bool,
+    topic: &str,
+    list: usize,
+) -> u64 {
+    let rejected: u64 = ranges.iter().map(|r| r.1).sum();
+    if !topic_exists {
+        if rejected > 0 {
+            report.problem(
+                "dead_letter",
+                format!("partition {p}"),
+                format!(
+                    "the commit markers count {rejected} rejected records, but there is no dead-letter topic `{topic}`"
+                ),
+            );
+        }
+        return 0;
+    }
+    let mut inside = 0u64;
+    for ((first, last), count, listed) in ranges {
+        let have = letters.range(*first..=*last).count() as u64;
+        inside += have;
+        if have < *count {
+            let absent: Vec<i64> = listed
+                .iter()
+                .copied()
+                .filter(|o| !letters.contains(o))
+                .take(list)
+                .collect();
+            report.problem(
+                "dead_letter",
+                format!("partition {p}"),
+                format!(
+                    "offsets {}: the commit marker counts {count} rejected records, the dead-letter topic has {have} (absent e.g. {absent:?})",
+                    span((*first, *last))
+                ),
+            );
+        }
+    }
+    let both: Vec<i64> = lake_offsets
+        .iter()
+        .copied()
+        .filter(|o| letters.contains(o))
+        .take(list.max(1))
+        .collect();
+    if !both.is_empty() {
+        report.problem(
+            "dead_letter",
+            format!("partition {p}"),
+            format!("offsets {both:?} are both lake rows and dead letters"),
+        );
+    }
+    inside
 }
 
 /// Low and high watermark per partition of `topic`.
@@ -1098,6 +1284,26 @@ impl fmt::Display for Report {
                     ranges.join(", ")
                 )?;
             }
+        }
+        if let Some(a) = &self.accounting {
+            writeln!(
+                f,
+                "\nKafka: {} records = lake rows {} + dead letters {} + in flight {}",
+                a.topic_records, a.lake_rows, a.dead_letters, a.in_flight
+            )?;
+        }
+        if let Some(d) = &self.dead_letters
+            && d.records > 0
+        {
+            let reasons: Vec<String> = d.reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+            writeln!(
+                f,
+                "dead-letter topic {}: {} distinct records ({} copies): {}",
+                d.topic,
+                d.distinct,
+                d.records,
+                reasons.join(", ")
+            )?;
         }
         if let Some(c) = &self.clickhouse {
             writeln!(

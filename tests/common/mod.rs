@@ -31,6 +31,7 @@ pub fn sim(events: u64, users: u32, seed: u64) -> SimConfig {
         events: Some(events),
         duration: None,
         partitions: 4,
+        inject: Default::default(),
         topic: "music_events".into(),
     }
 }

@@ -609,3 +609,103 @@ impl LakeView {
         out
     }
 }
+
+impl Stack {
+    /// `encore verify` with the topic (and so the dead-letter topic) must be clean and exact:
+    /// every record of the topic is a lake row or a dead letter, none in flight.
+    pub fn verify_exact(&self, topic: &str, lake: &str, rows: u64, dead_letters: u64) -> String {
+        let out = self
+            .encore()
+            .args(["verify", "--topic", topic, "--lake", lake])
+            .output()
+            .expect("running encore verify");
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "encore verify:\n{report}");
+        assert!(
+            report.contains(&format!("verdict: CLEAN ({rows} rows")),
+            "expected {rows} rows:\n{report}"
+        );
+        let records: i64 = self.high_watermarks(topic).iter().sum();
+        assert_eq!(
+            records as u64,
+            rows + dead_letters,
+            "the topic holds {records} records, not {rows} rows + {dead_letters} dead letters"
+        );
+        assert!(
+            report.contains(&format!(
+                "Kafka: {records} records = lake rows {rows} + dead letters {dead_letters} + in flight 0"
+            )),
+            "{report}"
+        );
+        report
+    }
+
+    /// Every record of `topic` (blocking): (partition, offset, key, value, headers).
+    pub fn read_all(&self, topic: &str) -> Vec<TopicRecord> {
+        use rdkafka::Message;
+        use rdkafka::message::Headers;
+        let highs = self.high_watermarks(topic);
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", "encore-tests-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("a plain consumer");
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for (p, &h) in highs.iter().enumerate() {
+            if h > 0 {
+                tpl.add_partition_offset(topic, p as i32, rdkafka::Offset::Beginning)
+                    .unwrap();
+            }
+        }
+        c.assign(&tpl).expect("assigning partitions");
+        let mut next = vec![0i64; highs.len()];
+        let mut out = Vec::new();
+        let end = Instant::now() + Duration::from_secs(60);
+        while next.iter().zip(&highs).any(|(n, h)| n < h) {
+            assert!(
+                Instant::now() < end,
+                "reading {topic}: at {next:?} of {highs:?} after 60 s"
+            );
+            let Some(m) = c.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let m = m.expect("a record");
+            next[m.partition() as usize] = m.offset() + 1;
+            let headers = m
+                .headers()
+                .map(|h| {
+                    (0..h.count())
+                        .map(|i| {
+                            let hd = h.get(i);
+                            (
+                                hd.key.to_string(),
+                                String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(TopicRecord {
+                partition: m.partition(),
+                offset: m.offset(),
+                value: m.payload().unwrap_or_default().to_vec(),
+                headers,
+            });
+        }
+        out
+    }
+}
+
+/// One record as `Stack::read_all` returns it.
+#[derive(Clone, Debug)]
+pub struct TopicRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub value: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+}
