@@ -179,6 +179,32 @@ pub struct SimArgs {
     pub inject: crate::sim::InjectConfig,
 }
 
+/// Refuses secrets typed on the command line (`--kafka-config sasl.password=…`): every user
+/// of the machine can read a process's arguments. They belong in ENCORE_KAFKA_CONFIG or a
+/// `--kafka-config-file`.
+pub fn refuse_secrets_in_arguments(m: &clap::ArgMatches) -> Result<(), String> {
+    use clap::parser::ValueSource;
+    if let Some((_, sub)) = m.subcommand() {
+        refuse_secrets_in_arguments(sub)?;
+    }
+    let from_args = m
+        .try_get_many::<(String, String)>("kafka_config")
+        .ok()
+        .flatten()
+        .filter(|_| m.value_source("kafka_config") == Some(ValueSource::CommandLine));
+    if let Some(key) = from_args
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .find(|k| crate::kafka::is_secret(k))
+    {
+        return Err(format!(
+            "--kafka-config {key}=…: a secret on the command line is visible to every user of this machine; put it in ENCORE_KAFKA_CONFIG or a --kafka-config-file"
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers (host:port,…). Without it `run` uses the in-process bus and
@@ -190,6 +216,10 @@ pub struct KafkaArgs {
     /// line.
     #[arg(long = "kafka-config", env = "ENCORE_KAFKA_CONFIG", value_delimiter = ';', value_parser = parse_setting, hide_env_values = true)]
     pub kafka_config: Vec<(String, String)>,
+    /// A librdkafka properties file (`key=value` lines, `#` comments), the place for TLS and
+    /// SASL settings and their secrets; `--kafka-config` entries win over it.
+    #[arg(long, env = "ENCORE_KAFKA_CONFIG_FILE")]
+    pub kafka_config_file: Option<std::path::PathBuf>,
     /// How long the brokers may take to answer at start before encore gives up (exit 2).
     #[arg(long, env = "ENCORE_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
@@ -527,11 +557,16 @@ impl KafkaArgs {
     /// The Kafka settings, or None without --brokers.
     pub fn to_settings(&self) -> Result<Option<KafkaSettings>, String> {
         let Some(brokers) = &self.brokers else {
-            if !self.kafka_config.is_empty() {
-                return Err("--kafka-config needs --brokers".into());
+            if !self.kafka_config.is_empty() || self.kafka_config_file.is_some() {
+                return Err("--kafka-config and --kafka-config-file need --brokers".into());
             }
             return Ok(None);
         };
+        let mut extra = match &self.kafka_config_file {
+            Some(path) => crate::kafka::read_settings_file(path)?,
+            None => Vec::new(),
+        };
+        extra.extend(self.kafka_config.iter().cloned());
         if self.connect_timeout.is_zero() {
             return Err("--connect-timeout must be positive".into());
         }
@@ -540,7 +575,7 @@ impl KafkaArgs {
         }
         let config = KafkaConfig {
             brokers: brokers.clone(),
-            extra: self.kafka_config.clone(),
+            extra,
             connect_timeout: self.connect_timeout,
         };
         config.validate().map_err(|e| e.to_string())?;

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
 use rand::SeedableRng;
 
 use encore::cli::{Cli, ClickHouseCommand, Command, ProduceSimpleArgs, VerifyArgs};
@@ -63,6 +62,11 @@ fn report_run(res: Result<pipeline::Summary, RunError>) -> ExitCode {
         Err(RunError::Lake(e)) if e.is_config() => usage(e),
         Err(RunError::Lake(e)) => {
             eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+        Err(RunError::Incomplete { reason, summary }) => {
+            outln!("{summary}");
+            eprintln!("error: {reason}");
             ExitCode::from(1)
         }
         Err(RunError::Fatal { reason, summary }) => {
@@ -212,7 +216,14 @@ fn verify(args: VerifyArgs) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    if let Err(e) = encore::cli::refuse_secrets_in_arguments(&matches) {
+        return usage(e);
+    }
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     if let Err(e) = init_tracing(&cli.log) {
         return usage(e);
     }

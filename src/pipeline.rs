@@ -149,6 +149,12 @@ pub enum RunError {
     /// A service refused the set-up (e.g. ClickHouse's schema drifted): nothing was written.
     #[error("{0}")]
     Refused(String),
+    /// The run drained completely, but a side of it did not finish (ClickHouse's schema).
+    #[error("{reason}")]
+    Incomplete {
+        reason: String,
+        summary: Box<Summary>,
+    },
     /// The run stopped without draining; the summary says how far it got.
     #[error("{reason}")]
     Fatal {
@@ -504,6 +510,120 @@ pub async fn apply_clickhouse(
     Ok((ddl, report))
 }
 
+/// Where a run's ClickHouse schema stands.
+#[derive(Clone, Debug)]
+enum DdlState {
+    Applied,
+    /// Not reachable yet: the DDL actor keeps trying (the last error).
+    Retrying(String),
+    /// Reached, and refused (drift, permissions): not retried.
+    Failed(String),
+}
+
+/// A run's ClickHouse: the DDL actor and the state of its schema.
+struct ClickHouseHandle {
+    _ddl: Addr<ClickHouseDdl>,
+    state: tokio::sync::watch::Receiver<DdlState>,
+}
+
+impl ClickHouseHandle {
+    /// None when the schema is in place; otherwise why the run must not report success.
+    fn unfinished(&self) -> Option<String> {
+        match &*self.state.borrow() {
+            DdlState::Applied => None,
+            DdlState::Retrying(e) => Some(format!(
+                "ClickHouse stayed unreachable for the whole run, so its schema was not applied ({e}); the lake and the topic are complete: `encore clickhouse setup` later creates the queues, which read the topic from its start"
+            )),
+            DdlState::Failed(e) => Some(format!(
+                "ClickHouse refused the schema after it came back: {e}; the lake and the topic are complete"
+            )),
+        }
+    }
+}
+
+/// Waits between attempts to reach a ClickHouse that was down at start.
+const DDL_RETRY_FIRST: Duration = Duration::from_secs(1);
+const DDL_RETRY_CAP: Duration = Duration::from_secs(10);
+
+/// Applies the schema before anything is published. A server that answers and refuses (drift,
+/// bad credentials) stops the run here; one that does not answer yet is retried in the
+/// background while the lake path runs: its queues read the topic from the start whenever
+/// they are created, so nothing is missed.
+async fn start_clickhouse(run: &ClickHouseRun) -> Result<ClickHouseHandle, RunError> {
+    let fail = |e: SetupError| match e {
+        SetupError::Ch(ChError::Config(_)) => RunError::Usage(format!("ClickHouse: {e}")),
+        // The server refused, or its tables differ: not a usage error (exit 1).
+        e => RunError::Refused(format!("ClickHouse: {e}")),
+    };
+    let ch = ClickHouse::new(run.settings.config.clone()).map_err(|e| fail(e.into()))?;
+    // One attempt per request (its statements still retry a refused connection briefly); the
+    // waiting between attempts is done here, so the lake path never waits for it.
+    let ddl = ClickHouseDdl::new(ch, run.settings.target.clone(), Duration::ZERO).start();
+    let apply = {
+        let (ddl, recreate) = (ddl.clone(), run.recreate);
+        move || {
+            let ddl = ddl.clone();
+            async move {
+                ddl.send(ApplySchema { recreate }).await.map_err(|e| {
+                    ChError::Config(format!("the ClickHouse DDL actor stopped: {e}"))
+                })?
+            }
+        }
+    };
+    let ready = |report: SetupReport| {
+        tracing::info!(
+            created = report.created.len(),
+            unchanged = report.unchanged.len(),
+            dropped = report.dropped.len(),
+            "ClickHouse schema ready"
+        );
+        for w in &report.warnings {
+            tracing::warn!("{w}");
+        }
+    };
+    match apply().await {
+        Ok(report) => {
+            ready(report);
+            let (_tx, state) = tokio::sync::watch::channel(DdlState::Applied);
+            Ok(ClickHouseHandle { _ddl: ddl, state })
+        }
+        Err(SetupError::Ch(e @ ChError::Connect { .. })) => {
+            tracing::warn!(
+                error = %e,
+                "ClickHouse is not reachable; the run goes on and the schema is applied as soon as it answers"
+            );
+            let (tx, state) = tokio::sync::watch::channel(DdlState::Retrying(e.to_string()));
+            actix::spawn(async move {
+                let mut delay = DDL_RETRY_FIRST;
+                loop {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(DDL_RETRY_CAP);
+                    let next = match apply().await {
+                        Ok(report) => {
+                            ready(report);
+                            DdlState::Applied
+                        }
+                        Err(SetupError::Ch(e @ ChError::Connect { .. })) => {
+                            tracing::debug!(error = %e, "ClickHouse still unreachable");
+                            DdlState::Retrying(e.to_string())
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "ClickHouse refused the schema");
+                            DdlState::Failed(e.to_string())
+                        }
+                    };
+                    let done = !matches!(next, DdlState::Retrying(_));
+                    if tx.send(next).is_err() || done {
+                        return;
+                    }
+                }
+            });
+            Ok(ClickHouseHandle { _ddl: ddl, state })
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
 /// A started Kafka sink: group member + accumulator + committer.
 struct KafkaSink {
     consumer: Addr<KafkaSource>,
@@ -729,34 +849,17 @@ pub async fn run_kafka(
     opts: RunOptions,
 ) -> Result<Summary, RunError> {
     let started = Instant::now();
+    // The lake first: a bad location must stop the run before any topic is created.
+    let lake = open_lake(&sink, &sim.topic).await?;
     sim.partitions = prepare_topic(&sim.topic, sim.partitions, &k).await?;
-    // After the topics exist (ClickHouse's queues subscribe to them), before anything is published.
-    let _ddl = match &clickhouse {
+    // After the topics exist (ClickHouse's queues subscribe to them).
+    let ddl = match &clickhouse {
         Some(c) => {
             prepare_clickhouse_topics(&c.settings.target, sim.partitions, &k).await?;
-            // Before anything is published: a failure here is a usage error.
-            let (ddl, report) = apply_clickhouse(c).await.map_err(|e| match e {
-                SetupError::Ch(ChError::Config(_) | ChError::Connect { .. }) => {
-                    RunError::Usage(format!("ClickHouse: {e}"))
-                }
-                // The server refused, or its tables differ: not a usage error (exit 1).
-                e => RunError::Refused(format!("ClickHouse: {e}")),
-            })?;
-            tracing::info!(
-                database = %c.settings.target.database,
-                created = report.created.len(),
-                unchanged = report.unchanged.len(),
-                dropped = report.dropped.len(),
-                "ClickHouse schema ready"
-            );
-            for w in &report.warnings {
-                tracing::warn!("{w}");
-            }
-            Some(ddl)
+            Some(start_clickhouse(c).await?)
         }
         None => None,
     };
-    let lake = open_lake(&sink, &sim.topic).await?;
     let producer = Arc::new(
         KafkaProducer::new(&producer_config(&sim, &k), &sim.topic, &k.compression)
             .map_err(|e| RunError::Usage(e.to_string()))?,
@@ -839,7 +942,13 @@ pub async fn run_kafka(
     .conclude(outcome)
     .await;
     arbiters.stop();
-    result
+    match (result, ddl.as_ref().and_then(ClickHouseHandle::unfinished)) {
+        (Ok(summary), Some(reason)) => Err(RunError::Incomplete {
+            reason,
+            summary: Box::new(summary),
+        }),
+        (result, _) => result,
+    }
 }
 
 /// `encore sink`: topic → lake, as one member of the consumer group, until a signal or

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::stack::{LakeView, Proc, Stack, unique, wait_caught_up};
+use common::stack::{LakeView, Proc, Stack, figure, unique, wait_caught_up};
 
 /// The poison records, each with the reason the sink must give.
 fn poison() -> Vec<(&'static str, Vec<u8>)> {
@@ -166,19 +166,6 @@ fn a_dead_letter_missing_from_its_topic_is_reported() {
         report.contains("Kafka: 51 records = lake rows 50 + dead letters 1 + in flight 0"),
         "{report}"
     );
-}
-
-/// The number after `label` in encore's summary.
-fn figure(summary: &str, label: &str) -> u64 {
-    let line = summary
-        .lines()
-        .find(|l| l.trim_start().starts_with(label))
-        .unwrap_or_else(|| panic!("no `{label}` in the summary:\n{summary}"));
-    line.trim_start()[label.len()..]
-        .split_whitespace()
-        .next()
-        .and_then(|w| w.parse().ok())
-        .unwrap_or_else(|| panic!("no figure in `{line}`"))
 }
 
 #[test]

@@ -10,6 +10,23 @@ use std::time::Duration;
 use common::*;
 use encore::pipeline::RunError;
 
+/// `encore verify` on the lake must be clean with exactly `rows` rows.
+fn assert_verify_exact(lake: &std::path::Path, rows: usize) {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_encore"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ENCORE_") {
+            c.env_remove(k);
+        }
+    }
+    let out = c.args(["verify", "--lake"]).arg(lake).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains(&format!("verdict: CLEAN ({rows} rows")),
+        "{report}"
+    );
+}
+
 fn pending_intents(lake: &std::path::Path) -> usize {
     walk(&lake.join("_encore/music_events/pending"))
 }
@@ -60,6 +77,7 @@ fn flusher_failures_are_restarted_and_nothing_is_lost() {
     let ids: HashSet<&str> = all.iter().map(|r| r.event_id.as_str()).collect();
     assert_eq!(ids.len(), 20_000);
     assert_eq!(pending_intents(&lake), 0, "every intent resolved");
+    assert_verify_exact(&lake, 20_000);
 }
 
 #[test]
@@ -88,4 +106,5 @@ fn exhausted_budget_stops_the_run_and_the_next_run_resumes() {
     assert_eq!(s.rows, 5_000);
     assert_eq!(all_rows(&lake).len(), 5_000);
     assert_eq!(pending_intents(&lake), 0);
+    assert_verify_exact(&lake, 5_000);
 }

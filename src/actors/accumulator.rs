@@ -11,6 +11,9 @@
 //!   memory stays bounded. The mailbox itself never blocks, so flush completions keep flowing;
 //! - a failed flush keeps its batch and retries with exponential backoff, reporting each
 //!   failure to the supervisor (which counts restarts against the budget). Nothing is dropped.
+//!   While the lake fails, one partition's batch probes it and the others wait: an outage costs
+//!   one failure per backoff step, not one per partition, so a budget of 30 rides out minutes
+//!   of an S3 outage while consumption is paused.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -36,7 +39,16 @@ const MAILBOX: usize = 4;
 const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_CAP: Duration = Duration::from_secs(10);
 
+/// Whether the lake is failing, shared by the flush tasks: while it is, one of them at a time
+/// retries (holding `probe`, which keeps the next delay).
+#[derive(Default)]
+struct LakeHealth {
+    failing: AtomicBool,
+    probe: tokio::sync::Mutex<Option<Duration>>,
+}
+
 pub struct Accumulator {
+    health: Arc<LakeHealth>,
     policy: FlushPolicy,
     buffers: BTreeMap<i32, PartitionBuffer>,
     queued: BTreeMap<i32, VecDeque<Arc<PendingBatch>>>,
@@ -71,6 +83,7 @@ impl Accumulator {
         stats: Option<Addr<Stats>>,
     ) -> Self {
         Accumulator {
+            health: Arc::default(),
             policy,
             buffers: BTreeMap::new(),
             queued: BTreeMap::new(),
@@ -150,6 +163,7 @@ impl Accumulator {
             actix::spawn(flush_task(
                 batch,
                 revoked,
+                self.health.clone(),
                 self.flusher.clone(),
                 self.committer.clone(),
                 self.supervisor.clone(),
@@ -165,14 +179,21 @@ impl Accumulator {
 async fn flush_task(
     batch: Arc<PendingBatch>,
     revoked: Arc<AtomicBool>,
+    health: Arc<LakeHealth>,
     flusher: Addr<Flusher>,
     committer: Addr<Committer>,
     supervisor: Addr<Supervisor>,
     me: Addr<Accumulator>,
 ) {
     let partition = batch.range.partition;
-    let mut delay = RETRY_FIRST;
     loop {
+        // While the lake fails, attempts go one at a time, each after the shared delay.
+        let mut probe = if health.failing.load(Ordering::Acquire) {
+            let guard = health.probe.lock().await;
+            health.failing.load(Ordering::Acquire).then_some(guard)
+        } else {
+            None
+        };
         if revoked.load(Ordering::Acquire) {
             tracing::info!(
                 partition,
@@ -189,12 +210,24 @@ async fn flush_task(
             .await
         {
             Ok(Ok(durable)) => {
+                if let Some(delay) = probe.as_deref_mut() {
+                    *delay = None;
+                    health.failing.store(false, Ordering::Release);
+                    tracing::info!(partition, "the lake answers again; flushing resumes");
+                }
                 let _ = committer.send(durable).await;
                 break;
             }
             Ok(Err(e)) => e.to_string(),
             Err(e) => format!("flusher unreachable: {e}"),
         };
+        health.failing.store(true, Ordering::Release);
+        let mut guard = match probe.take() {
+            Some(g) => g,
+            None => health.probe.lock().await,
+        };
+        let delay = guard.map_or(RETRY_FIRST, |d| (d * 2).min(RETRY_CAP));
+        *guard = Some(delay);
         tracing::warn!(
             partition,
             first = batch.range.first,
@@ -213,8 +246,8 @@ async fn flush_task(
         {
             return;
         }
+        // Holding the probe: the other partitions wait rather than fail too.
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(RETRY_CAP);
     }
     // Control message, one per batch: bounded, and must not wait for mailbox room.
     me.do_send(FlushDone { partition });

@@ -76,7 +76,8 @@ impl fmt::Debug for KafkaConfig {
     }
 }
 
-fn is_secret(key: &str) -> bool {
+/// Whether a librdkafka setting's value is a secret (never printed, never on a command line).
+pub fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     SECRET_MARKERS.iter().any(|m| k.contains(m))
 }
@@ -100,6 +101,28 @@ pub fn parse_setting(s: &str) -> Result<(String, String), String> {
         ));
     }
     Ok((k.to_string(), v.to_string()))
+}
+
+/// Reads a librdkafka properties file: `key=value` lines, `#` comments and blank lines
+/// ignored; each setting checked like `--kafka-config`.
+pub fn read_settings_file(path: &std::path::Path) -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--kafka-config-file `{}`: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .map(|(i, l)| {
+            // parse_setting's errors name the key, never the value (it may be a secret).
+            parse_setting(l).map_err(|e| {
+                format!(
+                    "--kafka-config-file `{}` line {}: {e}",
+                    path.display(),
+                    i + 1
+                )
+            })
+        })
+        .collect()
 }
 
 /// Why Kafka could not be used.
@@ -132,7 +155,14 @@ impl KafkaConfig {
         self.client_config()
             .create_with_context::<_, rdkafka::admin::AdminClient<EncoreContext>>(EncoreContext)
             .map(drop)
-            .map_err(|e| KafkaSetupError::Config(format!("Kafka settings: {e}")))
+            .map_err(|e| {
+                let hint = if e.to_string().contains("OpenSSL not available") {
+                    " (this encore was built without TLS: build it with `--features kafka-tls`)"
+                } else {
+                    ""
+                };
+                KafkaSetupError::Config(format!("Kafka settings: {e}{hint}"))
+            })
     }
 }
 

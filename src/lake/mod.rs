@@ -164,6 +164,7 @@ impl Lake {
             if bucket.is_empty() {
                 return Err(loc_err("no bucket name after s3://".into()));
             }
+            naming::validate_bucket(bucket).map_err(loc_err)?;
             let region = cfg
                 .s3_region
                 .clone()

@@ -56,6 +56,32 @@ pub fn validate_table(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// S3's bucket naming rules: 3-63 characters of a-z 0-9 . -, starting and ending with a letter
+/// or digit, no `..`, not an IP address. Checked before any request names the bucket.
+pub fn validate_bucket(name: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("`{name}` is not a valid S3 bucket name: {why}"));
+    if !(3..=63).contains(&name.len()) {
+        return bad("it must have 3 to 63 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        return bad("only lower-case letters, digits, `.` and `-` are allowed");
+    }
+    let edge = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !edge(name.as_bytes()[0]) || !edge(name.as_bytes()[name.len() - 1]) {
+        return bad("it must start and end with a letter or a digit");
+    }
+    if name.contains("..") {
+        return bad("it must not contain `..`");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return bad("it must not look like an IP address");
+    }
+    Ok(())
+}
+
 pub fn date_dir(date: NaiveDate) -> String {
     format!("date={}", date.format("%Y-%m-%d"))
 }
@@ -134,6 +160,27 @@ pub fn intent_path(root: &Path, table: &str, r: &Range) -> Path {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        for ok in ["abc", "my-lake.2026", "a".repeat(63).as_str()] {
+            assert!(validate_bucket(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ab",
+            "Upper",
+            "under_score",
+            "-edge",
+            "edge-",
+            "a..b",
+            "192.168.1.1",
+            "sl/ash",
+            "a b",
+            "a".repeat(64).as_str(),
+        ] {
+            assert!(validate_bucket(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn names_are_deterministic_sortable_and_parse_back() {

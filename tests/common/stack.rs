@@ -709,3 +709,16 @@ pub struct TopicRecord {
     pub value: Vec<u8>,
     pub headers: BTreeMap<String, String>,
 }
+
+/// The number after `label` in encore's summary.
+pub fn figure(summary: &str, label: &str) -> u64 {
+    let line = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with(label))
+        .unwrap_or_else(|| panic!("no `{label}` in the summary:\n{summary}"));
+    line.trim_start()[label.len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no figure in `{line}`"))
+}
