@@ -104,6 +104,17 @@ pub struct KafkaSettings {
 }
 
 impl KafkaSettings {
+    /// The dead-letter topic must not be the topic itself: its letters would be read, rejected
+    /// and copied again forever.
+    pub fn check_dlq(&self, topic: &str) -> Result<(), RunError> {
+        if self.dlq_topic_of(topic) == topic {
+            return Err(RunError::Usage(format!(
+                "--dlq-topic `{topic}` is the topic the sink reads; use another name"
+            )));
+        }
+        Ok(())
+    }
+
     /// The dead-letter topic of `topic`.
     pub fn dlq_topic_of(&self, topic: &str) -> String {
         self.dlq_topic
@@ -849,6 +860,7 @@ pub async fn run_kafka(
     opts: RunOptions,
 ) -> Result<Summary, RunError> {
     let started = Instant::now();
+    k.check_dlq(&sim.topic)?;
     // The lake first: a bad location must stop the run before any topic is created.
     let lake = open_lake(&sink, &sim.topic).await?;
     sim.partitions = prepare_topic(&sim.topic, sim.partitions, &k).await?;
@@ -961,6 +973,7 @@ pub async fn sink_kafka(
     opts: RunOptions,
 ) -> Result<Summary, RunError> {
     let started = Instant::now();
+    k.check_dlq(topic)?;
     let partitions = {
         let (cfg, t) = (k.config.clone(), topic.to_string());
         // The sink never creates the topic: a typo must not create an empty one.

@@ -153,6 +153,36 @@ fn a_dead_letter_missing_from_its_topic_is_reported() {
         )),
         "{report}"
     );
+    // A dead-letter topic that exists but lacks the letter: another topic's.
+    let (other, other_lake) = (unique("dlqother"), format!("s3://{}/o", unique("lake")));
+    stack.produce(&other, 1, 5, 4);
+    stack.produce_raw(&other, &[b"{".to_vec()]);
+    let mut sink = stack.encore();
+    sink.args(["sink", "--topic", &other, "--group", &unique("g")])
+        .args(["--lake", &other_lake, "--flush-interval", "1s"]);
+    let sink = Proc::spawn(sink, "sink2", dir.path());
+    let view = LakeView::open(&stack, &other_lake, &other);
+    wait_caught_up(
+        &view,
+        &stack.high_watermarks(&other),
+        Duration::from_secs(60),
+        || sink.log(),
+    );
+    let (st, log) = sink.term(Duration::from_secs(30));
+    assert!(st.success(), "{log}");
+    let out = stack
+        .encore()
+        .args(["verify", "--topic", &topic, "--lake", &lake])
+        .args(["--dlq-topic", &format!("{other}.dlq")])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("rejected records, the dead-letter topic has 0 (absent e.g. [50])"),
+        "{report}"
+    );
+
     // Pointed at the right topic, it is clean and exact.
     let out = stack
         .encore()

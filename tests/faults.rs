@@ -75,22 +75,25 @@ impl Names {
     }
 }
 
+/// Partitions of the fault tests' topics.
+const PARTITIONS: usize = 6;
+
 /// A realtime `encore run` (about 2000 events/s, so that listeners keep publishing through
-/// a fault) on 4 partitions with 2 s flushes.
+/// a fault) on 6 partitions with 2 s flushes.
 fn realtime_run(stack: &Stack, n: &Names, duration: &str) -> Command {
     let mut run = stack.encore();
     run.args(["run", "--users", "1000", "--speed", "50"])
         .args(["--duration", duration])
         .args(["--topic", &n.topic, "--group", &n.group, "--lake", &n.lake])
-        .args(["--partitions", "4", "--batch-rows", "20000"])
-        .args(["--flush-interval", "2s"]);
+        .args(["--partitions", &PARTITIONS.to_string()])
+        .args(["--batch-rows", "20000", "--flush-interval", "2s"]);
     run
 }
 
 /// Waits until the lake holds a commit (the run is under way).
 fn wait_first_commit(proc: &mut Proc, view: &LakeView) {
     let started = Instant::now();
-    while view.committed_ends(4).iter().sum::<i64>() == 0 {
+    while view.committed_ends(PARTITIONS).iter().sum::<i64>() == 0 {
         assert!(proc.running(), "encore run ended early:\n{}", proc.log());
         assert!(
             started.elapsed() < Duration::from_secs(60),
@@ -192,10 +195,16 @@ fn s3_down_for_30s_pauses_the_sink_with_bounded_memory_and_loses_nothing() {
         "the outage was noticed:\n{log}"
     );
     assert!(log.contains("the lake answers again"), "{log}");
+    assert!(
+        log.contains("consumption paused") && log.contains("consumption resumed"),
+        "the sink paused its consumer while batches waited:\n{log}"
+    );
+    // One partition probes the failing lake while the five others wait: far fewer restarts
+    // than one per partition per backoff step (which would exhaust the budget of 30).
     let restarts = figure(&summary, "restarts");
     assert!(
-        (1..=30).contains(&restarts),
-        "restarts within the default budget: {restarts}\n{summary}"
+        (1..=15).contains(&restarts),
+        "restarts: {restarts}\n{summary}"
     );
     let published = completed(&summary, &log);
     eprintln!(
@@ -316,26 +325,31 @@ fn sigkill_of_the_whole_run_then_a_restart_with_the_same_group_is_exact() {
     let stack = Stack::get();
     let n = Names::new("kill");
     let dir = tempfile::tempdir().unwrap();
-    let mut proc = Proc::spawn(realtime_run(&stack, &n, "120s"), "run1", dir.path());
+    // A 6 s session, so that the broker forgets the killed member soon (tansu assigns nothing
+    // to a member that joins while a dead one still counts: docs/real-stack-notes.md).
+    let mut first = realtime_run(&stack, &n, "120s");
+    first.args(["--kafka-config", "session.timeout.ms=6000"]);
+    let mut proc = Proc::spawn(first, "run1", dir.path());
     let view = LakeView::open(&stack, &n.lake, &n.topic);
     wait_first_commit(&mut proc, &view);
     // Mid-flush, most likely: batches are cut every 2 s.
     std::thread::sleep(Duration::from_millis(3300));
     proc.kill();
     let after_kill: i64 = stack.high_watermarks(&n.topic).iter().sum();
-    let committed: i64 = view.committed_ends(4).iter().sum();
+    let committed: i64 = view.committed_ends(PARTITIONS).iter().sum();
     assert!(
         committed < after_kill,
         "the kill left records to resume from ({committed} of {after_kill} committed)"
     );
 
+    std::thread::sleep(Duration::from_secs(8));
     // Same topic, group and lake: the sink resumes from the lake, removes leftovers, and
     // the new events follow.
     let out = stack
         .encore()
         .args(["run", "--users", "200", "--max-rate", "--events", "5000"])
         .args(["--topic", &n.topic, "--group", &n.group, "--lake", &n.lake])
-        .args(["--partitions", "4"])
+        .args(["--partitions", &PARTITIONS.to_string()])
         .output()
         .unwrap();
     let summary = String::from_utf8_lossy(&out.stdout);

@@ -183,6 +183,15 @@ fn names_that_reach_keys_topics_or_sql_are_validated_before_anything_is_written(
             vec![
                 "--brokers".into(),
                 stack.brokers.clone(),
+                "--dlq-topic".into(),
+                "music_events".into(),
+            ],
+            "is the topic the sink reads",
+        ),
+        (
+            vec![
+                "--brokers".into(),
+                stack.brokers.clone(),
                 "--clickhouse-url".into(),
                 ch.url.clone(),
                 "--clickhouse-database".into(),

@@ -127,7 +127,8 @@ impl Accumulator {
 
     /// Releases the held-back replies whose condition now holds.
     fn release(&mut self) {
-        if self.unflushed <= self.max_unflushed {
+        if self.unflushed <= self.max_unflushed && !self.paused.is_empty() {
+            tracing::info!("consumption resumed");
             for tx in self.paused.drain(..) {
                 let _ = tx.send(());
             }
@@ -311,6 +312,12 @@ impl Handler<Records> for Accumulator {
             return Box::pin(async {});
         }
         // Too much waits for the lake: hold the reply back, which pauses the consumer.
+        if self.paused.is_empty() {
+            tracing::info!(
+                waiting = self.unflushed,
+                "batches wait for the lake: consumption paused"
+            );
+        }
         let (tx, rx) = oneshot::channel();
         self.paused.push(tx);
         Box::pin(async move {

@@ -79,7 +79,11 @@ impl Handler<Flush> for Flusher {
         let batch = msg.batch;
         AtomicResponse::new(Box::pin(
             async move {
-                if let Some(dlq) = dead_letters.filter(|_| !batch.rejected.is_empty()) {
+                let unsent = !batch.rejected.is_empty()
+                    && !batch
+                        .letters_sent
+                        .load(std::sync::atomic::Ordering::Acquire);
+                if let Some(dlq) = dead_letters.filter(|_| unsent) {
                     dlq.write(batch.range.partition, &batch.rejected)
                         .await
                         .map_err(|reason| LakeError::DeadLetters {
@@ -87,6 +91,9 @@ impl Handler<Flush> for Flusher {
                             count: batch.rejected.len(),
                             reason,
                         })?;
+                    batch
+                        .letters_sent
+                        .store(true, std::sync::atomic::Ordering::Release);
                 }
                 let marker = lake.commit_batch(&source, &prepared).await?;
                 Ok::<_, LakeError>(Durable {

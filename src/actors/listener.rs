@@ -107,6 +107,11 @@ impl ListenerActor {
     /// Takes every event before `until_ms` (at most [`MAX_BATCH`]) and encodes them into one
     /// buffer, sliced per record: one allocation per batch, not per event.
     fn take_due(&mut self, until_ms: i64, max: usize) -> Vec<OutRecord> {
+        self.take_due_counted(until_ms, max).0
+    }
+
+    /// `take_due`, with the number of events taken (injected records come on top).
+    fn take_due_counted(&mut self, until_ms: i64, max: usize) -> (Vec<OutRecord>, usize) {
         let n_max = self.quota_left().min(max as u64) as usize;
         let mut buf = BytesMut::with_capacity(n_max.min(64) * 480);
         let mut meta = Vec::new();
@@ -169,7 +174,8 @@ impl ListenerActor {
         }
         self.emitted += events as u64;
         let frozen = buf.freeze();
-        meta.into_iter()
+        let records = meta
+            .into_iter()
             .map(|(a, b, event_type, ts_ms, injected)| OutRecord {
                 key: self.key.clone(),
                 value: frozen.slice(a..b),
@@ -177,7 +183,8 @@ impl ListenerActor {
                 ts_ms,
                 injected,
             })
-            .collect()
+            .collect();
+        (records, events)
     }
 
     /// Realtime: emit what is due now, then sleep until the next event is.
@@ -227,8 +234,8 @@ impl Handler<Advance> for ListenerActor {
         let before = self.emitted;
         if !self.stopped {
             loop {
-                let records = self.take_due(msg.until_ms, MAX_BATCH);
-                let full = records.len() == MAX_BATCH;
+                let (records, events) = self.take_due_counted(msg.until_ms, MAX_BATCH);
+                let full = events == MAX_BATCH;
                 if !records.is_empty() {
                     batches.push(records);
                 }

@@ -27,10 +27,15 @@ pub const OFFSET: &str = "encore.offset";
 pub const TIMESTAMP: &str = "encore.timestamp_ms";
 /// Set when the value was cut to fit: the original size in bytes.
 pub const ORIGINAL_SIZE: &str = "encore.original_size";
+/// Set when the key was cut to fit: the original size in bytes.
+pub const ORIGINAL_KEY_SIZE: &str = "encore.original_key_size";
 
 /// Largest value copied whole: below Kafka's default 1 MB message limit with room for the key
 /// and headers. A longer value is cut to this size and keeps its original in the source topic.
 pub const MAX_COPIED_VALUE: usize = 900 * 1024;
+/// Largest key copied whole; with the value and the (bounded) headers a letter stays below
+/// librdkafka's and Kafka's default 1 MB limit, so no record can make its letter unsendable.
+pub const MAX_COPIED_KEY: usize = 16 * 1024;
 
 /// The default name of a topic's dead-letter topic.
 pub fn default_topic(topic: &str) -> String {
@@ -81,7 +86,10 @@ impl DeadLetterWriter {
                 d.offset.to_string(),
                 d.timestamp_ms.to_string(),
             );
-            let size_s = d.value.len().to_string();
+            let (size_s, key_size_s) = (
+                d.value.len().to_string(),
+                d.key.as_ref().map_or(0, |k| k.len()).to_string(),
+            );
             let mut headers = OwnedHeaders::new_with_capacity(7)
                 .insert(header(REASON, d.kind))
                 .insert(header(ERROR, &d.detail))
@@ -89,6 +97,9 @@ impl DeadLetterWriter {
                 .insert(header(PARTITION, &partition_s))
                 .insert(header(OFFSET, &offset_s))
                 .insert(header(TIMESTAMP, &ts_s));
+            if d.key.as_ref().is_some_and(|k| k.len() > MAX_COPIED_KEY) {
+                headers = headers.insert(header(ORIGINAL_KEY_SIZE, &key_size_s));
+            }
             let value = if d.value.len() > MAX_COPIED_VALUE {
                 headers = headers.insert(header(ORIGINAL_SIZE, &size_s));
                 &d.value[..MAX_COPIED_VALUE]
@@ -100,7 +111,7 @@ impl DeadLetterWriter {
                 .payload(value)
                 .headers(headers);
             if let Some(k) = &d.key {
-                rec = rec.key(&k[..]);
+                rec = rec.key(&k[..k.len().min(MAX_COPIED_KEY)]);
             }
             // Waits for queue room instead of failing when librdkafka's queue is full.
             self.producer.send(rec, Timeout::Never)
@@ -151,7 +162,9 @@ pub fn scan(
     let mut c = cfg.client_config();
     c.set("group.id", "encore-verify-unused")
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
+        // EOF ends a partition even when its last offsets hold no record (transaction
+        // markers, compaction).
+        .set("enable.partition.eof", "true");
     let consumer: BaseConsumer<EncoreContext> = c
         .create_with_context(EncoreContext)
         .map_err(|e| KafkaSetupError::Config(format!("Kafka settings: {e}")))?;
@@ -173,9 +186,10 @@ pub fn scan(
         .map_err(|e| KafkaSetupError::Config(format!("reading `{topic}`: {e}")))?;
     let mut seen: BTreeMap<(i32, i64), String> = BTreeMap::new();
     let mut next: Vec<i64> = marks.iter().map(|m| m.0).collect();
+    let mut at_end: Vec<bool> = marks.iter().map(|m| m.1 <= m.0).collect();
     let patience = cfg.connect_timeout.max(Duration::from_secs(10));
     let mut last_progress = Instant::now();
-    while next.iter().zip(&marks).any(|(n, m)| *n < m.1) {
+    while at_end.iter().any(|e| !e) {
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
             if last_progress.elapsed() > patience {
                 return Err(KafkaSetupError::Config(format!(
@@ -186,9 +200,25 @@ pub fn scan(
             }
             continue;
         };
-        let msg = msg.map_err(|e| KafkaSetupError::Config(format!("reading `{topic}`: {e}")))?;
+        let msg = match msg {
+            Ok(m) => m,
+            Err(rdkafka::error::KafkaError::PartitionEOF(p)) => {
+                if let Some(e) = at_end.get_mut(p as usize) {
+                    *e = true;
+                }
+                last_progress = Instant::now();
+                continue;
+            }
+            Err(e) => {
+                return Err(KafkaSetupError::Config(format!("reading `{topic}`: {e}")));
+            }
+        };
         last_progress = Instant::now();
-        next[msg.partition() as usize] = msg.offset() + 1;
+        let p = msg.partition() as usize;
+        if p < next.len() {
+            next[p] = msg.offset() + 1;
+            at_end[p] = next[p] >= marks[p].1;
+        }
         let mut fields: BTreeMap<&str, String> = BTreeMap::new();
         if let Some(h) = msg.headers() {
             for i in 0..h.count() {

@@ -40,6 +40,7 @@ const SECRET_MARKERS: &[&str] = &[
     "password",
     "secret",
     "private.key",
+    "key.pem",
     "sasl.oauthbearer.config",
 ];
 
@@ -84,10 +85,11 @@ pub fn is_secret(key: &str) -> bool {
 
 /// Parses one `--kafka-config key=value`.
 pub fn parse_setting(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("`{s}`: expected key=value (a librdkafka setting)"))?;
-    let k = k.trim();
+    // Never quote the entry: it may hold a secret (a password containing `;` splits it).
+    let (k, v) = s.split_once('=').ok_or_else(|| {
+        "an entry has no `=`: expected key=value (a librdkafka setting; the entry is not shown, it may hold a secret)".to_string()
+    })?;
+    let (k, v) = (k.trim(), v.trim());
     if k.is_empty()
         || !k
             .chars()

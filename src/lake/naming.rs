@@ -111,10 +111,12 @@ pub fn parse_data_file_name(name: &str) -> Option<Range> {
 pub fn parse_marker_name(partition: i32, name: &str) -> Option<Range> {
     let rest = name.strip_suffix(".json")?;
     let (first, last) = rest.split_once('-')?;
-    Some(Range {
+    let (first, last) = (first.parse().ok()?, last.parse().ok()?);
+    // A range runs forwards; anything else is not a marker encore wrote.
+    (first <= last).then_some(Range {
         partition,
-        first: first.parse().ok()?,
-        last: last.parse().ok()?,
+        first,
+        last,
     })
 }
 

@@ -6,7 +6,7 @@
 //!   rejects (invalid JSON, non-UTF-8, empty, a missing field, a mistyped field, an unknown event
 //!   type, a type id that disagrees with the name);
 //! - `oversized`: an extra 2 MiB record (the sink rejects it as too large);
-//! - `duplicate`: the listener's previous event sent again, byte for byte (the same event id at a
+//! - `duplicate`: one of the listener's last 8 events sent again, byte for byte (the same event id at a
 //!   new offset, as a producer retrying without idempotence would);
 //! - `late`: the event itself is stamped `late_by` earlier (default 26 h), so it lands in an
 //!   earlier date partition.
@@ -23,6 +23,9 @@ use rand_pcg::Pcg64Mcg;
 
 /// Size of an `oversized` record: twice Kafka's default message limit of the sink's reading.
 pub const OVERSIZED_BYTES: usize = 2 << 20;
+
+/// Longest `late_by`: later than that is not a late event but a broken clock.
+pub const MAX_LATE_BY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// What to inject, as probabilities per event.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -65,8 +68,8 @@ impl FromStr for InjectConfig {
             if k == "late_by" {
                 c.late_by = humantime::parse_duration(v)
                     .map_err(|e| format!("late_by=`{v}`: {e} (e.g. 26h)"))?;
-                if c.late_by.is_zero() {
-                    return Err("late_by must be positive".into());
+                if c.late_by.is_zero() || c.late_by > MAX_LATE_BY {
+                    return Err("late_by must be between 1 ms and 365 days".into());
                 }
                 continue;
             }
@@ -252,6 +255,7 @@ mod tests {
         assert!("chaos=0.1".parse::<InjectConfig>().is_err());
         assert!("late".parse::<InjectConfig>().is_err());
         assert!("late_by=0s".parse::<InjectConfig>().is_err());
+        assert!("late_by=400days".parse::<InjectConfig>().is_err());
         assert!(!"".parse::<InjectConfig>().unwrap().is_active());
     }
 

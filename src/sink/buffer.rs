@@ -23,6 +23,23 @@ pub struct SourceRecord {
     pub value: Bytes,
 }
 
+/// Longest problem description kept per rejected record: decoder messages quote the record's
+/// own text, which must not make a dead letter (or a marker) as large as the record.
+const MAX_DETAIL: usize = 512;
+
+/// `s` cut to at most `max` bytes on a character boundary, with `…` when cut.
+fn clip(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
 /// A record that is not a valid event, kept whole until it is in the dead-letter topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeadLetter {
@@ -41,6 +58,9 @@ pub struct PendingBatch {
     pub range: Range,
     pub parts: Vec<(NaiveDate, RecordBatch, i64, i64)>,
     pub rejected: Vec<DeadLetter>,
+    /// Set once `rejected` is in the dead-letter topic, so that a flush retried after a lake
+    /// failure does not send the letters again.
+    pub letters_sent: std::sync::atomic::AtomicBool,
 }
 
 impl PendingBatch {
@@ -154,7 +174,7 @@ impl PartitionBuffer {
                     key: rec.key.clone(),
                     value: rec.value.clone(),
                     kind,
-                    detail: e.to_string(),
+                    detail: clip(e.to_string(), MAX_DETAIL),
                 });
                 Err(kind)
             }
@@ -190,6 +210,7 @@ impl PartitionBuffer {
             },
             parts,
             rejected: std::mem::take(&mut self.rejected),
+            letters_sent: Default::default(),
         };
         self.records = 0;
         self.bytes = 0;

@@ -146,14 +146,28 @@ pub struct DeadLetterReport {
     pub committed: u64,
 }
 
-/// Every record of the topic, accounted for (with `--brokers`, whole lake).
+/// Every record of the topic, accounted for (with `--brokers`, whole lake). Counts cover the
+/// offsets the topic still has (from its low watermark): rows and dead letters of older
+/// offsets, deleted from the topic by retention, are in `older_rows`.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Accounting {
     /// Records between the low and high watermarks.
     pub topic_records: i64,
+    /// Lake rows inside committed ranges.
     pub lake_rows: u64,
+    /// Distinct dead letters inside committed ranges.
     pub dead_letters: u64,
+    /// Offsets of committed ranges that hold neither (transaction markers, compaction).
+    pub no_record: i64,
     pub in_flight: i64,
+    /// Lake rows below the topic's low watermark.
+    pub older_rows: u64,
+}
+
+impl Accounting {
+    pub fn accounted(&self) -> i64 {
+        self.lake_rows as i64 + self.dead_letters as i64 + self.no_record + self.in_flight
+    }
 }
 
 /// The result of checking a lake.
@@ -824,6 +838,7 @@ pub async fn verify(
     }
     let mut in_flight_total = 0i64;
     let mut offset_copies = 0u64;
+    let mut acc = Accounting::default();
     for p in all_partitions {
         let mut offs = offsets.remove(&p).unwrap_or_default();
         offs.sort_unstable();
@@ -859,12 +874,28 @@ pub async fn verify(
         }
         let part_rejects = rejects.remove(&p).unwrap_or_default();
         let rejected: u64 = part_rejects.iter().map(|r| r.1).sum();
+        let letters = dead
+            .as_ref()
+            .and_then(|d| d.offsets.get(&p))
+            .cloned()
+            .unwrap_or_default();
+        if let Some(&(low, _)) = watermarks.as_ref().and_then(|w| w.get(&p)) {
+            // What the topic still has (from `low`), per committed range.
+            for ((first, last), _) in &committed_ranges {
+                let start = (*first).max(low);
+                if start > *last {
+                    continue;
+                }
+                let rows_in = (offs.partition_point(|o| *o <= *last)
+                    - offs.partition_point(|o| *o < start)) as i64;
+                let letters_in = letters.range(start..=*last).count() as i64;
+                acc.lake_rows += rows_in as u64;
+                acc.dead_letters += letters_in as u64;
+                acc.no_record += (*last - start + 1 - rows_in - letters_in).max(0);
+            }
+            acc.older_rows += offs.partition_point(|o| *o < low) as u64;
+        }
         if !filtered && sources.kafka.is_some() {
-            let letters = dead
-                .as_ref()
-                .and_then(|d| d.offsets.get(&p))
-                .cloned()
-                .unwrap_or_default();
             dead_report.committed += check_dead_letters(
                 &mut report,
                 p,
@@ -970,21 +1001,23 @@ pub async fn verify(
         ));
     }
     if let Some(w) = &watermarks {
-        let acc = Accounting {
-            topic_records: w.values().map(|(l, h)| h - l).sum(),
-            lake_rows: report.partitions.values().map(|r| r.rows).sum(),
-            dead_letters: dead_report.committed,
-            in_flight: in_flight_total,
-        };
-        let accounted = acc.lake_rows as i64 + acc.dead_letters as i64 + acc.in_flight;
+        acc.topic_records = w.values().map(|(l, h)| h - l).sum();
+        acc.in_flight = in_flight_total;
+        let accounted = acc.accounted();
+        if acc.older_rows > 0 {
+            report.notes.push(format!(
+                "{} lake rows are older than the topic's low watermark (retention deleted them from the topic)",
+                acc.older_rows
+            ));
+        }
         if accounted != acc.topic_records && report.problems.is_empty() {
             // Only when nothing more specific (a gap, an overlap) explains it.
             report.problem(
                 "accounting",
                 format!("topic {}", lake.table()),
                 format!(
-                    "{} records, but lake rows {} + dead letters {} + in flight {} = {accounted}",
-                    acc.topic_records, acc.lake_rows, acc.dead_letters, acc.in_flight
+                    "{} records, but lake rows {} + dead letters {} + offsets without a record {} + in flight {} = {accounted}",
+                    acc.topic_records, acc.lake_rows, acc.dead_letters, acc.no_record, acc.in_flight
                 ),
             );
         }
@@ -1286,9 +1319,14 @@ impl fmt::Display for Report {
             }
         }
         if let Some(a) = &self.accounting {
+            let no_record = if a.no_record > 0 {
+                format!(" + offsets without a record {}", a.no_record)
+            } else {
+                String::new()
+            };
             writeln!(
                 f,
-                "\nKafka: {} records = lake rows {} + dead letters {} + in flight {}",
+                "\nKafka: {} records = lake rows {} + dead letters {}{no_record} + in flight {}",
                 a.topic_records, a.lake_rows, a.dead_letters, a.in_flight
             )?;
         }
