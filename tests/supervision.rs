@@ -108,3 +108,42 @@ fn exhausted_budget_stops_the_run_and_the_next_run_resumes() {
     assert_eq!(pending_intents(&lake), 0);
     assert_verify_exact(&lake, 5_000);
 }
+
+#[test]
+fn the_binary_exits_1_with_the_reason_when_the_budget_is_exhausted() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().to_path_buf();
+    std::fs::create_dir_all(&lake).unwrap();
+    std::fs::write(lake.join("music_events"), b"in the way").unwrap();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_encore"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ENCORE_") {
+            c.env_remove(k);
+        }
+    }
+    let out = c
+        .args(["run", "--users", "50", "--events", "5000", "--max-rate"])
+        .args([
+            "--batch-rows",
+            "1000",
+            "--restart-budget",
+            "2",
+            "--no-progress",
+        ])
+        .arg("--lake")
+        .arg(&lake)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error: flusher failed 3 times within 300s (restart budget 2)"),
+        "{err}"
+    );
+    assert!(err.contains("committed data is safe"), "{err}");
+    // Nothing was committed, and what the failed flushes left is rolled back by the next run.
+    std::fs::remove_file(lake.join("music_events")).unwrap();
+    let s = run(sim(5_000, 50, 9), sink(&lake, 1_000)).unwrap();
+    assert_eq!(s.rows, 5_000);
+    assert_verify_exact(&lake, 5_000);
+}
