@@ -658,14 +658,18 @@ async fn start_kafka_sink(
     };
     let dead_letters = {
         let dlq = k.dlq_topic_of(topic);
-        let (cfg, t, rf) = (k.config.clone(), topic.to_string(), k.replication);
+        let (cfg, t, d, rf) = (
+            k.config.clone(),
+            topic.to_string(),
+            dlq.clone(),
+            k.replication,
+        );
         // As many partitions as the source: source partition p's letters go to p, in order.
         let parts = blocking(move || {
             let n = crate::kafka::topic_partitions(&cfg, &t)?.unwrap_or(1);
-            Ok(ensure_topic(&cfg, &dlq, n, rf)?.partitions)
+            Ok(ensure_topic(&cfg, &d, n, rf)?.partitions)
         })
         .await?;
-        let dlq = k.dlq_topic_of(topic);
         Arc::new(
             DeadLetterWriter::new(&k.config, &dlq, topic, parts)
                 .map_err(|e| RunError::Usage(e.to_string()))?,

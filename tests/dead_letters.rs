@@ -5,9 +5,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use common::stack::{LakeView, Proc, Stack, figure, unique, wait_caught_up};
+use common::stack::{LakeView, Stack, figure, unique};
 
 /// The poison records, each with the reason the sink must give.
 fn poison() -> Vec<(&'static str, Vec<u8>)> {
@@ -40,7 +39,7 @@ fn poison() -> Vec<(&'static str, Vec<u8>)> {
 #[test]
 fn poison_messages_go_to_the_dead_letter_topic_and_every_record_is_accounted_for() {
     let stack = Stack::get();
-    let (topic, group, bucket) = (unique("poison"), unique("g"), unique("lake"));
+    let (topic, bucket) = (unique("poison"), unique("lake"));
     let lake = format!("s3://{bucket}/dl");
     // Valid events around the poison, so that it sits inside batches.
     stack.produce(&topic, 2, 300, 1);
@@ -50,17 +49,12 @@ fn poison_messages_go_to_the_dead_letter_topic_and_every_record_is_accounted_for
     stack.produce(&topic, 2, 200, 2);
 
     let dir = tempfile::tempdir().unwrap();
-    let mut sink = stack.encore();
-    sink.args([
-        "sink", "--topic", &topic, "--group", &group, "--lake", &lake,
-    ])
-    .args(["--batch-rows", "100", "--flush-interval", "1s"]);
-    let sink = Proc::spawn_capturing(sink, "sink", dir.path());
-    let view = LakeView::open(&stack, &lake, &topic);
-    let targets = stack.high_watermarks(&topic);
-    wait_caught_up(&view, &targets, Duration::from_secs(120), || sink.log());
-    let (st, log) = sink.term(Duration::from_secs(30));
-    assert!(st.success(), "sink exit {st}:\n{log}");
+    let log = stack.sink_until_caught_up(
+        &topic,
+        &lake,
+        &["--batch-rows", "100", "--flush-interval", "1s"],
+        dir.path(),
+    );
 
     // Each poison record is in the dead-letter topic once, whole (the 2 MiB one cut to
     // 900 KiB with its size), with its reason and its source position.
@@ -118,80 +112,40 @@ fn poison_messages_go_to_the_dead_letter_topic_and_every_record_is_accounted_for
 #[test]
 fn a_dead_letter_missing_from_its_topic_is_reported() {
     let stack = Stack::get();
-    let (topic, group, bucket) = (unique("dlqgone"), unique("g"), unique("lake"));
-    let lake = format!("s3://{bucket}/dl");
+    let (topic, lake) = (unique("dlqgone"), format!("s3://{}/dl", unique("lake")));
     stack.produce(&topic, 1, 50, 3);
     stack.produce_raw(&topic, &[b"not json".to_vec()]);
     let dir = tempfile::tempdir().unwrap();
     // The letters go to another topic than the one verify reads.
-    let mut sink = stack.encore();
-    sink.args([
-        "sink", "--topic", &topic, "--group", &group, "--lake", &lake,
-    ])
-    .args(["--dlq-topic", &format!("{topic}.elsewhere")])
-    .args(["--flush-interval", "1s"]);
-    let sink = Proc::spawn(sink, "sink", dir.path());
-    let view = LakeView::open(&stack, &lake, &topic);
-    wait_caught_up(
-        &view,
-        &stack.high_watermarks(&topic),
-        Duration::from_secs(60),
-        || sink.log(),
-    );
-    let (st, log) = sink.term(Duration::from_secs(30));
-    assert!(st.success(), "{log}");
-    let out = stack
-        .encore()
-        .args(["verify", "--topic", &topic, "--lake", &lake])
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{report}");
+    let elsewhere = format!("{topic}.elsewhere");
+    let fast = ["--flush-interval", "1s"];
+    let extra = [&["--dlq-topic", elsewhere.as_str()][..], &fast[..]].concat();
+    stack.sink_until_caught_up(&topic, &lake, &extra, dir.path());
+    let (code, report) = stack.verify(&topic, &lake, &[]);
+    assert_eq!(code, Some(1), "{report}");
     assert!(
         report.contains(&format!(
             "[dead_letter] partition 0: the commit markers count 1 rejected records, but there is no dead-letter topic `{topic}.dlq`"
         )),
         "{report}"
     );
+
     // A dead-letter topic that exists but lacks the letter: another topic's.
     let (other, other_lake) = (unique("dlqother"), format!("s3://{}/o", unique("lake")));
     stack.produce(&other, 1, 5, 4);
     stack.produce_raw(&other, &[b"{".to_vec()]);
-    let mut sink = stack.encore();
-    sink.args(["sink", "--topic", &other, "--group", &unique("g")])
-        .args(["--lake", &other_lake, "--flush-interval", "1s"]);
-    let sink = Proc::spawn(sink, "sink2", dir.path());
-    let view = LakeView::open(&stack, &other_lake, &other);
-    wait_caught_up(
-        &view,
-        &stack.high_watermarks(&other),
-        Duration::from_secs(60),
-        || sink.log(),
-    );
-    let (st, log) = sink.term(Duration::from_secs(30));
-    assert!(st.success(), "{log}");
-    let out = stack
-        .encore()
-        .args(["verify", "--topic", &topic, "--lake", &lake])
-        .args(["--dlq-topic", &format!("{other}.dlq")])
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{report}");
+    stack.sink_until_caught_up(&other, &other_lake, &fast, dir.path());
+    let other_dlq = format!("{other}.dlq");
+    let (code, report) = stack.verify(&topic, &lake, &["--dlq-topic", &other_dlq]);
+    assert_eq!(code, Some(1), "{report}");
     assert!(
         report.contains("rejected records, the dead-letter topic has 0 (absent e.g. [50])"),
         "{report}"
     );
 
     // Pointed at the right topic, it is clean and exact.
-    let out = stack
-        .encore()
-        .args(["verify", "--topic", &topic, "--lake", &lake])
-        .args(["--dlq-topic", &format!("{topic}.elsewhere")])
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{report}");
+    let (code, report) = stack.verify(&topic, &lake, &["--dlq-topic", &elsewhere]);
+    assert_eq!(code, Some(0), "{report}");
     assert!(
         report.contains("Kafka: 51 records = lake rows 50 + dead letters 1 + in flight 0"),
         "{report}"

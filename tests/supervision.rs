@@ -10,15 +10,24 @@ use std::time::Duration;
 use common::*;
 use encore::pipeline::RunError;
 
-/// `encore verify` on the lake must be clean with exactly `rows` rows.
-fn assert_verify_exact(lake: &std::path::Path, rows: usize) {
+/// The binary with none of the caller's `ENCORE_*` settings (these runs use no services).
+fn encore() -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_encore"));
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("ENCORE_") {
             c.env_remove(k);
         }
     }
-    let out = c.args(["verify", "--lake"]).arg(lake).output().unwrap();
+    c
+}
+
+/// `encore verify` on the lake must be clean with exactly `rows` rows.
+fn assert_verify_exact(lake: &std::path::Path, rows: usize) {
+    let out = encore()
+        .args(["verify", "--lake"])
+        .arg(lake)
+        .output()
+        .unwrap();
     let report = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{report}");
     assert!(
@@ -115,13 +124,7 @@ fn the_binary_exits_1_with_the_reason_when_the_budget_is_exhausted() {
     let lake = dir.path().to_path_buf();
     std::fs::create_dir_all(&lake).unwrap();
     std::fs::write(lake.join("music_events"), b"in the way").unwrap();
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_encore"));
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("ENCORE_") {
-            c.env_remove(k);
-        }
-    }
-    let out = c
+    let out = encore()
         .args(["run", "--users", "50", "--events", "5000", "--max-rate"])
         .args([
             "--batch-rows",

@@ -839,6 +839,7 @@ pub async fn verify(
     let mut in_flight_total = 0i64;
     let mut offset_copies = 0u64;
     let mut acc = Accounting::default();
+    let no_letters = BTreeSet::new();
     for p in all_partitions {
         let mut offs = offsets.remove(&p).unwrap_or_default();
         offs.sort_unstable();
@@ -877,8 +878,7 @@ pub async fn verify(
         let letters = dead
             .as_ref()
             .and_then(|d| d.offsets.get(&p))
-            .cloned()
-            .unwrap_or_default();
+            .unwrap_or(&no_letters);
         if let Some(&(low, _)) = watermarks.as_ref().and_then(|w| w.get(&p)) {
             // What the topic still has (from `low`), per committed range.
             for ((first, last), _) in &committed_ranges {
@@ -900,7 +900,7 @@ pub async fn verify(
                 &mut report,
                 p,
                 &part_rejects,
-                &letters,
+                letters,
                 &offs,
                 dead.is_some(),
                 &dlq_topic,

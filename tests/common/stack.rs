@@ -614,17 +614,8 @@ impl Stack {
     /// `encore verify` with the topic (and so the dead-letter topic) must be clean and exact:
     /// every record of the topic is a lake row or a dead letter, none in flight.
     pub fn verify_exact(&self, topic: &str, lake: &str, rows: u64, dead_letters: u64) -> String {
-        let out = self
-            .encore()
-            .args(["verify", "--topic", topic, "--lake", lake])
-            .output()
-            .expect("running encore verify");
-        let report = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.status.code(), Some(0), "encore verify:\n{report}");
+        let (code, report) = self.verify(topic, lake, &[]);
+        assert_eq!(code, Some(0), "encore verify:\n{report}");
         assert!(
             report.contains(&format!("verdict: CLEAN ({rows} rows")),
             "expected {rows} rows:\n{report}"
@@ -642,6 +633,52 @@ impl Stack {
             "{report}"
         );
         report
+    }
+
+    /// `encore verify` of `lake` against `topic` with `extra` arguments: its exit code and
+    /// everything it printed.
+    pub fn verify(&self, topic: &str, lake: &str, extra: &[&str]) -> (Option<i32>, String) {
+        let out = self
+            .encore()
+            .args(["verify", "--topic", topic, "--lake", lake])
+            .args(extra)
+            .output()
+            .expect("running encore verify");
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), report)
+    }
+
+    /// `encore sink` of `topic` into `lake` (new group, `extra` arguments) until the lake holds
+    /// the whole topic, then SIGTERM, which must drain with exit 0. Returns the sink's log.
+    pub fn sink_until_caught_up(
+        &self,
+        topic: &str,
+        lake: &str,
+        extra: &[&str],
+        dir: &std::path::Path,
+    ) -> String {
+        let mut sink = self.encore();
+        sink.args([
+            "sink",
+            "--topic",
+            topic,
+            "--group",
+            &unique("g"),
+            "--lake",
+            lake,
+        ])
+        .args(extra);
+        let sink = Proc::spawn(sink, &unique("sink"), dir);
+        let view = LakeView::open(self, lake, topic);
+        let targets = self.high_watermarks(topic);
+        wait_caught_up(&view, &targets, Duration::from_secs(120), || sink.log());
+        let (st, log) = sink.term(Duration::from_secs(30));
+        assert!(st.success(), "sink exit {st}:\n{log}");
+        log
     }
 
     /// Every record of `topic` (blocking): (partition, offset, key, value, headers).
