@@ -8,31 +8,39 @@
 #   scripts/stack.sh logs [service]      tail the logs (ENCORE_STACK_LOG_LINES, default 40)
 #   scripts/stack.sh env                 export lines: eval "$(scripts/stack.sh env)"
 #   scripts/stack.sh install [service...] install/build the tools only, start nothing
+#   scripts/stack.sh restart [service...] stop and start again, keeping the data (a broker restart)
 #   scripts/stack.sh reset [service...]  stop, then delete the service's data (topics, objects, tables)
-#   scripts/stack.sh pause|resume service  SIGSTOP / SIGCONT a running service (fault tests: a broker
-#                                        that stops answering, then comes back with its state intact)
-# Services: tansu (alias kafka), s3s-fs (alias s3), clickhouse (alias ch); default: all three.
+#   scripts/stack.sh pause|resume service  SIGSTOP / SIGCONT a running service (a server that stops
+#                                        answering, then comes back with its state intact)
+#   scripts/stack.sh kafka-acls ARGS...  Apache Kafka's AclCommand against the broker (as a super user)
+# Services: kafka, s3s-fs (alias s3), clickhouse (alias ch); default: all three.
 #
 # Services, all on 127.0.0.1:
-#   tansu       Kafka-protocol broker, tansu 0.6.0 from crates.io, sqlite storage   ENCORE_KAFKA_PORT (9092)
+#   kafka       Apache Kafka 4.1.2 from Maven Central, single-node KRaft            ENCORE_KAFKA_PORT (9092)
+#               (broker+controller; controller on ENCORE_KAFKA_CONTROLLER_PORT, 9093), a SASL/PLAIN
+#               listener with ACLs enforced on ENCORE_KAFKA_SASL_PORT (9094); Java 17 + Maven.
 #   s3s-fs      S3 API over a directory, s3s-fs 0.14.1 from crates.io              ENCORE_S3_PORT (9000)
 #   clickhouse  Debian's clickhouse-server 18.16 (apt), HTTP interface             ENCORE_CLICKHOUSE_HTTP_PORT (8123)
 #               its Kafka engine runs on librdkafka 2.12.1 built from rdkafka-sys 4.10.0's vendored
-#               source (Debian's librdkafka 2.0.2 cannot talk to tansu).
+#               source, the librdkafka encore itself links (Debian's is 2.0.2).
+#
+# SASL users (listener 9094): encore-admin (super user), encore-writer and encore-reader, which
+# hold only the ACLs a test grants them; the PLAINTEXT listener (ANONYMOUS) is a super user.
 #
 # State (data/, logs/, pids/): ${ENCORE_STACK_DIR:-$HOME/.cache/encore/stack}
 # Tools (built once, version-stamped): ${ENCORE_TOOLS_DIR:-$HOME/.cache/encore/tools}
-# A cold install takes about 15 minutes on 2 cores (tansu alone 7-12); later runs take seconds.
+# A cold install takes about 5 minutes on 2 cores (s3s-fs 1.5, librdkafka 1, Kafka's jars
+# seconds, apt the rest); later runs take seconds.
 # Other knobs: ENCORE_CLICKHOUSE_TCP_PORT (19000), ENCORE_CLICKHOUSE_INTERSERVER_PORT (19009),
-# ENCORE_STACK_TIMEOUT (startup deadline, 90 s), ENCORE_TANSU_LOG / ENCORE_S3S_LOG (RUST_LOG, warn),
-# ENCORE_CLICKHOUSE_LOG_LEVEL (information), ENCORE_CLICKHOUSE_KAFKA_DEBUG (librdkafka debug contexts).
-#
-# Known limits of these servers (see also the README): tansu 0.6.0 does not auto-create topics,
-# and deleting ONE topic through the admin API deletes EVERY topic in its sqlite store.
+# ENCORE_STACK_TIMEOUT (startup deadline, 90 s), ENCORE_KAFKA_HEAP (768m), ENCORE_KAFKA_LOG (WARN),
+# ENCORE_S3S_LOG (RUST_LOG, warn), ENCORE_CLICKHOUSE_LOG_LEVEL (information),
+# ENCORE_CLICKHOUSE_KAFKA_DEBUG (librdkafka debug contexts).
 set -euo pipefail
 
-TANSU_VERSION=0.6.0
-TANSU_FEATURES=dynostore,libsql
+KAFKA_VERSION=4.1.2
+# The broker's POM has no SLF4J binding (the release tarball ships log4j-slf4j-impl): without
+# one the broker logs nothing. 2.24.3 is the log4j2 that Kafka 4.1 is built with.
+LOG4J_VERSION=2.24.3
 S3S_FS_VERSION=0.14.1
 S3S_FS_FEATURES=binary
 # rdkafka 0.38 depends on rdkafka-sys ^4.9.0, which resolves to 4.10.0+2.12.1 (librdkafka 2.12.1).
@@ -46,6 +54,10 @@ STATE=$(realpath -m -- "${ENCORE_STACK_DIR:-$HOME/.cache/encore/stack}")
 TOOLS=$(realpath -m -- "${ENCORE_TOOLS_DIR:-$HOME/.cache/encore/tools}")
 HOST=127.0.0.1
 KAFKA_PORT=${ENCORE_KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${ENCORE_KAFKA_CONTROLLER_PORT:-9093}
+KAFKA_SASL_PORT=${ENCORE_KAFKA_SASL_PORT:-9094}
+KAFKA_HEAP=${ENCORE_KAFKA_HEAP:-768m}
+KAFKA_SASL_USERS=(encore-admin:admin-secret encore-writer:writer-secret encore-reader:reader-secret)
 S3_PORT=${ENCORE_S3_PORT:-9000}
 CH_HTTP_PORT=${ENCORE_CLICKHOUSE_HTTP_PORT:-8123}
 # ClickHouse's native port defaults to 9000, which is MinIO's (and so s3s-fs's) convention: moved.
@@ -60,17 +72,18 @@ CH_PASSWORD=click
 START_TIMEOUT=${ENCORE_STACK_TIMEOUT:-90}
 LOG_LINES=${ENCORE_STACK_LOG_LINES:-40}
 
-SERVICES=(tansu s3s-fs clickhouse)
+SERVICES=(kafka s3s-fs clickhouse)
 
-for port in "$KAFKA_PORT" "$S3_PORT" "$CH_HTTP_PORT" "$CH_TCP_PORT" "$CH_INTERSERVER_PORT"; do
+for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_PORT" "$S3_PORT" "$CH_HTTP_PORT" "$CH_TCP_PORT" "$CH_INTERSERVER_PORT"; do
     if ! [[ $port =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
         echo "stack: error: invalid port '$port' (check ENCORE_*_PORT)" >&2
         exit 2
     fi
 done
 
-TANSU_ROOT="$TOOLS/tansu-$TANSU_VERSION"
-TANSU_BIN="$TANSU_ROOT/bin/tansu"
+KAFKA_ROOT="$TOOLS/kafka-$KAFKA_VERSION"
+KAFKA_LIBS="$KAFKA_ROOT/libs"
+KAFKA_ETC="$STATE/kafka-etc"
 S3S_FS_ROOT="$TOOLS/s3s-fs-$S3S_FS_VERSION"
 S3S_FS_BIN="$S3S_FS_ROOT/bin/s3s-fs"
 LIBRDKAFKA_ROOT="$TOOLS/librdkafka-$LIBRDKAFKA_VERSION"
@@ -89,7 +102,7 @@ usage() {
 
 canonical_service() {
     case "$1" in
-        tansu | kafka) echo tansu ;;
+        kafka) echo kafka ;;
         s3s-fs | s3 | s3s) echo s3s-fs ;;
         clickhouse | ch) echo clickhouse ;;
         *) die "unknown service '$1' (expected one of: ${SERVICES[*]})" ;;
@@ -98,7 +111,7 @@ canonical_service() {
 
 service_port() {
     case "$1" in
-        tansu) echo "$KAFKA_PORT" ;;
+        kafka) echo "$KAFKA_PORT" ;;
         s3s-fs) echo "$S3_PORT" ;;
         clickhouse) echo "$CH_HTTP_PORT" ;;
     esac
@@ -106,11 +119,13 @@ service_port() {
 
 service_bin() {
     case "$1" in
-        tansu) echo "$TANSU_BIN" ;;
+        kafka) java_bin ;;
         s3s-fs) echo "$S3S_FS_BIN" ;;
         clickhouse) echo "$CH_BIN" ;;
     esac
 }
+
+java_bin() { readlink -f "$(command -v java)"; }
 
 pid_file() { echo "$STATE/pids/$1.pid"; }
 settings_file() { echo "$STATE/pids/$1.settings"; }
@@ -118,7 +133,7 @@ settings_file() { echo "$STATE/pids/$1.settings"; }
 # What a running service was started with; a change needs 'down' first.
 service_settings() {
     case "$1" in
-        tansu) echo "$HOST:$KAFKA_PORT tansu $TANSU_VERSION" ;;
+        kafka) echo "$HOST:$KAFKA_PORT controller $KAFKA_CONTROLLER_PORT sasl $KAFKA_SASL_PORT kafka $KAFKA_VERSION heap $KAFKA_HEAP" ;;
         s3s-fs) echo "$HOST:$S3_PORT s3s-fs $S3S_FS_VERSION" ;;
         clickhouse) echo "$HOST:$CH_HTTP_PORT tcp $CH_TCP_PORT interserver $CH_INTERSERVER_PORT librdkafka $LIBRDKAFKA_VERSION" ;;
     esac
@@ -181,7 +196,7 @@ PY
 healthy() {
     local svc=$1 code
     case "$svc" in
-        tansu)
+        kafka)
             if command -v python3 >/dev/null; then
                 local brokers
                 brokers=$(kafka_metadata "$KAFKA_PORT" 2>/dev/null) || return 1
@@ -234,13 +249,38 @@ cargo_install() { # cargo_install CRATE VERSION FEATURES ROOT — nice'd, own ta
     say "built $crate $version in $(($(now) - started))s"
 }
 
-install_tansu() {
-    local stamp="$TANSU_ROOT/.encore-stamp" want="tansu $TANSU_VERSION features=$TANSU_FEATURES"
-    if [[ -x $TANSU_BIN ]] && stamp_ok "$stamp" "$want"; then return 0; fi
-    say "building tansu $TANSU_VERSION from crates.io (about 7 minutes on 2 cores; log: $TOOLS/build/tansu-$TANSU_VERSION.log)"
-    rm -rf "$TANSU_ROOT"
-    cargo_install tansu "$TANSU_VERSION" "$TANSU_FEATURES" "$TANSU_ROOT"
+# Apache Kafka's broker from Maven Central: a POM naming the broker and an SLF4J binding, its
+# runtime dependencies copied into the tool cache (kafka-tools for AclCommand).
+install_kafka() {
+    local stamp="$KAFKA_ROOT/.encore-stamp" want="kafka $KAFKA_VERSION log4j $LOG4J_VERSION" build="$TOOLS/build/kafka-pom" started
+    if [[ -f $KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar ]] && stamp_ok "$stamp" "$want"; then return 0; fi
+    command -v java >/dev/null || die "java not found: Apache Kafka $KAFKA_VERSION needs Java 17 (apt-get install -y openjdk-17-jre-headless)"
+    command -v mvn >/dev/null || die "mvn not found: Kafka's jars come from Maven Central through Maven (apt-get install -y maven)"
+    java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || die "Apache Kafka $KAFKA_VERSION needs Java 17 or newer; java -version says: $(java -version 2>&1 | head -1)"
+    say "downloading Apache Kafka $KAFKA_VERSION from Maven Central (log: $TOOLS/build/kafka-mvn.log)"
+    started=$(now)
+    rm -rf "$KAFKA_ROOT" "$build"
+    mkdir -p "$build" "$KAFKA_LIBS"
+    cat >"$build/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.encore.stack</groupId>
+  <artifactId>kafka-broker</artifactId>
+  <version>0</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>$LOG4J_VERSION</version></dependency>
+  </dependencies>
+</project>
+EOF
+    (cd "$build" && run_logged "$TOOLS/build/kafka-mvn.log" mvn -B -q dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS")
+    [[ -f $KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar ]] || die "Maven did not copy kafka_2.13-$KAFKA_VERSION.jar into $KAFKA_LIBS"
+    rm -rf "$build"
     echo "$want" >"$stamp"
+    say "installed Apache Kafka $KAFKA_VERSION ($(find "$KAFKA_LIBS" -name '*.jar' | wc -l) jars) in $(($(now) - started))s"
 }
 
 install_s3s_fs() {
@@ -330,7 +370,7 @@ EOF
 
 install_for() {
     case "$1" in
-        tansu) install_tansu ;;
+        kafka) install_kafka ;;
         s3s-fs) install_s3s_fs ;;
         clickhouse) install_clickhouse && install_librdkafka ;;
     esac
@@ -349,6 +389,75 @@ spawn() { # spawn SERVICE DIR CMD... — detached (own session), output appended
     # fd 9 is stack.sh's lock: the daemon must not inherit it.
     (cd "$dir" && exec setsid "$@" >>"$log" 2>&1 </dev/null 9>&-) &
     echo $! >"$(pid_file "$svc")"
+}
+
+write_kafka_config() {
+    local data="$STATE/data/kafka" jaas="" u
+    rm -rf "$KAFKA_ETC"
+    mkdir -p "$KAFKA_ETC" "$data"
+    for u in "${KAFKA_SASL_USERS[@]}"; do jaas+=" user_${u%%:*}=\"${u#*:}\""; done
+    cat >"$KAFKA_ETC/server.properties" <<EOF
+# written by encore's scripts/stack.sh; regenerated on every start
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=$HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$jaas;
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+# the PLAINTEXT listener (tests, ClickHouse) and the controller connect as ANONYMOUS
+super.users=User:ANONYMOUS;User:encore-admin
+log.dirs=$data
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=8
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+# short enough that a test's sink or ClickHouse consumer that died is noticed quickly
+group.consumer.min.session.timeout.ms=1000
+group.min.session.timeout.ms=1000
+log.segment.bytes=268435456
+# The fault-injection tests send 2 MiB records (--inject oversized, the sink's too_large dead
+# letters); Kafka's default limit is 1 MiB per record batch.
+message.max.bytes=4194304
+EOF
+    cat >"$KAFKA_ETC/log4j2.xml" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<Configuration status="WARN">
+  <Appenders>
+    <Console name="out" target="SYSTEM_OUT">
+      <PatternLayout pattern="[%d] %p %m (%c)%n"/>
+    </Console>
+  </Appenders>
+  <Loggers>
+    <Logger name="kafka.server.KafkaServer" level="INFO"/>
+    <Logger name="kafka.server.BrokerServer" level="INFO"/>
+    <Logger name="kafka.Kafka\$" level="INFO"/>
+    <Root level="${ENCORE_KAFKA_LOG:-WARN}"><AppenderRef ref="out"/></Root>
+  </Loggers>
+</Configuration>
+EOF
+}
+
+# KRaft storage is formatted once per data directory (a cluster id of its own); reset deletes it.
+format_kafka_storage() {
+    local data="$STATE/data/kafka" id
+    [[ -f $data/meta.properties ]] && return 0
+    id=$(java -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+    [[ $id =~ ^[A-Za-z0-9_-]{22}$ ]] || die "kafka: StorageTool random-uuid printed '$id'"
+    run_logged "$STATE/logs/kafka-format.log" java -cp "$KAFKA_LIBS/*" \
+        -Dlog4j2.configurationFile="$KAFKA_ETC/log4j2.xml" kafka.tools.StorageTool format \
+        -t "$id" -c "$KAFKA_ETC/server.properties" --standalone
+    say "formatted Kafka storage (cluster id $id)"
 }
 
 write_clickhouse_config() {
@@ -428,16 +537,14 @@ EOF
 start_service() {
     local svc=$1
     case "$svc" in
-        tansu)
-            mkdir -p "$STATE/data/tansu"
-            # tansu resolves sqlite://PATH against its working directory (leading '/' dropped), hence cwd /.
-            # It also reads a .env file from its working directory: another reason for /.
-            spawn tansu / env -u SCHEMA_REGISTRY -u OTEL_EXPORTER_OTLP_ENDPOINT -u DATA_LAKE \
-                RUST_LOG="${ENCORE_TANSU_LOG:-warn}" \
-                "$TANSU_BIN" broker \
-                --listener-url "tcp://$HOST:$KAFKA_PORT" \
-                --advertised-listener-url "tcp://$HOST:$KAFKA_PORT" \
-                --storage-engine "sqlite://$STATE/data/tansu/tansu.db"
+        kafka)
+            write_kafka_config
+            format_kafka_storage
+            # A fixed heap: the JVM's default (a quarter of RAM) would take 6 GB of a 24 GB machine.
+            spawn kafka "$STATE/data/kafka" "$(java_bin)" -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" \
+                -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+                -Dlog4j2.configurationFile="$KAFKA_ETC/log4j2.xml" \
+                -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_ETC/server.properties"
             ;;
         s3s-fs)
             mkdir -p "$STATE/data/s3/$S3_BUCKET"
@@ -477,7 +584,7 @@ fail_service() {
 }
 
 cmd_up() {
-    local svcs=("$@") svc pid started deadline pending=() t0
+    local svcs=("$@") svc pid started deadline pending=() t0 port
     t0=$(now)
     mkdir -p "$STATE/data" "$STATE/logs" "$STATE/pids" "$TOOLS"
     for svc in "${svcs[@]}"; do install_for "$svc"; done
@@ -497,6 +604,11 @@ cmd_up() {
         rm -f "$(pid_file "$svc")"
         if port_open "$(service_port "$svc")"; then
             die "$svc: port $HOST:$(service_port "$svc") is taken by a process this script did not start (set ENCORE_*_PORT or stop it)"
+        fi
+        if [[ $svc == kafka ]]; then
+            for port in "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_PORT"; do
+                port_open "$port" && die "kafka: port $HOST:$port is taken (set ENCORE_KAFKA_CONTROLLER_PORT / ENCORE_KAFKA_SASL_PORT)"
+            done
         fi
         if [[ $svc == clickhouse ]] && port_open "$CH_TCP_PORT"; then
             die "clickhouse: native port $HOST:$CH_TCP_PORT is taken (set ENCORE_CLICKHOUSE_TCP_PORT)"
@@ -556,8 +668,7 @@ cmd_down() {
 }
 
 # SIGSTOP/SIGCONT: the process keeps its sockets and state, clients see a server that stops
-# answering. (tansu 0.6 cannot be restarted under an idempotent producer: see
-# docs/real-stack-notes.md.)
+# answering (restart is the other fault: the process goes away and comes back).
 cmd_signal() {
     local sig=$1 svc pid
     shift
@@ -573,7 +684,7 @@ cmd_reset() {
     cmd_down "$@"
     for svc in "$@"; do
         case "$svc" in
-            tansu) dir="$STATE/data/tansu" ;;
+            kafka) dir="$STATE/data/kafka" ;;
             s3s-fs) dir="$STATE/data/s3" ;;
             clickhouse) dir="$STATE/data/clickhouse" ;;
         esac
@@ -617,12 +728,25 @@ cmd_logs() {
     done
 }
 
+cmd_restart() {
+    cmd_down "$@"
+    cmd_up "$@"
+}
+
+# Apache Kafka's AclCommand on the PLAINTEXT listener, whose ANONYMOUS principal is a super user.
+cmd_kafka_acls() {
+    [[ -f $KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar ]] || die "kafka is not installed: $0 install kafka"
+    java -Dlog4j2.configurationFile="$KAFKA_ETC/log4j2.xml" -cp "$KAFKA_LIBS/*" \
+        org.apache.kafka.tools.AclCommand --bootstrap-server "$HOST:$KAFKA_PORT" "$@"
+}
+
 cmd_env() {
     local name value
-    for name in ENCORE_BROKERS ENCORE_S3_ENDPOINT AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION \
+    for name in ENCORE_BROKERS ENCORE_KAFKA_SASL_BROKERS ENCORE_S3_ENDPOINT AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION \
         ENCORE_CLICKHOUSE_URL ENCORE_CLICKHOUSE_USER ENCORE_CLICKHOUSE_PASSWORD ENCORE_STACK_DIR; do
         case "$name" in
             ENCORE_BROKERS) value="$HOST:$KAFKA_PORT" ;;
+            ENCORE_KAFKA_SASL_BROKERS) value="$HOST:$KAFKA_SASL_PORT" ;;
             ENCORE_S3_ENDPOINT) value="http://$HOST:$S3_PORT" ;;
             AWS_ACCESS_KEY_ID) value=$S3_ACCESS_KEY ;;
             AWS_SECRET_ACCESS_KEY) value=$S3_SECRET_KEY ;;
@@ -650,6 +774,10 @@ main() {
     local cmd=${1:-}
     [[ -n $cmd ]] || usage
     shift
+    if [[ $cmd == kafka-acls ]]; then
+        cmd_kafka_acls "$@"
+        return
+    fi
     local svcs=() a
     if (($# == 0)); then
         svcs=("${SERVICES[@]}")
@@ -660,6 +788,7 @@ main() {
         up) with_lock cmd_up "${svcs[@]}" ;;
         down) with_lock cmd_down "${svcs[@]}" ;;
         reset) with_lock cmd_reset "${svcs[@]}" ;;
+        restart) with_lock cmd_restart "${svcs[@]}" ;;
         status) cmd_status "${svcs[@]}" ;;
         logs) cmd_logs "${svcs[@]}" ;;
         env) cmd_env ;;

@@ -229,6 +229,10 @@ pub struct KafkaArgs {
     /// Consumer group of the sink.
     #[arg(long, env = "ENCORE_GROUP", default_value = "encore-sink")]
     pub group: String,
+    /// Static membership (Kafka's group.instance.id): a sink restarted with the same id takes
+    /// its partitions back at once, without a rebalance; unique per running sink.
+    #[arg(long, env = "ENCORE_INSTANCE_ID")]
+    pub instance_id: Option<String>,
     /// Replication factor of a topic encore creates.
     #[arg(long, env = "ENCORE_REPLICATION_FACTOR", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=32))]
     pub replication_factor: u16,
@@ -582,12 +586,20 @@ impl KafkaArgs {
         if let Some(t) = &self.dlq_topic {
             validate_table(t).map_err(|e| format!("--dlq-topic: {e}"))?;
         }
+        if let Some(id) = &self.instance_id
+            && (id.is_empty()
+                || id.len() > 249
+                || id.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err("--instance-id must be 1-249 characters without spaces".into());
+        }
         Ok(Some(KafkaSettings {
             config,
             group: self.group.clone(),
             compression: self.kafka_compression.clone(),
             replication: self.replication_factor,
             dlq_topic: self.dlq_topic.clone(),
+            instance_id: self.instance_id.clone(),
         }))
     }
 }

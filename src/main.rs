@@ -97,6 +97,11 @@ fn produce_simple(args: ProduceSimpleArgs) -> anyhow::Result<()> {
         None => SimpleOut::Stdout(std::io::stdout().lock()),
         Some(k) => {
             encore::kafka::ensure_topic(&k.config, &args.topic, 1, k.replication)?;
+            encore::kafka::check_topic_access(
+                &k.config,
+                &args.topic,
+                &[encore::kafka::TopicAccess::Write],
+            )?;
             SimpleOut::Kafka(encore::kafka::producer::KafkaProducer::new(
                 &k.config,
                 &args.topic,

@@ -185,6 +185,16 @@ pub struct Revoke {
     pub partitions: Vec<i32>,
 }
 
+/// Kafka consumer (rebalance) → Accumulator: these partitions arrive and the lake resumes each
+/// at this offset. A partition's first batch starts there even when its first record comes
+/// later (offsets of aborted transactions and transaction markers hold no record), so that
+/// committed ranges stay contiguous.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct ResumeAt {
+    pub positions: Vec<(i32, i64)>,
+}
+
 /// Supervisor → Kafka consumer: stop polling; replies with the records handed over so far
 /// (all of them are with the accumulator by then).
 #[derive(Message, Debug, Clone, Copy)]

@@ -35,7 +35,10 @@ use crate::event::{EVENT_TYPES, EventType};
 use crate::kafka::consumer::SinkConsumer;
 use crate::kafka::dlq::DeadLetterWriter;
 use crate::kafka::producer::KafkaProducer;
-use crate::kafka::{KafkaConfig, ensure_topic, fetch_high_watermarks, source_identity};
+use crate::kafka::{
+    KafkaConfig, TopicAccess, check_topic_access, ensure_topic, fetch_high_watermarks,
+    source_identity,
+};
 use crate::lake::{Compression, Lake, LakeConfig, LakeError, writer_properties};
 use crate::messages::{
     ApplySchema, CloseConsumer, CommitCounters, DrainPublisher, DrainTo, FlushAll, GetCommitted,
@@ -101,6 +104,8 @@ pub struct KafkaSettings {
     pub replication: u16,
     /// Dead-letter topic; None: `<topic>.dlq`.
     pub dlq_topic: Option<String>,
+    /// Static group membership (`group.instance.id`) of the sink's consumer.
+    pub instance_id: Option<String>,
 }
 
 impl KafkaSettings {
@@ -481,9 +486,13 @@ fn producer_config(sim: &SimConfig, k: &KafkaSettings) -> KafkaConfig {
 /// The topic exists (created when missing) and its partition count.
 async fn prepare_topic(topic: &str, partitions: u32, k: &KafkaSettings) -> Result<u32, RunError> {
     let (cfg, t, rf) = (k.config.clone(), topic.to_string(), k.replication);
-    Ok(blocking(move || ensure_topic(&cfg, &t, partitions, rf))
-        .await?
-        .partitions)
+    Ok(blocking(move || {
+        let info = ensure_topic(&cfg, &t, partitions, rf)?;
+        check_topic_access(&cfg, &t, &[TopicAccess::Write])?;
+        Ok(info)
+    })
+    .await?
+    .partitions)
 }
 
 /// ClickHouse for a run: where, and whether to drop and recreate the schema first.
@@ -666,8 +675,11 @@ async fn start_kafka_sink(
         );
         // As many partitions as the source: source partition p's letters go to p, in order.
         let parts = blocking(move || {
+            check_topic_access(&cfg, &t, &[TopicAccess::Read])?;
             let n = crate::kafka::topic_partitions(&cfg, &t)?.unwrap_or(1);
-            Ok(ensure_topic(&cfg, &d, n, rf)?.partitions)
+            let info = ensure_topic(&cfg, &d, n, rf)?;
+            check_topic_access(&cfg, &d, &[TopicAccess::Write])?;
+            Ok(info.partitions)
         })
         .await?;
         Arc::new(
@@ -675,7 +687,7 @@ async fn start_kafka_sink(
                 .map_err(|e| RunError::Usage(e.to_string()))?,
         )
     };
-    let member = SinkConsumer::new(&k.config, topic, &k.group)
+    let member = SinkConsumer::new(&k.config, topic, &k.group, k.instance_id.as_deref())
         .map_err(|e| RunError::Usage(e.to_string()))?;
     let committer = Committer::new(
         kafka_target(Arc::downgrade(&member.consumer), topic.to_string()),

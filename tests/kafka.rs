@@ -1,9 +1,7 @@
 //! Against the real stack (`scripts/stack.sh up`): encore's Kafka producer and group-member
-//! sink with tansu, the lake on s3s-fs. Each test uses its own topic, group and bucket.
-//!
-//! tansu 0.6 does not hand a SIGKILLed member's partitions to anyone (docs/real-stack-notes.md),
-//! so after a kill the restarted sink joins a fresh group. That changes nothing about what is
-//! tested: the sink positions itself from the lake's commit markers, never from group offsets.
+//! sink with Apache Kafka, the lake on s3s-fs. Each test uses its own topic, group and bucket.
+//! Restarted sinks rejoin the same group, as in production: the broker hands a dead member's
+//! partitions over after its session timeout, or at once to a static member (`--instance-id`).
 
 mod common;
 
@@ -126,18 +124,16 @@ fn simulate_then_sink_is_exactly_once_and_a_second_sink_adds_nothing() {
     let files_before = view.files().len();
 
     // A restart in another group resumes from the lake, not from offset 0: nothing is added.
+    // Once it owns its partitions (positions from the lake) it has nothing to read; its drain
+    // on SIGTERM flushes whatever it did read, which must be nothing.
     let again = Proc::spawn(
         sink_cmd(&stack, &topic, &unique("g"), &lake),
         "again",
         dir.path(),
     );
-    std::thread::sleep(Duration::from_secs(4));
+    wait_log(&again, "assigned=[(0, Some(", Duration::from_secs(60));
     let (st, log) = again.term(Duration::from_secs(30));
     assert!(st.success(), "second sink exit {st}:\n{log}");
-    assert!(
-        log.contains("assigned=[(0, Some("),
-        "the second sink never got its partitions:\n{log}"
-    );
     assert_eq!(
         view.files().len(),
         files_before,
@@ -146,8 +142,35 @@ fn simulate_then_sink_is_exactly_once_and_a_second_sink_adds_nothing() {
     assert_exactly_once(&view, &targets, n);
 }
 
-#[test]
-fn sink_killed_five_times_mid_run_leaves_every_event_exactly_once() {
+/// Waits until `p`'s log contains `needle`.
+fn wait_log(p: &Proc, needle: &str, deadline: Duration) {
+    let started = Instant::now();
+    while !p.log().contains(needle) {
+        assert!(
+            started.elapsed() < deadline,
+            "`{needle}` not in {}'s log within {deadline:?}:\n{}",
+            p.name,
+            p.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Where a SIGKILL landed, read from the lake after the kill (the lake no longer changes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum KillMoment {
+    /// This member had committed nothing yet (recovery, first fetches, first writes).
+    BeforeFirstCommit,
+    /// A commit intent was left behind: the kill interrupted a commit.
+    IntentPending,
+    /// After this member's commits, none in progress.
+    BetweenCommits,
+}
+
+/// The crash test, restarting in the same group each time: with `static_id`, as a static
+/// member (`--instance-id`) that takes its partitions back at once; without, as a new member
+/// that gets them once the dead one's 6 s session has expired.
+fn crash_in_the_same_group(prefix: &str, seed: u64, static_id: bool) {
     let stack = Stack::get();
     let n = 300_000u64;
     let Produced {
@@ -156,80 +179,199 @@ fn sink_killed_five_times_mid_run_leaves_every_event_exactly_once() {
         targets,
         dir,
         view,
-    } = Produced::new(&stack, "crash", n, 11);
-
-    // Kill moments spread over a sink's life: before its first commit, between commits and in
-    // the middle of writing one (pseudo-random, reproducible from the printed seed).
-    let seed = std::time::SystemTime::now()
+    } = Produced::new(&stack, prefix, n, seed);
+    let group = unique("g");
+    let instance = unique("sink");
+    let member = || {
+        let mut c = sink_cmd(&stack, &topic, &group, &lake);
+        if static_id {
+            c.args(["--instance-id", &instance]);
+        } else {
+            c.args(["--kafka-config", "session.timeout.ms=6000"]);
+        }
+        c
+    };
+    // Kill moments spread over a sink's life (pseudo-random, reproducible from the seed).
+    let kill_seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos() as u64;
-    eprintln!("crash test kill-moment seed: {seed}");
-    let mut x = seed | 1;
-    let mut progress = vec![0i64];
-    // At least 5 kills, and at least 3 of them after the lake moved (so that kills land
-    // between and inside commits, not only before the first one).
-    let moved = |p: &Vec<i64>| p.windows(2).filter(|w| w[1] > w[0]).count();
+    eprintln!("crash test kill-moment seed: {kill_seed}");
+    let mut x = kill_seed | 1;
+    let mut moments = std::collections::BTreeMap::<KillMoment, u32>::new();
     let mut kills = 0;
-    while (kills < 6 || moved(&progress) < 3) && kills < 12 {
-        let sink = Proc::spawn(
-            sink_cmd(&stack, &topic, &unique("g"), &lake),
-            &format!("sink{kills}"),
-            dir.path(),
-        );
-        // Wait for this member to own its partitions.
-        let joined = Instant::now();
-        while !sink.log().contains("partitions assigned") {
-            assert!(
-                joined.elapsed() < Duration::from_secs(60),
-                "no assignment:\n{}",
-                sink.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+    let mut slowest_assignment = Duration::ZERO;
+    while (kills < 5 || moments.len() < 3) && kills < 16 {
+        let before: i64 = view.committed_ends(targets.len()).iter().sum();
+        if before == n as i64 {
+            break; // everything is in: more kills would test nothing
         }
+        let sink = Proc::spawn(member(), &format!("sink{kills}"), dir.path());
+        let joined = Instant::now();
+        wait_log(&sink, "partitions assigned", Duration::from_secs(60));
+        slowest_assignment = slowest_assignment.max(joined.elapsed());
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        if kills % 2 == 0 {
-            // Anywhere in the first seconds: recovery, first fetch, first writes.
-            std::thread::sleep(Duration::from_millis(300 + x % 4000));
-        } else {
-            // Shortly after this member's first commit: between or inside later ones.
-            let before: i64 = progress.last().copied().unwrap_or(0);
-            while view.committed_ends(targets.len()).iter().sum::<i64>() <= before {
-                assert!(
-                    joined.elapsed() < Duration::from_secs(90),
-                    "no commit:\n{}",
-                    sink.log()
-                );
-                std::thread::sleep(Duration::from_millis(10));
+        match kills % 3 {
+            // Anywhere in the first second: recovery, first fetch, first writes.
+            0 => std::thread::sleep(Duration::from_millis(x % 1000)),
+            // As soon as a commit is seen in progress (its intent written, its marker not yet).
+            2 => {
+                while view.pending_intents() == 0
+                    && view.committed_ends(targets.len()).iter().sum::<i64>() < n as i64
+                {
+                    assert!(
+                        joined.elapsed() < Duration::from_secs(90),
+                        "no commit:\n{}",
+                        sink.log()
+                    );
+                }
             }
-            std::thread::sleep(Duration::from_millis(x % 1000));
+            // Just after this member's first commit: inside or between later ones.
+            _ => {
+                while view.committed_ends(targets.len()).iter().sum::<i64>() <= before {
+                    assert!(
+                        joined.elapsed() < Duration::from_secs(90),
+                        "no commit:\n{}",
+                        sink.log()
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                std::thread::sleep(Duration::from_millis(x % 400));
+            }
         }
         sink.kill();
         kills += 1;
-        let ends = view.committed_ends(targets.len());
-        progress.push(ends.iter().sum::<i64>());
-        if ends == targets {
-            break; // everything is in: more kills would test nothing
-        }
+        let after: i64 = view.committed_ends(targets.len()).iter().sum();
+        let moment = if view.pending_intents() > 0 {
+            KillMoment::IntentPending
+        } else if after > before {
+            KillMoment::BetweenCommits
+        } else {
+            KillMoment::BeforeFirstCommit
+        };
+        *moments.entry(moment).or_default() += 1;
     }
-    eprintln!("committed after each kill: {progress:?} of {n}");
-    assert!(
-        kills >= 5 && moved(&progress) >= 3,
-        "{kills} kills, {} of them after progress, before the sink caught up: make the run longer",
-        moved(&progress)
+    eprintln!(
+        "{kills} kills in one group (static membership: {static_id}): {moments:?}; slowest assignment {slowest_assignment:?}"
     );
+    assert_eq!(
+        moments.len(),
+        3,
+        "every kind of kill moment must happen: {moments:?} after {kills} kills"
+    );
+    if static_id {
+        // A static member gets its partitions back without waiting for the dead one's
+        // session (librdkafka's 45 s default) to expire.
+        assert!(
+            slowest_assignment < Duration::from_secs(20),
+            "a restarted static member waited {slowest_assignment:?} for its partitions"
+        );
+    }
 
-    let last = Proc::spawn(
-        sink_cmd(&stack, &topic, &unique("g"), &lake),
-        "final",
-        dir.path(),
-    );
+    let last = Proc::spawn(member(), "final", dir.path());
     wait_caught_up(&view, &targets, Duration::from_secs(300), || last.log());
     let (st, log) = last.term(Duration::from_secs(30));
     assert!(st.success(), "final sink exit {st}:\n{log}");
+    assert_eq!(view.pending_intents(), 0, "an intent survived recovery");
     assert_exactly_once(&view, &targets, n);
+}
+
+#[test]
+fn sink_killed_repeatedly_and_restarted_in_its_group_is_exactly_once() {
+    crash_in_the_same_group("crash", 11, false);
+}
+
+#[test]
+fn static_member_killed_repeatedly_takes_its_partitions_back_and_is_exactly_once() {
+    crash_in_the_same_group("crashstatic", 17, true);
+}
+
+#[test]
+fn rolling_restart_of_three_sinks_in_one_group_is_exactly_once() {
+    let stack = Stack::get();
+    let topic = unique("roll");
+    let lake = format!("s3://{}/r", unique("lake"));
+    let group = unique("g");
+    let dir = tempfile::tempdir().unwrap();
+    // Listeners publish in real time for the whole restart, so that members come and go
+    // while records arrive.
+    let mut producer = stack.encore();
+    producer
+        .args(["simulate", "--users", "1000", "--speed", "50"])
+        .args(["--duration", "60s", "--topic", &topic])
+        .args(["--partitions", "6", "--seed", "23"]);
+    let mut producer = Proc::spawn_capturing(producer, "simulate", dir.path());
+    let view = LakeView::open(&stack, &lake, &topic);
+    let started = Instant::now();
+    while !stack.topic_exists(&topic) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no topic:\n{}",
+            producer.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let spawn = |name: &str| {
+        let p = Proc::spawn(sink_cmd(&stack, &topic, &group, &lake), name, dir.path());
+        wait_log(&p, "partitions assigned", Duration::from_secs(60));
+        p
+    };
+    let mut members = vec![spawn("a0"), spawn("b0"), spawn("c0")];
+    let mut committed_during = Vec::new();
+    for round in 1..=2 {
+        for i in 0..3 {
+            let before: i64 = view.committed_ends(6).iter().sum();
+            // Wait for the lake to move before the next member leaves.
+            let t = Instant::now();
+            while view.committed_ends(6).iter().sum::<i64>() <= before {
+                assert!(
+                    t.elapsed() < Duration::from_secs(60),
+                    "no progress:\n{}",
+                    members[i].log()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let old = std::mem::replace(
+                &mut members[i],
+                Proc::spawn(
+                    sink_cmd(&stack, &topic, &group, &lake),
+                    &format!("{}{round}", ["a", "b", "c"][i]),
+                    dir.path(),
+                ),
+            );
+            let (st, log) = old.term(Duration::from_secs(60));
+            assert!(st.success(), "{} exit {st}:\n{log}", ["a", "b", "c"][i]);
+            wait_log(&members[i], "partitions assigned", Duration::from_secs(60));
+            committed_during.push(view.committed_ends(6).iter().sum::<i64>());
+        }
+    }
+    assert!(
+        producer.running(),
+        "the producer ended before the rolling restart did"
+    );
+    let (st, out) = producer.wait_output(Duration::from_secs(120));
+    assert!(st.success(), "simulate exit {st}:\n{}", producer.log());
+    let _ = out;
+    let targets = stack.high_watermarks(&topic);
+    let total: i64 = targets.iter().sum();
+    eprintln!(
+        "rolling restart: committed {committed_during:?} while members changed; {total} records"
+    );
+    wait_caught_up(&view, &targets, Duration::from_secs(300), || {
+        members
+            .iter()
+            .map(|m| m.log())
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    });
+    for m in members {
+        let (st, log) = m.term(Duration::from_secs(60));
+        assert!(st.success(), "exit {st}:\n{log}");
+    }
+    assert_exactly_once(&view, &targets, total as u64);
+    stack.verify_exact(&topic, &lake, total as u64, 0);
 }
 
 #[test]

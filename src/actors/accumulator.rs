@@ -24,7 +24,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::messages::{
-    ActorFailed, Flush, FlushAll, FlushDone, Progress, Records, Revoke, SinkCounters,
+    ActorFailed, Flush, FlushAll, FlushDone, Progress, Records, ResumeAt, Revoke, SinkCounters,
 };
 use crate::sink::{FlushPolicy, PartitionBuffer, PendingBatch};
 
@@ -334,6 +334,21 @@ impl Handler<FlushDone> for Accumulator {
         self.unflushed -= 1;
         self.dispatch(ctx);
         self.release();
+    }
+}
+
+impl Handler<ResumeAt> for Accumulator {
+    type Result = ();
+
+    fn handle(&mut self, msg: ResumeAt, _ctx: &mut Self::Context) {
+        for (p, offset) in msg.positions {
+            // A buffer with records keeps them (they are from this assignment already).
+            let fresh = self.buffers.get(&p).is_none_or(|b| b.is_empty());
+            if fresh {
+                self.buffers
+                    .insert(p, PartitionBuffer::resuming_at(p, offset));
+            }
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use crate::kafka::consumer::{AssignmentChange, RebalanceHooks, SinkContext};
 use crate::lake::Lake;
 use crate::messages::{
-    CloseConsumer, DrainTo, Records, Revoke, StopConsuming, StopReason, StopRun,
+    CloseConsumer, DrainTo, Records, ResumeAt, Revoke, StopConsuming, StopReason, StopRun,
 };
 use crate::sink::SourceRecord;
 
@@ -294,8 +294,18 @@ impl RebalanceHooks for SinkHooks {
         if !spawned {
             return Err("the lake's arbiter is gone".into());
         }
-        rx.recv()
-            .map_err(|_| "recovery was interrupted".to_string())?
+        let starts = rx
+            .recv()
+            .map_err(|_| "recovery was interrupted".to_string())??;
+        // Sent before the consumer can fetch this assignment's records: the accumulator sees
+        // it first, so each partition's first range starts where the lake resumes.
+        let positions = partitions
+            .iter()
+            .zip(&starts)
+            .filter_map(|(p, s)| s.map(|o| (*p, o)))
+            .collect();
+        self.accumulator.do_send(ResumeAt { positions });
+        Ok(starts)
     }
 
     fn fatal(&self, error: String) {

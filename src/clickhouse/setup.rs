@@ -183,6 +183,14 @@ async fn drop_objects(
     Ok(dropped)
 }
 
+/// The first statement [`setup`] sends: the database, if it does not exist.
+pub fn create_database_sql(target: &Target) -> Result<String, ChError> {
+    Ok(format!(
+        "CREATE DATABASE IF NOT EXISTS {}",
+        quote_ident(&target.database)?
+    ))
+}
+
 /// Creates what is missing. Existing objects that match are left alone (running it twice
 /// changes nothing); if any differs, nothing is changed and the differences are returned,
 /// unless `recreate`, which drops everything first.
@@ -192,11 +200,7 @@ pub async fn setup(
     recreate: bool,
 ) -> Result<SetupReport, SetupError> {
     let mut report = SetupReport::default();
-    ch.query(&format!(
-        "CREATE DATABASE IF NOT EXISTS {}",
-        quote_ident(&target.database)?
-    ))
-    .await?;
+    ch.query(&create_database_sql(target)?).await?;
     let mut insp = inspect(ch, target).await?;
     if recreate {
         let objects: Vec<Object> = insp.objects.iter().map(|(o, _)| o.clone()).collect();

@@ -7,6 +7,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::Client;
 use rdkafka::types::RDKafkaErrorCode;
 
+use super::describe::{DescribeError, describe_topic};
 use super::{EncoreContext, KafkaConfig, KafkaSetupError};
 
 /// The topic as found or created.
@@ -139,8 +140,9 @@ pub fn fetch_high_watermarks(
         .collect()
 }
 
-/// The source identity written into commit markers: the cluster and the topic, so that a lake
-/// is never continued from another cluster's offsets.
+/// The source identity written into commit markers: the cluster, the topic and the topic's id
+/// (`kafka:CLUSTER/TOPIC#TOPIC_ID`), so that a lake is never continued from another cluster's
+/// offsets, nor from a topic deleted and created again under the same name.
 pub fn source_identity(cfg: &KafkaConfig, topic: &str) -> Result<String, KafkaSetupError> {
     let admin = admin(cfg)?;
     // Without the id a lake could be continued from another cluster's offsets: refuse.
@@ -148,7 +150,13 @@ pub fn source_identity(cfg: &KafkaConfig, topic: &str) -> Result<String, KafkaSe
         .inner()
         .fetch_cluster_id(cfg.connect_timeout)
         .ok_or_else(|| unreachable(cfg, "the cluster did not report its id"))?;
-    Ok(format!("kafka:{id}/{topic}"))
+    let topic_id = describe_topic(admin.inner(), topic, cfg.connect_timeout)
+        .map_err(|e| KafkaSetupError::Config(e.to_string()))?
+        .id;
+    Ok(match topic_id {
+        Some(t) => format!("kafka:{id}/{topic}#{t}"),
+        None => format!("kafka:{id}/{topic}"),
+    })
 }
 
 /// One partition of a consumer group's position: its committed offset (None: nothing
@@ -230,4 +238,83 @@ pub fn watermarks(
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
+}
+
+/// An operation on a topic that a run needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopicAccess {
+    Read,
+    Write,
+}
+
+impl TopicAccess {
+    fn name(self) -> &'static str {
+        match self {
+            TopicAccess::Read => "READ",
+            TopicAccess::Write => "WRITE",
+        }
+    }
+}
+
+/// Checks before the first record that the principal may `need` on `topic` (which exists), so
+/// that a missing ACL is named at start (exit 2) instead of failing every record. Brokers that
+/// do not report authorized operations pass.
+pub fn check_topic_access(
+    cfg: &KafkaConfig,
+    topic: &str,
+    need: &[TopicAccess],
+) -> Result<(), KafkaSetupError> {
+    let admin = admin(cfg)?;
+    let principal = principal(cfg);
+    let desc = match describe_topic(admin.inner(), topic, cfg.connect_timeout) {
+        Ok(d) => d,
+        Err(DescribeError::NotAuthorized(_)) => {
+            return Err(KafkaSetupError::Config(denied(
+                &principal,
+                "DESCRIBE",
+                topic,
+                &[],
+            )));
+        }
+        // Existence and reachability are reported by the callers' own checks.
+        Err(DescribeError::Unknown) => return Ok(()),
+        Err(DescribeError::Other(e)) => return Err(unreachable(cfg, e)),
+    };
+    let Some(ops) = desc.authorized else {
+        return Ok(());
+    };
+    if ops.iter().any(|o| o == "ALL") {
+        return Ok(());
+    }
+    for n in need {
+        if !ops.iter().any(|o| o == n.name()) {
+            return Err(KafkaSetupError::Config(denied(
+                &principal,
+                n.name(),
+                topic,
+                &ops,
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The principal's name as far as the settings tell (SASL user), for messages.
+fn principal(cfg: &KafkaConfig) -> String {
+    cfg.extra
+        .iter()
+        .find(|(k, _)| k == "sasl.username")
+        .map(|(_, v)| format!("User:{v}"))
+        .unwrap_or_else(|| "this client's principal".into())
+}
+
+fn denied(principal: &str, op: &str, topic: &str, allowed: &[String]) -> String {
+    let allowed = if allowed.is_empty() {
+        String::new()
+    } else {
+        format!(" (it may: {})", allowed.join(", "))
+    };
+    format!(
+        "Kafka denies {principal} the {op} permission on topic `{topic}`{allowed}; grant it, e.g. `kafka-acls --add --allow-principal {principal} --operation {op} --topic {topic}`"
+    )
 }

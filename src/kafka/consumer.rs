@@ -156,8 +156,18 @@ pub struct SinkConsumer {
 }
 
 impl SinkConsumer {
-    pub fn new(cfg: &KafkaConfig, topic: &str, group: &str) -> Result<Self, KafkaSetupError> {
+    /// `instance_id`: static membership (`group.instance.id`): a member restarted under the
+    /// same id takes its partitions back at once instead of after the session timeout.
+    pub fn new(
+        cfg: &KafkaConfig,
+        topic: &str,
+        group: &str,
+        instance_id: Option<&str>,
+    ) -> Result<Self, KafkaSetupError> {
         let mut c = cfg.client_config();
+        if let Some(id) = instance_id {
+            c.set("group.instance.id", id);
+        }
         c.set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -165,8 +175,8 @@ impl SinkConsumer {
             // expired, or the topic was recreated) is an error, never a silent jump.
             .set("auto.offset.reset", "error");
         // session.timeout.ms stays at librdkafka's 45 s: a member rides out a broker that is
-        // away for a while without losing its partitions (tansu never hands back partitions
-        // of an expired member). Faster failover: --kafka-config session.timeout.ms=10000.
+        // away for a while without losing its partitions. Faster failover of a member that
+        // dies: --kafka-config session.timeout.ms=10000; of one that restarts: --instance-id.
         for (k, v) in &cfg.extra {
             c.set(k, v);
         }

@@ -3,12 +3,14 @@
 
 mod admin;
 pub mod consumer;
+mod describe;
 pub mod dlq;
 pub mod producer;
+pub use describe::{DescribeError, TopicDescription, describe_topic};
 
 pub use admin::{
-    PartitionLag, TopicInfo, ensure_topic, fetch_high_watermarks, group_lag, source_identity,
-    topic_partitions, watermarks,
+    PartitionLag, TopicAccess, TopicInfo, check_topic_access, ensure_topic, fetch_high_watermarks,
+    group_lag, source_identity, topic_partitions, watermarks,
 };
 
 use std::fmt;
@@ -28,6 +30,8 @@ const RESERVED: &[&str] = &[
     "enable.auto.commit",
     "enable.auto.offset.store",
     "group.id",
+    // --instance-id: a consumer setting, and the producer would warn about it.
+    "group.instance.id",
     "partitioner",
     "auto.offset.reset",
     // The rebalance callback uses eager assign/unassign.

@@ -86,6 +86,15 @@ pub enum LakeError {
         found: String,
         expected: String,
     },
+    #[error(
+        "topic `{topic}` was deleted and created again: the lake's partition {partition} holds records of topic id {found}, the topic now has id {expected} and its offsets start over; continuing would mix the two topics. Use another lake location (or move this lake's data away)"
+    )]
+    TopicRecreated {
+        partition: i32,
+        topic: String,
+        found: String,
+        expected: String,
+    },
 }
 
 impl LakeError {
@@ -122,7 +131,8 @@ impl LakeError {
             LakeError::Encode { .. }
             | LakeError::Location { .. }
             | LakeError::BadMarker { .. }
-            | LakeError::SourceMismatch { .. } => false,
+            | LakeError::SourceMismatch { .. }
+            | LakeError::TopicRecreated { .. } => false,
         }
     }
 }

@@ -359,15 +359,65 @@ impl Lake {
         }
         if let Some(last) = self.committed_ranges(partition).await?.last() {
             let marker = self.read_marker(last).await?;
-            if marker.source != source {
-                return Err(LakeError::SourceMismatch {
-                    partition,
-                    found: marker.source,
-                    expected: source.to_string(),
-                });
-            }
+            check_source(partition, &marker.source, source)?;
             out.next_offset = Some(last.last + 1);
         }
         Ok(out)
+    }
+}
+
+/// Whether a partition committed from `found` may be continued by a run reading `expected`.
+/// Kafka identities are `kafka:CLUSTER/TOPIC#TOPIC_ID`; a marker written before topic ids
+/// were recorded (no `#`) matches any id of the same cluster and topic.
+fn check_source(partition: i32, found: &str, expected: &str) -> Result<(), LakeError> {
+    if found == expected {
+        return Ok(());
+    }
+    let (found_base, found_id) = found.split_once('#').unwrap_or((found, ""));
+    let (expected_base, expected_id) = expected.split_once('#').unwrap_or((expected, ""));
+    if found_base == expected_base {
+        if found_id.is_empty() || expected_id.is_empty() {
+            return Ok(());
+        }
+        return Err(LakeError::TopicRecreated {
+            partition,
+            topic: found_base
+                .rsplit('/')
+                .next()
+                .unwrap_or(found_base)
+                .to_string(),
+            found: found_id.to_string(),
+            expected: expected_id.to_string(),
+        });
+    }
+    Err(LakeError::SourceMismatch {
+        partition,
+        found: found.to_string(),
+        expected: expected.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_is_continued_only_by_itself() {
+        let a = "kafka:C/t#AAAA";
+        assert!(check_source(0, a, a).is_ok());
+        // Markers from before topic ids were recorded match the same cluster and topic.
+        assert!(check_source(0, "kafka:C/t", a).is_ok());
+        assert!(matches!(
+            check_source(3, a, "kafka:C/t#BBBB"),
+            Err(LakeError::TopicRecreated { partition: 3, ref topic, .. }) if topic == "t"
+        ));
+        assert!(matches!(
+            check_source(0, a, "kafka:D/t#AAAA"),
+            Err(LakeError::SourceMismatch { .. })
+        ));
+        assert!(matches!(
+            check_source(0, "bus:x", a),
+            Err(LakeError::SourceMismatch { .. })
+        ));
     }
 }

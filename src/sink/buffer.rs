@@ -109,6 +109,10 @@ pub fn prepare(batch: &PendingBatch, props: &WriterProperties) -> Result<Prepare
 /// Accumulates one partition's records until the flush policy says otherwise.
 pub struct PartitionBuffer {
     partition: i32,
+    /// Where the next batch starts: after the previous batch, or where the lake resumed.
+    /// Offsets between it and the next record hold no record (transaction markers, aborted
+    /// records, compaction), and belong to the batch so that ranges stay contiguous.
+    next: Option<i64>,
     first: Option<i64>,
     last: i64,
     files: BTreeMap<NaiveDate, EventBatchBuilder>,
@@ -122,6 +126,7 @@ impl PartitionBuffer {
     pub fn new(partition: i32) -> Self {
         PartitionBuffer {
             partition,
+            next: None,
             first: None,
             last: -1,
             files: BTreeMap::new(),
@@ -129,6 +134,14 @@ impl PartitionBuffer {
             records: 0,
             bytes: 0,
             opened_at: None,
+        }
+    }
+
+    /// A buffer whose first batch starts at `offset` (where the lake resumes the partition).
+    pub fn resuming_at(partition: i32, offset: i64) -> Self {
+        PartitionBuffer {
+            next: Some(offset),
+            ..PartitionBuffer::new(partition)
         }
     }
 
@@ -148,7 +161,7 @@ impl PartitionBuffer {
         debug_assert_eq!(rec.partition, self.partition);
         debug_assert!(rec.offset > self.last, "offsets increase");
         if self.first.is_none() {
-            self.first = Some(rec.offset);
+            self.first = Some(self.next.filter(|n| *n <= rec.offset).unwrap_or(rec.offset));
             self.opened_at = Some(now);
         }
         self.last = rec.offset;
@@ -212,6 +225,7 @@ impl PartitionBuffer {
             rejected: std::mem::take(&mut self.rejected),
             letters_sent: Default::default(),
         };
+        self.next = Some(self.last + 1);
         self.records = 0;
         self.bytes = 0;
         self.opened_at = None;
@@ -294,5 +308,24 @@ mod tests {
         let prepared = prepare(&batch, &props).unwrap();
         assert_eq!(prepared.files.len(), 2);
         assert_eq!(prepared.rows(), 3);
+    }
+
+    #[test]
+    fn ranges_stay_contiguous_over_offsets_without_records() {
+        let now = Instant::now();
+        // The lake resumes at 100; 100-102 were an aborted transaction and its marker.
+        let mut b = PartitionBuffer::resuming_at(4, 100);
+        b.push(&record(103, 1_700_000_000_000), now).unwrap();
+        b.push(&record(104, 1_700_000_000_000), now).unwrap();
+        let first = b.take().unwrap();
+        assert_eq!((first.range.first, first.range.last), (100, 104));
+        // A commit marker at 105: the next batch covers it.
+        b.push(&record(106, 1_700_000_000_000), now).unwrap();
+        let second = b.take().unwrap();
+        assert_eq!((second.range.first, second.range.last), (105, 106));
+        // Without a resume position the first record starts the range (retention).
+        let mut fresh = PartitionBuffer::new(4);
+        fresh.push(&record(50, 1_700_000_000_000), now).unwrap();
+        assert_eq!(fresh.take().unwrap().range.first, 50);
     }
 }

@@ -519,10 +519,15 @@ pub async fn verify(
     // Per partition: each committed range's rejected count and the offsets its marker lists.
     let mut rejects: BTreeMap<i32, Vec<(Span, u64, Vec<i64>)>> = BTreeMap::new();
     let mut marker_problems = Vec::new();
+    // Which sources wrote the markers (a topic deleted and created again is another source).
+    let mut marker_sources: BTreeSet<String> = BTreeSet::new();
     for p in lake.committed_partitions().await? {
         for r in lake.committed_ranges(p).await? {
             match lake.read_marker(&r).await {
                 Ok(m) => {
+                    if !marker_sources.contains(&m.source) {
+                        marker_sources.insert(m.source.clone());
+                    }
                     markers
                         .entry(p)
                         .or_default()
@@ -786,6 +791,20 @@ pub async fn verify(
     }
     ids.dedup();
     report.distinct_events = ids.len() as u64;
+
+    if let Some(cfg) = &sources.kafka {
+        let current = topic_identity(cfg, lake.table()).await?;
+        for id in recreated_from(&marker_sources, &current) {
+            report.problem(
+                "topic_recreated",
+                format!("topic {}", lake.table()),
+                format!(
+                    "the lake holds records of topic id {id}, the topic now has id {}: it was deleted and created again, so its offsets are another topic's",
+                    current.split_once('#').map_or("?", |x| x.1)
+                ),
+            );
+        }
+    }
 
     // Offsets per Kafka partition.
     let watermarks = match &sources.kafka {
@@ -1143,6 +1162,29 @@ fn check_dead_letters(
 }
 
 /// Low and high watermark per partition of `topic`.
+/// The topic's identity as the sink writes it into markers (`kafka:CLUSTER/TOPIC#ID`).
+async fn topic_identity(cfg: &KafkaConfig, topic: &str) -> Result<String, VerifyError> {
+    let (cfg, topic) = (cfg.clone(), topic.to_string());
+    tokio::task::spawn_blocking(move || crate::kafka::source_identity(&cfg, &topic))
+        .await
+        .map_err(|e| VerifyError::Source(e.to_string()))?
+        .map_err(|e| VerifyError::Source(e.to_string()))
+}
+
+/// Topic ids in the markers' sources that are not the topic's current id (same cluster and
+/// name: the topic was deleted and created again).
+fn recreated_from(marker_sources: &BTreeSet<String>, current: &str) -> Vec<String> {
+    let Some((base, id)) = current.split_once('#') else {
+        return Vec::new();
+    };
+    marker_sources
+        .iter()
+        .filter_map(|s| s.split_once('#'))
+        .filter(|(b, old)| *b == base && *old != id)
+        .map(|(_, old)| old.to_string())
+        .collect()
+}
+
 async fn topic_watermarks(
     cfg: &KafkaConfig,
     topic: &str,
@@ -1402,6 +1444,17 @@ impl fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recreated_topics_are_told_by_their_ids() {
+        let sources: BTreeSet<String> =
+            ["kafka:C/t#OLD", "kafka:C/t#NEW", "kafka:C/t", "kafka:D/t#X"]
+                .into_iter()
+                .map(String::from)
+                .collect();
+        assert_eq!(recreated_from(&sources, "kafka:C/t#NEW"), ["OLD"]);
+        assert!(recreated_from(&sources, "kafka:C/t").is_empty());
+    }
     use arrow::datatypes::{DataType, Field};
 
     #[test]

@@ -1,5 +1,5 @@
-//! Helpers for tests against the real stack of `scripts/stack.sh up`: Kafka (tansu), S3
-//! (s3s-fs). Addresses come from the same variables `scripts/stack.sh env` prints, with the
+//! Helpers for tests against the real stack of `scripts/stack.sh up`: Apache Kafka, S3
+//! (s3s-fs), ClickHouse. Addresses come from the same variables `scripts/stack.sh env` prints, with the
 //! stack's defaults; a service that does not answer fails the test loudly.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -127,6 +127,21 @@ impl Stack {
         );
     }
 
+    /// Whether the broker knows `topic`.
+    pub fn topic_exists(&self, topic: &str) -> bool {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("allow.auto.create.topics", "false")
+            .create()
+            .expect("a plain consumer");
+        let md = c
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("topic metadata");
+        md.topics()
+            .iter()
+            .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+    }
+
     /// Per partition, the next offset to be written (the topic must exist).
     pub fn high_watermarks(&self, topic: &str) -> Vec<i64> {
         let c: BaseConsumer = ClientConfig::new()
@@ -198,8 +213,8 @@ pub fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// A name nobody else uses (tansu deletes every topic when one is deleted, so tests never
-/// delete and never share). Lower case: valid for topics, groups and buckets.
+/// A name nobody else uses, so that tests running at once never share a topic, group or
+/// bucket. Lower case: valid for topics, groups and buckets.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
@@ -372,6 +387,27 @@ impl LakeView {
                 Err(e) => panic!("listing commit markers: {e}"),
             })
             .collect()
+    }
+
+    /// Commit intents not yet resolved (a commit in progress, or one a crash interrupted).
+    pub fn pending_intents(&self) -> usize {
+        let store = self.lake.store().clone();
+        let dir = self
+            .lake
+            .root()
+            .child(encore::lake::META_DIR)
+            .child(self.lake.table())
+            .child("pending");
+        self.rt.block_on(async move {
+            match store.list(Some(&dir)).try_collect::<Vec<_>>().await {
+                Ok(metas) => metas
+                    .iter()
+                    .filter(|m| m.location.as_ref().ends_with(".json"))
+                    .count(),
+                Err(e) if e.to_string().contains("NoSuchBucket") => 0,
+                Err(e) => panic!("listing commit intents: {e}"),
+            }
+        })
     }
 
     /// Every Parquet file under the table (committed or not), with its bytes.
@@ -551,21 +587,27 @@ pub fn assert_exactly_once(view: &LakeView, targets: &[i64], expected: u64) {
 }
 
 impl Stack {
-    /// Sends each value as one record (no key) and waits until every one is acknowledged.
+    /// Sends each value as one record (no key) and waits until every one is acknowledged;
+    /// a record the broker refuses fails the test.
     pub fn produce_raw(&self, topic: &str, values: &[Vec<u8>]) {
-        use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-        let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        let p: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("message.max.bytes", "4000000")
             .create()
             .expect("creating a producer");
-        for v in values {
-            p.send(BaseRecord::<(), _>::to(topic).payload(v))
-                .map_err(|(e, _)| e)
-                .expect("queueing a record");
-        }
-        p.flush(Duration::from_secs(30))
-            .expect("records acknowledged within 30 s");
+        rt().block_on(async {
+            for (i, v) in values.iter().enumerate() {
+                p.send(
+                    FutureRecord::<(), _>::to(topic).payload(v),
+                    Duration::from_secs(30),
+                )
+                .await
+                .unwrap_or_else(|(e, _)| {
+                    panic!("record {i} ({} bytes) not acknowledged: {e}", v.len())
+                });
+            }
+        });
     }
 }
 
