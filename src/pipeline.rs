@@ -663,7 +663,12 @@ async fn start_kafka_sink(
 ) -> Result<KafkaSink, RunError> {
     let source = {
         let (cfg, t) = (k.config.clone(), topic.to_string());
-        blocking(move || source_identity(&cfg, &t)).await?
+        blocking(move || {
+            // Before anything else that describes the topic: a missing ACL is named.
+            check_topic_access(&cfg, &t, &[TopicAccess::Read])?;
+            source_identity(&cfg, &t)
+        })
+        .await?
     };
     let dead_letters = {
         let dlq = k.dlq_topic_of(topic);
@@ -675,7 +680,6 @@ async fn start_kafka_sink(
         );
         // As many partitions as the source: source partition p's letters go to p, in order.
         let parts = blocking(move || {
-            check_topic_access(&cfg, &t, &[TopicAccess::Read])?;
             let n = crate::kafka::topic_partitions(&cfg, &t)?.unwrap_or(1);
             let info = ensure_topic(&cfg, &d, n, rf)?;
             check_topic_access(&cfg, &d, &[TopicAccess::Write])?;
@@ -994,6 +998,8 @@ pub async fn sink_kafka(
         let (cfg, t) = (k.config.clone(), topic.to_string());
         // The sink never creates the topic: a typo must not create an empty one.
         blocking(move || {
+            // A topic this principal may not describe would look missing: name the ACL.
+            check_topic_access(&cfg, &t, &[TopicAccess::Read])?;
             let admin_check = crate::kafka::topic_partitions(&cfg, &t)?;
             admin_check.ok_or_else(|| {
                 crate::kafka::KafkaSetupError::Config(format!(

@@ -1,4 +1,4 @@
-//! encore's ClickHouse schema against the real stack: tansu for Kafka, s3s-fs for the lake and
+//! encore's ClickHouse schema against the real stack: Apache Kafka, s3s-fs for the lake and
 //! the stack's ClickHouse (Debian's 18.16 here, so the legacy dialect; the modern one is covered
 //! by the unit tests of `clickhouse::schema`). Each test has its own database, topics and bucket,
 //! and drops its database at the end (Kafka tables would otherwise consume forever).

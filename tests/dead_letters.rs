@@ -1,4 +1,4 @@
-//! Poison messages and fault injection against the real stack (tansu, s3s-fs): records that
+//! Poison messages and fault injection against the real stack (Apache Kafka, s3s-fs): records that
 //! are not events never stop the sink, each lands in the dead-letter topic with why and where
 //! it came from, and `encore verify` accounts for every record of the topic.
 

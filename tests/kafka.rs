@@ -161,7 +161,7 @@ fn wait_log(p: &Proc, needle: &str, deadline: Duration) {
 enum KillMoment {
     /// This member had committed nothing yet (recovery, first fetches, first writes).
     BeforeFirstCommit,
-    /// A commit intent was left behind: the kill interrupted a commit.
+    /// A commit intent without its marker was left behind: the kill interrupted a commit.
     IntentPending,
     /// After this member's commits, none in progress.
     BetweenCommits,
@@ -214,11 +214,11 @@ fn crash_in_the_same_group(prefix: &str, seed: u64, static_id: bool) {
         x ^= x >> 7;
         x ^= x << 17;
         match kills % 3 {
-            // Anywhere in the first second: recovery, first fetch, first writes.
-            0 => std::thread::sleep(Duration::from_millis(x % 1000)),
+            // Right after the assignment: recovery, first fetch, first writes.
+            0 => std::thread::sleep(Duration::from_millis(x % 50)),
             // As soon as a commit is seen in progress (its intent written, its marker not yet).
             2 => {
-                while view.pending_intents() == 0
+                while view.interrupted_commits() == 0
                     && view.committed_ends(targets.len()).iter().sum::<i64>() < n as i64
                 {
                     assert!(
@@ -226,6 +226,7 @@ fn crash_in_the_same_group(prefix: &str, seed: u64, static_id: bool) {
                         "no commit:\n{}",
                         sink.log()
                     );
+                    std::thread::sleep(Duration::from_millis(2));
                 }
             }
             // Just after this member's first commit: inside or between later ones.
@@ -244,7 +245,7 @@ fn crash_in_the_same_group(prefix: &str, seed: u64, static_id: bool) {
         sink.kill();
         kills += 1;
         let after: i64 = view.committed_ends(targets.len()).iter().sum();
-        let moment = if view.pending_intents() > 0 {
+        let moment = if view.interrupted_commits() > 0 {
             KillMoment::IntentPending
         } else if after > before {
             KillMoment::BetweenCommits
@@ -263,9 +264,9 @@ fn crash_in_the_same_group(prefix: &str, seed: u64, static_id: bool) {
     );
     if static_id {
         // A static member gets its partitions back without waiting for the dead one's
-        // session (librdkafka's 45 s default) to expire.
+        // session (librdkafka's 45 s default) to expire: a bound on behaviour, not on speed.
         assert!(
-            slowest_assignment < Duration::from_secs(20),
+            slowest_assignment < Duration::from_secs(30),
             "a restarted static member waited {slowest_assignment:?} for its partitions"
         );
     }
@@ -274,7 +275,11 @@ fn crash_in_the_same_group(prefix: &str, seed: u64, static_id: bool) {
     wait_caught_up(&view, &targets, Duration::from_secs(300), || last.log());
     let (st, log) = last.term(Duration::from_secs(30));
     assert!(st.success(), "final sink exit {st}:\n{log}");
-    assert_eq!(view.pending_intents(), 0, "an intent survived recovery");
+    assert_eq!(
+        view.interrupted_commits(),
+        0,
+        "an interrupted commit survived recovery"
+    );
     assert_exactly_once(&view, &targets, n);
 }
 
@@ -300,9 +305,9 @@ fn rolling_restart_of_three_sinks_in_one_group_is_exactly_once() {
     let mut producer = stack.encore();
     producer
         .args(["simulate", "--users", "1000", "--speed", "50"])
-        .args(["--duration", "60s", "--topic", &topic])
+        .args(["--duration", "1h", "--topic", &topic])
         .args(["--partitions", "6", "--seed", "23"]);
-    let mut producer = Proc::spawn_capturing(producer, "simulate", dir.path());
+    let mut producer = Proc::spawn(producer, "simulate", dir.path());
     let view = LakeView::open(&stack, &lake, &topic);
     let started = Instant::now();
     while !stack.topic_exists(&topic) {
@@ -347,13 +352,15 @@ fn rolling_restart_of_three_sinks_in_one_group_is_exactly_once() {
             committed_during.push(view.committed_ends(6).iter().sum::<i64>());
         }
     }
+    // Publishing went on through every change; SIGTERM stops it with every record
+    // acknowledged.
     assert!(
         producer.running(),
-        "the producer ended before the rolling restart did"
+        "the producer ended early:\n{}",
+        producer.log()
     );
-    let (st, out) = producer.wait_output(Duration::from_secs(120));
-    assert!(st.success(), "simulate exit {st}:\n{}", producer.log());
-    let _ = out;
+    let (st, log) = producer.term(Duration::from_secs(60));
+    assert!(st.success(), "simulate exit {st}:\n{log}");
     let targets = stack.high_watermarks(&topic);
     let total: i64 = targets.iter().sum();
     eprintln!(

@@ -280,15 +280,6 @@ fn sasl_credentials_from_a_file_work_and_missing_acls_are_named_with_exit_2() {
         "--allow-principal",
         "User:encore-reader",
         "--operation",
-        "Read",
-        "--group",
-        &group,
-    ]);
-    acls(&[
-        "--add",
-        "--allow-principal",
-        "User:encore-reader",
-        "--operation",
         "Describe",
         "--topic",
         &dlq,
@@ -368,7 +359,8 @@ fn sasl_credentials_from_a_file_work_and_missing_acls_are_named_with_exit_2() {
         "{all}"
     );
 
-    // Granted, the same sink reads the whole topic into the lake.
+    // With WRITE on the dead-letter topic but without READ on its consumer group, the member
+    // would wait forever: it stops, naming what is missing.
     acls(&[
         "--add",
         "--allow-principal",
@@ -378,6 +370,25 @@ fn sasl_credentials_from_a_file_work_and_missing_acls_are_named_with_exit_2() {
         "--topic",
         &dlq,
     ]);
+    let out = sink(&["--duration", "30s"]);
+    let all = no_secret(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("Kafka denies this sink's principal what a group member needs")
+            && all.contains("Group authorization failed"),
+        "{all}"
+    );
+    acls(&[
+        "--add",
+        "--allow-principal",
+        "User:encore-reader",
+        "--operation",
+        "Read",
+        "--group",
+        &group,
+    ]);
+
+    // Granted, the same sink reads the whole topic into the lake.
     let targets = stack.high_watermarks(&topic);
     let mut p = encore(&reader);
     p.args([

@@ -1,4 +1,4 @@
-//! `encore verify` against a real lake (s3s-fs), the real topic (tansu) and the real ClickHouse
+//! `encore verify` against a real lake (s3s-fs), the real topic (Apache Kafka) and the real ClickHouse
 //! of the stack: a clean pipeline passes with exact counts, and each kind of damage injected
 //! into the lake or ClickHouse is found and named precisely (file, partition, offsets, ids).
 //! The damage is undone after each check, so every check starts from the clean lake.

@@ -342,11 +342,18 @@ impl Handler<ResumeAt> for Accumulator {
 
     fn handle(&mut self, msg: ResumeAt, _ctx: &mut Self::Context) {
         for (p, offset) in msg.positions {
-            // A buffer with records keeps them (they are from this assignment already).
-            let fresh = self.buffers.get(&p).is_none_or(|b| b.is_empty());
-            if fresh {
-                self.buffers
-                    .insert(p, PartitionBuffer::resuming_at(p, offset));
+            // Revocation removed the partition's buffer before this assignment; records still
+            // buffered would predate the lake's resume point.
+            if let Some(old) = self
+                .buffers
+                .insert(p, PartitionBuffer::resuming_at(p, offset))
+                && !old.is_empty()
+            {
+                tracing::warn!(
+                    partition = p,
+                    records = old.stats(Instant::now()).records,
+                    "records from before the assignment dropped (the lake resumes at {offset})"
+                );
             }
         }
     }

@@ -48,7 +48,14 @@ pub struct KafkaSource {
     consumed: u64,
     drain: Option<(Vec<i64>, oneshot::Sender<u64>)>,
     stopped: bool,
+    /// Since when (and why) the broker has denied the group or the topic, with neither a
+    /// record nor an assignment since.
+    denied_since: Option<(std::time::Instant, String)>,
 }
+
+/// How long authorization errors may go on before the sink stops: ACL changes take a moment
+/// to reach every broker, and tools that rewrite ACLs remove before they add.
+const DENIED_PATIENCE: Duration = Duration::from_secs(10);
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -63,6 +70,7 @@ impl KafkaSource {
             consumed: 0,
             drain: None,
             stopped: false,
+            denied_since: None,
         }
     }
 
@@ -112,12 +120,34 @@ impl KafkaSource {
                     self.stopped = true;
                     break;
                 }
+                Some(Err(e)) if is_fatal(&e, consumer.client()) => {
+                    // e.g. another sink runs with the same --instance-id and fenced this one.
+                    consumer.context().fatal(format!("Kafka consumer: {e}"));
+                    self.stopped = true;
+                    break;
+                }
+                Some(Err(e))
+                    if matches!(
+                        e.rdkafka_error_code(),
+                        Some(
+                            rdkafka::types::RDKafkaErrorCode::GroupAuthorizationFailed
+                                | rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed
+                        )
+                    ) =>
+                {
+                    if self.denied_since.is_none() {
+                        self.denied_since = Some((std::time::Instant::now(), e.to_string()));
+                    }
+                    crate::kafka::warn_throttled(&format!("Kafka consumer: {e}"));
+                    break;
+                }
                 Some(Err(e)) => {
                     // Broker-side hiccups; librdkafka retries and reconnects on its own.
                     crate::kafka::warn_throttled(&format!("Kafka consumer: {e}"));
                     break;
                 }
                 Some(Ok(m)) => {
+                    self.denied_since = None;
                     let p = m.partition();
                     let Some(pos) = self.positions.get_mut(&p) else {
                         continue; // not (or no longer) ours
@@ -140,6 +170,22 @@ impl KafkaSource {
                 }
             }
             wait = Duration::ZERO;
+        }
+        if !self.positions.is_empty() {
+            self.denied_since = None;
+        }
+        if let Some((since, e)) = &self.denied_since
+            && since.elapsed() >= DENIED_PATIENCE
+        {
+            // Retrying cannot help: the member would wait forever, reading nothing.
+            consumer.context().fatal(format!(
+                "Kafka denies this sink's principal what a group member needs ({e}) for {}s: \
+                 it needs READ on the consumer group and READ on the topic; grant them, e.g. \
+                 `kafka-acls --add --allow-principal User:NAME --operation Read --group GROUP`",
+                DENIED_PATIENCE.as_secs()
+            ));
+            self.stopped = true;
+            self.denied_since = None;
         }
         batch
     }
@@ -341,4 +387,13 @@ async fn recover_all(lake: &Lake, source: &str, parts: &[i32]) -> Result<Vec<Opt
         }
     }
     Ok(out)
+}
+
+/// Errors after which librdkafka's consumer cannot go on (fenced static member, …).
+fn is_fatal<C: rdkafka::client::ClientContext>(
+    e: &rdkafka::error::KafkaError,
+    client: &rdkafka::client::Client<C>,
+) -> bool {
+    matches!(e, rdkafka::error::KafkaError::MessageConsumptionFatal(_))
+        || client.fatal_error().is_some()
 }

@@ -32,10 +32,11 @@ fn c_str(p: *const std::os::raw::c_char) -> String {
 /// What the broker says of one topic.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TopicDescription {
-    /// The topic's id as Kafka prints it (base64); None where the broker has no ids (< 2.8).
+    /// The topic's id as Kafka's tools print it (URL-safe base64, no padding); None where the
+    /// broker has no ids (< 2.8).
     pub id: Option<String>,
-    /// Operations the principal may perform (READ, WRITE, DESCRIBE, …); None when the broker
-    /// did not say (no authorizer, or a broker before 2.3).
+    /// Operations the principal may perform (READ, WRITE, DESCRIBE, …; every operation when the
+    /// broker has no authorizer); None when the broker did not say (before 2.3).
     pub authorized: Option<Vec<String>>,
 }
 
@@ -179,7 +180,8 @@ fn describe<C: ClientContext>(
             && (rd::rd_kafka_Uuid_most_significant_bits(id) != 0
                 || rd::rd_kafka_Uuid_least_significant_bits(id) != 0)
         {
-            out.id = Some(c_str(rd::rd_kafka_Uuid_base64str(id))).filter(|t| !t.is_empty());
+            out.id = Some(kafka_uuid_text(&c_str(rd::rd_kafka_Uuid_base64str(id))))
+                .filter(|t| !t.is_empty());
         }
         let mut n = 0usize;
         let ops = rd::rd_kafka_TopicDescription_authorized_operations(desc, &mut n);
@@ -192,5 +194,30 @@ fn describe<C: ClientContext>(
             );
         }
         Ok(out)
+    }
+}
+
+/// librdkafka prints ids in standard base64; Kafka (`Uuid.toString`, `kafka-topics
+/// --describe`) in URL-safe base64 without padding. Markers keep Kafka's form.
+fn kafka_uuid_text(b64: &str) -> String {
+    b64.trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_printed_as_kafka_prints_them() {
+        assert_eq!(super::kafka_uuid_text("a+b/cd=="), "a-b_cd");
+        assert_eq!(
+            super::kafka_uuid_text("4X9Vq9zYQGqpqIoCSE_ozw"),
+            "4X9Vq9zYQGqpqIoCSE_ozw"
+        );
     }
 }

@@ -32,6 +32,8 @@ const RESERVED: &[&str] = &[
     "group.id",
     // --instance-id: a consumer setting, and the producer would warn about it.
     "group.instance.id",
+    // Records of aborted transactions must never become rows.
+    "isolation.level",
     "partitioner",
     "auto.offset.reset",
     // The rebalance callback uses eager assign/unassign.

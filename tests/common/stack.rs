@@ -389,8 +389,9 @@ impl LakeView {
             .collect()
     }
 
-    /// Commit intents not yet resolved (a commit in progress, or one a crash interrupted).
-    pub fn pending_intents(&self) -> usize {
+    /// Commits begun and not finished: an intent whose commit marker does not exist (a commit
+    /// in progress, or one a crash interrupted before its marker).
+    pub fn interrupted_commits(&self) -> usize {
         let store = self.lake.store().clone();
         let dir = self
             .lake
@@ -399,14 +400,28 @@ impl LakeView {
             .child(self.lake.table())
             .child("pending");
         self.rt.block_on(async move {
-            match store.list(Some(&dir)).try_collect::<Vec<_>>().await {
-                Ok(metas) => metas
-                    .iter()
-                    .filter(|m| m.location.as_ref().ends_with(".json"))
-                    .count(),
-                Err(e) if e.to_string().contains("NoSuchBucket") => 0,
+            let metas = match store.list(Some(&dir)).try_collect::<Vec<_>>().await {
+                Ok(m) => m,
+                Err(e) if e.to_string().contains("NoSuchBucket") => return 0,
                 Err(e) => panic!("listing commit intents: {e}"),
+            };
+            let mut n = 0;
+            for m in metas
+                .iter()
+                .filter(|m| m.location.as_ref().ends_with(".json"))
+            {
+                let marker = object_store::path::Path::from(m.location.as_ref().replacen(
+                    "/pending/",
+                    "/commits/",
+                    1,
+                ));
+                match store.head(&marker).await {
+                    Ok(_) => {}
+                    Err(object_store::Error::NotFound { .. }) => n += 1,
+                    Err(e) => panic!("checking {marker}: {e}"),
+                }
             }
+            n
         })
     }
 
