@@ -173,7 +173,14 @@ impl SinkConsumer {
             .set("enable.auto.offset.store", "false")
             // The lake gives every start position; one the partition no longer has (records
             // expired, or the topic was recreated) is an error, never a silent jump.
-            .set("auto.offset.reset", "error");
+            .set("auto.offset.reset", "error")
+            // librdkafka stops fetching a partition once its local queue holds
+            // queued.min.messages / queued.max.messages.kbytes and retries after this backoff
+            // (1 s by default): a sink that drains the queue in 0.3 s then idled 0.7 s of
+            // every second (105 000 rows/s where 220 000 are possible, measured).
+            // (Larger fetches, max.partition.fetch.bytes 8 MiB, gained nothing and cost
+            // 230 MB of RSS.)
+            .set("fetch.queue.backoff.ms", "20");
         // session.timeout.ms stays at librdkafka's 45 s: a member rides out a broker that is
         // away for a while without losing its partitions. Faster failover of a member that
         // dies: --kafka-config session.timeout.ms=10000; of one that restarts: --instance-id.
