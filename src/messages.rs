@@ -89,12 +89,12 @@ pub struct ListenerStatus {
 #[rtype(result = "()")]
 pub struct StopListening;
 
-/// Supervisor → Conductor: start driving the listeners.
+/// Pipeline driver → Conductor: start driving the listeners.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct StartListeners;
 
-/// Supervisor → Publisher: everything sent before is on the topic when this returns
+/// Pipeline driver → Publisher: everything sent before is on the topic when this returns
 /// (shutdown step 2).
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "Result<PublisherCounters, PublishError>")]
@@ -167,7 +167,7 @@ pub struct Records {
     pub records: Vec<SourceRecord>,
 }
 
-/// Supervisor → Consumer: the reply is a receiver that resolves (to the records consumed) once
+/// Pipeline driver → Consumer: the reply is a receiver that resolves (to the records consumed) once
 /// every record below `targets` (per partition) has been handed to the accumulator (shutdown
 /// step 3). A receiver rather than a future reply: the consumers' poll loops keep their
 /// contexts busy, and a pending reply future could starve behind them.
@@ -195,18 +195,18 @@ pub struct ResumeAt {
     pub positions: Vec<(i32, i64)>,
 }
 
-/// Supervisor → Kafka consumer: stop polling; replies with the records handed over so far
+/// Pipeline driver → Kafka consumer: stop polling; replies with the records handed over so far
 /// (all of them are with the accumulator by then).
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "u64")]
 pub struct StopConsuming;
 
-/// Supervisor → Kafka consumer: leave the group now (after the final flush).
+/// Pipeline driver → Kafka consumer: leave the group now (after the final flush).
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct CloseConsumer;
 
-/// Supervisor → Accumulator: flush every buffer now and reply when all are committed
+/// Pipeline driver → Accumulator: flush every buffer now and reply when all are committed
 /// (shutdown step 4).
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "SinkCounters")]

@@ -930,7 +930,10 @@ pub async fn run_kafka(
             Ok(Err(_)) => return Err("the consumer stopped before it caught up".to_string()),
             Err(_) => {
                 return Err(format!(
-                    "the sink did not read the topic up to {targets:?} within {}: the group                      `{}` did not give this member every partition (another member owns some,                      or the broker has not reassigned them); what is committed is safe and a                      later `encore sink` resumes from it",
+                    "the sink did not read the topic up to {targets:?} within {}: the group `{}` did not give \
+                     this member every partition (another member owns some, or the broker has \
+                     not reassigned them); what is committed is safe and a later `encore sink` \
+                     resumes from it",
                     humantime::format_duration(DRAIN_PATIENCE),
                     k.group
                 ));

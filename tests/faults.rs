@@ -128,56 +128,41 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-fn broker_away_for_20s_mid_run_loses_nothing_and_the_run_completes() {
-    let _serial = serial();
+/// What a realtime run did around a broker outage.
+struct Survived {
+    /// Records in the topic when the outage began.
+    published_before: i64,
+    /// Records committed to the lake when the outage ended.
+    committed_before: i64,
+    published: u64,
+    committed_after: i64,
+}
+
+/// A realtime run of `duration` through an outage of the broker begun after its first commit
+/// and held for `hold`: the run must stay up through it, end with exit 0 and every event
+/// acknowledged and written.
+fn through_broker_outage(
+    prefix: &str,
+    duration: &str,
+    begin: fn() -> Outage,
+    hold: Duration,
+) -> (Names, Survived) {
     let stack = Stack::get();
-    let n = Names::new("pause");
+    let n = Names::new(prefix);
     let dir = tempfile::tempdir().unwrap();
-    let mut proc = Proc::spawn_capturing(realtime_run(&stack, &n, "45s"), "run", dir.path());
+    let mut proc = Proc::spawn_capturing(realtime_run(&stack, &n, duration), "run", dir.path());
     let view = LakeView::open(&stack, &n.lake, &n.topic);
     wait_first_commit(&mut proc, &view);
-    let outage = Outage::pause("kafka");
-    std::thread::sleep(Duration::from_secs(20));
+    let published_before: i64 = stack.high_watermarks(&n.topic).iter().sum();
+    let outage = begin();
+    std::thread::sleep(hold);
     assert!(
         proc.running(),
         "encore run died while the broker was away:\n{}",
         proc.log()
     );
-    outage.end();
-
-    let (st, summary) = proc.wait_output(Duration::from_secs(300));
-    let log = proc.log();
-    assert!(st.success(), "encore run exit {st}:\n{log}");
-    let published = completed(&summary, &log);
-    assert!(
-        published > 20_000,
-        "too few events to mean anything:\n{summary}"
-    );
-    stack.verify_exact(&n.topic, &n.lake, published, 0);
-}
-
-#[test]
-fn broker_restarted_mid_run_loses_nothing() {
-    let _serial = serial();
-    let stack = Stack::get();
-    let n = Names::new("restart");
-    let dir = tempfile::tempdir().unwrap();
-    let mut proc = Proc::spawn_capturing(realtime_run(&stack, &n, "90s"), "run", dir.path());
-    let view = LakeView::open(&stack, &n.lake, &n.topic);
-    wait_first_commit(&mut proc, &view);
-    // A clean stop (SIGTERM: the broker closes its logs and its connections), 10 s away,
-    // then a start on the same data: the idempotent producer and the group member reconnect.
-    let published_before: i64 = stack.high_watermarks(&n.topic).iter().sum();
-    let outage = Outage::stop("kafka");
-    std::thread::sleep(Duration::from_secs(10));
-    assert!(
-        proc.running(),
-        "encore run died while the broker was down:\n{}",
-        proc.log()
-    );
-    // The lake may still take what the sink had read before the stop; what comes after the
-    // restart must go through the restarted broker.
+    // The lake may still take what the sink had read before the outage; what comes after it
+    // must go through the broker again.
     let committed_before: i64 = view.committed_ends(PARTITIONS).iter().sum();
     outage.end();
 
@@ -185,16 +170,54 @@ fn broker_restarted_mid_run_loses_nothing() {
     let log = proc.log();
     assert!(st.success(), "encore run exit {st}:\n{log}");
     let published = completed(&summary, &log);
-    let committed_after: i64 = view.committed_ends(PARTITIONS).iter().sum();
+    let committed_after = view.committed_ends(PARTITIONS).iter().sum();
+    (
+        n,
+        Survived {
+            published_before,
+            committed_before,
+            published,
+            committed_after,
+        },
+    )
+}
+
+#[test]
+fn broker_away_for_20s_mid_run_loses_nothing_and_the_run_completes() {
+    let _serial = serial();
+    let (n, s) = through_broker_outage(
+        "pause",
+        "45s",
+        || Outage::pause("kafka"),
+        Duration::from_secs(20),
+    );
+    assert!(s.published > 20_000, "too few events to mean anything");
+    Stack::get().verify_exact(&n.topic, &n.lake, s.published, 0);
+}
+
+#[test]
+fn broker_restarted_mid_run_loses_nothing() {
+    let _serial = serial();
+    // A clean stop (SIGTERM: the broker closes its logs and its connections), 10 s away, then
+    // a start on the same data, under the live idempotent producer and group member.
+    let (n, s) = through_broker_outage(
+        "restart",
+        "90s",
+        || Outage::stop("kafka"),
+        Duration::from_secs(10),
+    );
     assert!(
-        committed_after > committed_before && published as i64 > published_before,
-        "nothing was published and committed after the restart ({published_before} records, {committed_before} committed at the restart)"
+        s.committed_after > s.committed_before && s.published as i64 > s.published_before,
+        "nothing was published and committed after the restart ({} records, {} committed at the restart)",
+        s.published_before,
+        s.committed_before
     );
     eprintln!(
-        "broker restart: {committed_before} records committed before it, {published} exact at the end"
+        "broker restart: {} records committed at the restart, {} exact at the end",
+        s.committed_before, s.published
     );
     // Every event once: no duplicates from the producer's retries, no loss.
-    let report = stack.verify_exact(&n.topic, &n.lake, published, 0);
+    let report = Stack::get().verify_exact(&n.topic, &n.lake, s.published, 0);
     assert!(!report.contains("more than once"), "{report}");
 }
 

@@ -7,6 +7,7 @@
 //! | Publisher | `publisher.rs` | SimEvents, DrainPublisher | Append, StopRun, Progress |
 //! | Bus | `bus.rs` | Append, Fetch, CommitOffset, GetHighWatermarks | Progress |
 //! | BusConsumer | `consumer.rs` | DrainTo | Fetch, Records |
+//! | KafkaSource | `kafka_consumer.rs` | DrainTo, StopConsuming, CloseConsumer | Records, ResumeAt, Revoke, StopRun |
 //! | Accumulator | `accumulator.rs` | Records, FlushAll, FlushDone | Flush, Durable, ActorFailed |
 //! | Flusher | `flusher.rs` | Flush | (replies Durable) |
 //! | Committer | `committer.rs` | Durable, GetCommitted | CommitOffset, Progress |

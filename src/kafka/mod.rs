@@ -1,5 +1,5 @@
 //! Kafka: client settings, topic set-up, and the librdkafka glue shared by the producer and
-//! the consumer actors (`actors::kafka_publisher`, `actors::kafka_consumer`).
+//! the consumer actors (`actors::publisher`, `actors::kafka_consumer`).
 
 mod admin;
 pub mod consumer;
@@ -208,6 +208,13 @@ pub(crate) fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, msg: &str) {
 /// Client-level errors are mostly transient (a broker down, a connection reset): librdkafka
 /// retries them itself, so they are warnings; the pipeline's own checks decide what is fatal.
 pub(crate) fn log_client_error(error: &KafkaError, reason: &str) {
+    // The end of a partition is news only to the reader that asked for it
+    // (enable.partition.eof), which gets it from poll; Apache Kafka also reports it here.
+    if matches!(error, KafkaError::PartitionEOF(_))
+        || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+    {
+        return;
+    }
     warn_throttled(&format!("Kafka: {reason} ({error})"));
 }
 
