@@ -2,7 +2,8 @@
 # The README's test command: installs what the tests need on a fresh machine (Rust components,
 # Java 17 and Maven for Apache Kafka, pyarrow and chdb, and the real stack of scripts/stack.sh:
 # Apache Kafka, s3s-fs, ClickHouse), starts the stack, runs formatting and lint checks, every
-# cargo test (the integration tests in tests/ need the stack; the unit tests do not), and
+# cargo test (`--features stack-tests` adds the integration tests against the stack; plain
+# `cargo test` needs no service), and
 # end-to-end checks of the release binary (embedded, and through Kafka + S3 + ClickHouse), then
 # stops the stack if it started it (ENCORE_KEEP_STACK=1 keeps it). Fails on the first failure.
 set -euo pipefail
@@ -52,10 +53,12 @@ for t in "${missing_tools[@]}"; do
   printf '************************************************************\n\n'
 done
 [[ " ${missing_tools[*]} " == *" cargo fmt "* ]] || cargo fmt --all -- --check
-[[ " ${missing_tools[*]} " == *" cargo clippy "* ]] || cargo clippy --all-targets -- -D warnings
+[[ " ${missing_tools[*]} " == *" cargo clippy "* ]] || cargo clippy --all-targets --features stack-tests -- -D warnings
 
 step "unit and integration tests"
-cargo test --all 2>&1 | tee /tmp/encore-cargo-test.log
+# stack-tests: the integration tests against the stack started above (without the feature,
+# `cargo test` runs only what needs no service).
+cargo test --all --features stack-tests 2>&1 | tee /tmp/encore-cargo-test.log
 # A run that executed no test is a failure, not a pass.
 grep -q "test result: ok. [1-9]" /tmp/encore-cargo-test.log
 
