@@ -483,12 +483,18 @@ fn producer_config(sim: &SimConfig, k: &KafkaSettings) -> KafkaConfig {
     cfg
 }
 
-/// The topic exists (created when missing) and its partition count.
-async fn prepare_topic(topic: &str, partitions: u32, k: &KafkaSettings) -> Result<u32, RunError> {
+/// The topic exists (created when missing), the principal may do `need` with it, and its
+/// partition count.
+async fn prepare_topic(
+    topic: &str,
+    partitions: u32,
+    k: &KafkaSettings,
+    need: &'static [TopicAccess],
+) -> Result<u32, RunError> {
     let (cfg, t, rf) = (k.config.clone(), topic.to_string(), k.replication);
     Ok(blocking(move || {
         let info = ensure_topic(&cfg, &t, partitions, rf)?;
-        check_topic_access(&cfg, &t, &[TopicAccess::Write])?;
+        check_topic_access(&cfg, &t, need)?;
         Ok(info)
     })
     .await?
@@ -509,8 +515,14 @@ pub async fn prepare_clickhouse_topics(
     events_partitions: u32,
     k: &KafkaSettings,
 ) -> Result<(), RunError> {
-    prepare_topic(&target.events_topic, events_partitions, k).await?;
-    prepare_topic(&target.simple_topic, 1, k).await?;
+    prepare_topic(
+        &target.events_topic,
+        events_partitions,
+        k,
+        &[TopicAccess::Write],
+    )
+    .await?;
+    prepare_topic(&target.simple_topic, 1, k, &[TopicAccess::Write]).await?;
     Ok(())
 }
 
@@ -663,12 +675,8 @@ async fn start_kafka_sink(
 ) -> Result<KafkaSink, RunError> {
     let source = {
         let (cfg, t) = (k.config.clone(), topic.to_string());
-        blocking(move || {
-            // Before anything else that describes the topic: a missing ACL is named.
-            check_topic_access(&cfg, &t, &[TopicAccess::Read])?;
-            source_identity(&cfg, &t)
-        })
-        .await?
+        // READ on the topic was checked by the callers (prepare_topic, sink_kafka).
+        blocking(move || source_identity(&cfg, &t)).await?
     };
     let dead_letters = {
         let dlq = k.dlq_topic_of(topic);
@@ -883,7 +891,14 @@ pub async fn run_kafka(
     k.check_dlq(&sim.topic)?;
     // The lake first: a bad location must stop the run before any topic is created.
     let lake = open_lake(&sink, &sim.topic).await?;
-    sim.partitions = prepare_topic(&sim.topic, sim.partitions, &k).await?;
+    // The run publishes and consumes: both named at start when missing.
+    sim.partitions = prepare_topic(
+        &sim.topic,
+        sim.partitions,
+        &k,
+        &[TopicAccess::Write, TopicAccess::Read],
+    )
+    .await?;
     // After the topics exist (ClickHouse's queues subscribe to them).
     let ddl = match &clickhouse {
         Some(c) => {
@@ -1186,7 +1201,8 @@ pub async fn simulate(
     let started = Instant::now();
     let producer = match &kafka {
         Some(k) => {
-            sim.partitions = prepare_topic(&sim.topic, sim.partitions, k).await?;
+            sim.partitions =
+                prepare_topic(&sim.topic, sim.partitions, k, &[TopicAccess::Write]).await?;
             Some(Arc::new(
                 KafkaProducer::new(&producer_config(&sim, k), &sim.topic, &k.compression)
                     .map_err(|e| RunError::Usage(e.to_string()))?,

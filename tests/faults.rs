@@ -12,21 +12,13 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::stack::{ChDatabase, LakeView, Proc, Stack, clickhouse, figure, rt, unique};
+use common::stack::{ChDatabase, LakeView, Proc, Stack, clickhouse, figure, rt, stack_sh, unique};
 use encore::clickhouse::quote_ident;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn stack_sh(args: &[&str]) {
-    let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/stack.sh"))
-        .args(args)
-        .status()
-        .expect("running scripts/stack.sh");
-    assert!(st.success(), "scripts/stack.sh {args:?} failed");
 }
 
 /// A service made unavailable, and made available again however the test ends.

@@ -4,20 +4,15 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::stack::{LakeView, Proc, Stack, unique, wait_caught_up};
+use common::stack::{LakeView, Proc, Stack, rt, stack_sh, unique, wait_caught_up};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
 const PARTITIONS: u32 = 4;
-
-fn rt() -> tokio::runtime::Runtime {
-    common::stack::rt()
-}
 
 fn admin(stack: &Stack) -> AdminClient<DefaultClientContext> {
     ClientConfig::new()
@@ -205,13 +200,9 @@ fn sasl_brokers() -> String {
 }
 
 fn acls(args: &[&str]) {
-    let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/stack.sh"))
-        .arg("kafka-acls")
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("running scripts/stack.sh kafka-acls");
-    assert!(st.success(), "kafka-acls {args:?} failed");
+    let mut all = vec!["kafka-acls"];
+    all.extend_from_slice(args);
+    stack_sh(&all);
 }
 
 /// A librdkafka properties file with `user`'s SASL/PLAIN credentials.

@@ -283,9 +283,6 @@ pub fn check_topic_access(
     let Some(ops) = desc.authorized else {
         return Ok(());
     };
-    if ops.iter().any(|o| o == "ALL") {
-        return Ok(());
-    }
     for n in need {
         if !ops.iter().any(|o| o == n.name()) {
             return Err(KafkaSetupError::Config(denied(
@@ -299,22 +296,25 @@ pub fn check_topic_access(
     Ok(())
 }
 
-/// The principal's name as far as the settings tell (SASL user), for messages.
-fn principal(cfg: &KafkaConfig) -> String {
+/// The principal as far as the settings tell (the SASL user), for messages.
+fn principal(cfg: &KafkaConfig) -> Option<String> {
     cfg.extra
         .iter()
         .find(|(k, _)| k == "sasl.username")
         .map(|(_, v)| format!("User:{v}"))
-        .unwrap_or_else(|| "this client's principal".into())
 }
 
-fn denied(principal: &str, op: &str, topic: &str, allowed: &[String]) -> String {
+fn denied(principal: &Option<String>, op: &str, topic: &str, allowed: &[String]) -> String {
     let allowed = if allowed.is_empty() {
         String::new()
     } else {
         format!(" (it may: {})", allowed.join(", "))
     };
+    let (who, grantee) = match principal {
+        Some(p) => (p.as_str(), p.as_str()),
+        None => ("this client's principal", "User:NAME"),
+    };
     format!(
-        "Kafka denies {principal} the {op} permission on topic `{topic}`{allowed}; grant it, e.g. `kafka-acls --add --allow-principal {principal} --operation {op} --topic {topic}`"
+        "Kafka denies {who} the {op} permission on topic `{topic}`{allowed}; grant it, e.g. `kafka-acls --add --allow-principal {grantee} --operation {op} --topic {topic}`"
     )
 }

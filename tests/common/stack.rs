@@ -205,6 +205,16 @@ impl Drop for ChDatabase {
     }
 }
 
+/// Runs `scripts/stack.sh ARGS` (stopping, starting and granting on the stack); it must succeed.
+pub fn stack_sh(args: &[&str]) {
+    let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/stack.sh"))
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .expect("running scripts/stack.sh");
+    assert!(st.success(), "scripts/stack.sh {args:?} failed");
+}
+
 /// A runtime for the async clients the tests call directly.
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
