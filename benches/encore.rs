@@ -81,11 +81,11 @@ fn json(c: &mut Criterion) {
     // Arrow columns built straight from the events (no JSON): the builder's own cost.
     g.bench_function("arrow_build", |b| {
         b.iter(|| {
-            let mut builder = encore::schema::EventBatchBuilder::new();
+            let mut builder = encore::lake::schema::EventBatchBuilder::new();
             for (n, (i, ev)) in events.iter().enumerate() {
                 builder.push(
                     &WireEvent::new(ls[*i].profile(), ev),
-                    encore::schema::SourcePos {
+                    encore::lake::schema::SourcePos {
                         partition: 0,
                         offset: n as i64,
                         timestamp_ms: START,
@@ -173,13 +173,13 @@ fn naming(c: &mut Criterion) {
 
 /// Runs the in-process pipeline at max rate into a lake at `dir`; returns the rows written.
 fn write_lake(dir: &std::path::Path, users: u32, seed: u64, events: u64) -> u64 {
-    let sim = encore::pipeline::SimConfig {
+    let sim = encore::config::SimConfig {
         users,
         workers: 2,
         seed,
         tracks: 100_000,
         behaviour: BehaviourConfig::default(),
-        clock: encore::pipeline::ClockMode::MaxRate,
+        clock: encore::config::ClockMode::MaxRate,
         start_ms: START,
         events: Some(events),
         duration: None,
@@ -187,7 +187,7 @@ fn write_lake(dir: &std::path::Path, users: u32, seed: u64, events: u64) -> u64 
         topic: "music_events".into(),
         inject: Default::default(),
     };
-    let sink = encore::pipeline::SinkConfig {
+    let sink = encore::config::SinkConfig {
         lake: encore::lake::LakeConfig {
             url: dir.display().to_string(),
             ..Default::default()
@@ -199,7 +199,7 @@ fn write_lake(dir: &std::path::Path, users: u32, seed: u64, events: u64) -> u64 
         restart_budget: 0,
         restart_window: Duration::from_secs(60),
     };
-    let opts = encore::pipeline::RunOptions {
+    let opts = encore::config::RunOptions {
         progress: false,
         handle_signals: false,
     };

@@ -251,7 +251,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
             for i in 0..people {
-                let p = encore::names::draw_person(&mut rng, start_ms + i as i64 * 1_000);
+                let p = encore::sim::names::draw_person(&mut rng, start_ms + i as i64 * 1_000);
                 line(&simple_topic, "person", &serde_json::to_vec(&p)?)?;
             }
         }

@@ -23,7 +23,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use encore::kafka::{KafkaConfig, ensure_topic};
+use encore::kafka::{KafkaConnection, ensure_topic};
 use encore::lake::{Lake, LakeConfig};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -377,7 +377,7 @@ fn main() {
     let latency_secs: u64 = args.get(3).map_or(60, |a| a.parse().expect("LATENCY_SECS"));
     let brokers = var("ENCORE_BROKERS", "127.0.0.1:9092");
     let s3 = var("ENCORE_S3_ENDPOINT", "http://127.0.0.1:9000");
-    let cfg = KafkaConfig {
+    let cfg = KafkaConnection {
         brokers: brokers.clone(),
         extra: Vec::new(),
         connect_timeout: Duration::from_secs(10),

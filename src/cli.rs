@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::clickhouse::schema::Target;
-use crate::clickhouse::{ClickHouseConfig, ClickHouseSettings, quote_ident};
+use crate::clickhouse::quote_ident;
+use crate::config::{
+    BehaviourConfig, ClickHouseConfig, ClickHouseConnection, ClickHouseTarget as Target, ClockMode,
+    Compression, FlushPolicy, KafkaConfig, KafkaConnection, LakeConfig, SimConfig, SinkConfig,
+};
 use crate::event::Weights;
-use crate::kafka::{KafkaConfig, parse_setting, producer::CODECS};
-use crate::lake::{Compression, LakeConfig, validate_table};
-use crate::pipeline::{ClockMode, KafkaSettings, SimConfig, SinkConfig};
-use crate::sim::BehaviourConfig;
-use crate::sink::FlushPolicy;
+use crate::kafka::{parse_setting, producer::CODECS};
+use crate::lake::validate_table;
 
 /// Simulated start of a seeded `--max-rate` run (2026-01-01T00:00:00Z): fixed so that two
 /// such runs produce identical events, timestamps included.
@@ -486,11 +486,11 @@ impl ClickHouseArgs {
         brokers: Option<&str>,
         events_topic: &str,
         creates: bool,
-    ) -> Result<Option<ClickHouseSettings>, String> {
+    ) -> Result<Option<ClickHouseConfig>, String> {
         let Some(url) = &self.clickhouse_url else {
             return Ok(None);
         };
-        let config = ClickHouseConfig {
+        let connection = ClickHouseConnection {
             url: url.clone(),
             user: self.clickhouse_user.clone(),
             // Only from the environment: a flag would show in `ps` and shell history.
@@ -526,8 +526,8 @@ impl ClickHouseArgs {
         if self.clickhouse_timeout.is_zero() {
             return Err("--clickhouse-timeout must be positive".into());
         }
-        Ok(Some(ClickHouseSettings {
-            config,
+        Ok(Some(ClickHouseConfig {
+            connection,
             target: Target {
                 database: self.clickhouse_database.clone(),
                 brokers,
@@ -536,6 +536,7 @@ impl ClickHouseArgs {
                 generation: chrono::Utc::now().timestamp_millis().max(0) as u64,
             },
             patience: self.clickhouse_timeout,
+            recreate: false,
         }))
     }
 }
@@ -545,7 +546,7 @@ impl ClickHouseTargetArgs {
     pub fn to_settings(
         &self,
         creates: bool,
-    ) -> Result<(ClickHouseSettings, Option<KafkaSettings>), String> {
+    ) -> Result<(ClickHouseConfig, Option<KafkaConfig>), String> {
         let kafka = self.kafka.to_settings()?;
         let ch = self
             .clickhouse
@@ -559,7 +560,7 @@ impl ClickHouseTargetArgs {
 
 impl KafkaArgs {
     /// The Kafka settings, or None without --brokers.
-    pub fn to_settings(&self) -> Result<Option<KafkaSettings>, String> {
+    pub fn to_settings(&self) -> Result<Option<KafkaConfig>, String> {
         let Some(brokers) = &self.brokers else {
             if !self.kafka_config.is_empty() || self.kafka_config_file.is_some() {
                 return Err("--kafka-config and --kafka-config-file need --brokers".into());
@@ -577,12 +578,12 @@ impl KafkaArgs {
         if self.group.trim().is_empty() {
             return Err("--group is empty".into());
         }
-        let config = KafkaConfig {
+        let connection = KafkaConnection {
             brokers: brokers.clone(),
             extra,
             connect_timeout: self.connect_timeout,
         };
-        config.validate().map_err(|e| e.to_string())?;
+        connection.validate().map_err(|e| e.to_string())?;
         if let Some(t) = &self.dlq_topic {
             validate_table(t).map_err(|e| format!("--dlq-topic: {e}"))?;
         }
@@ -593,8 +594,8 @@ impl KafkaArgs {
         {
             return Err("--instance-id must be 1-249 characters without spaces".into());
         }
-        Ok(Some(KafkaSettings {
-            config,
+        Ok(Some(KafkaConfig {
+            connection,
             group: self.group.clone(),
             compression: self.kafka_compression.clone(),
             replication: self.replication_factor,

@@ -11,8 +11,9 @@ use encore::cli::{Cli, ClickHouseCommand, Command, ProduceSimpleArgs, VerifyArgs
 use encore::clickhouse::schema::Dialect;
 use encore::clickhouse::setup::{self, SetupError};
 use encore::clickhouse::{ChError, ClickHouse};
+use encore::config::RunOptions;
 use encore::lake::Lake;
-use encore::pipeline::{self, RunError, RunOptions};
+use encore::pipeline::{self, RunError};
 
 /// Writes to stdout; a reader that went away (`encore … | head`) is not an error worth a panic.
 macro_rules! out {
@@ -96,14 +97,14 @@ fn produce_simple(args: ProduceSimpleArgs) -> anyhow::Result<()> {
     let mut out = match args.kafka.to_settings().map_err(anyhow::Error::msg)? {
         None => SimpleOut::Stdout(std::io::stdout().lock()),
         Some(k) => {
-            encore::kafka::ensure_topic(&k.config, &args.topic, 1, k.replication)?;
+            encore::kafka::ensure_topic(&k.connection, &args.topic, 1, k.replication)?;
             encore::kafka::check_topic_access(
-                &k.config,
+                &k.connection,
                 &args.topic,
                 &[encore::kafka::TopicAccess::Write],
             )?;
             SimpleOut::Kafka(encore::kafka::producer::KafkaProducer::new(
-                &k.config,
+                &k.connection,
                 &args.topic,
                 &k.compression,
             )?)
@@ -114,7 +115,7 @@ fn produce_simple(args: ProduceSimpleArgs) -> anyhow::Result<()> {
     let mut sent = 0u64;
     let start = std::time::Instant::now();
     while args.count.is_none_or(|c| sent < c) {
-        let p = encore::names::draw_person(&mut rng, chrono::Utc::now().timestamp_millis());
+        let p = encore::sim::names::draw_person(&mut rng, chrono::Utc::now().timestamp_millis());
         match &mut out {
             SimpleOut::Stdout(o) => {
                 serde_json::to_writer(&mut *o, &p).context("writing to stdout")?;
@@ -171,11 +172,11 @@ fn verify(args: VerifyArgs) -> ExitCode {
         return usage("--date-from is after --date-to");
     }
     let kafka = match args.kafka.to_settings() {
-        Ok(k) => k.map(|k| k.config),
+        Ok(k) => k.map(|k| k.connection),
         Err(e) => return usage(e),
     };
     let clickhouse = match args.clickhouse.to_settings(None, &args.topic, false) {
-        Ok(Some(c)) => match ClickHouse::new(c.config) {
+        Ok(Some(c)) => match ClickHouse::new(c.connection) {
             Ok(ch) => Some((ch, c.target.database)),
             Err(e) => return usage(e),
         },
@@ -251,9 +252,9 @@ fn main() -> ExitCode {
                     .clickhouse
                     .to_settings(args.kafka.brokers.as_deref(), &sim.topic, true)
                 {
-                    Ok(c) => c.map(|settings| pipeline::ClickHouseRun {
-                        settings,
+                    Ok(c) => c.map(|c| encore::config::ClickHouseConfig {
                         recreate: args.recreate,
+                        ..c
                     }),
                     Err(e) => return usage(e),
                 };
@@ -357,7 +358,7 @@ fn clickhouse(cmd: ClickHouseCommand) -> ExitCode {
         Ok(s) => s,
         Err(e) => return usage(e),
     };
-    let ch = match ClickHouse::new(settings.config.clone()) {
+    let ch = match ClickHouse::new(settings.connection.clone()) {
         Ok(c) => c,
         Err(e) => return usage(e),
     };
@@ -380,9 +381,9 @@ fn clickhouse(cmd: ClickHouseCommand) -> ExitCode {
                         target.events_topic, target.simple_topic
                     ),
                 }
-                let run = pipeline::ClickHouseRun {
-                    settings,
+                let run = encore::config::ClickHouseConfig {
                     recreate: a.recreate,
+                    ..settings
                 };
                 match pipeline::apply_clickhouse(&run).await {
                     Ok((_, report)) => {
@@ -406,7 +407,7 @@ fn clickhouse(cmd: ClickHouseCommand) -> ExitCode {
                 };
                 if let Some(k) = kafka {
                     for (d, group) in status.queue_groups() {
-                        let (cfg, topic) = (k.config.clone(), target.topic(d).to_string());
+                        let (cfg, topic) = (k.connection.clone(), target.topic(d).to_string());
                         let lag = tokio::task::spawn_blocking(move || {
                             encore::kafka::group_lag(&cfg, &group, &topic)
                         })

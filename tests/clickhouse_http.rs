@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::stack::rt;
-use encore::clickhouse::{ChError, ClickHouse, ClickHouseConfig};
+use encore::clickhouse::{ChError, ClickHouse, ClickHouseConnection};
 
 #[test]
 fn reads_the_server_version() {
@@ -55,7 +55,7 @@ fn a_wrong_password_is_refused_and_never_echoed() {
 
 #[test]
 fn an_unreachable_server_is_retried_then_named() {
-    let ch = ClickHouse::new(ClickHouseConfig {
+    let ch = ClickHouse::new(ClickHouseConnection {
         url: "http://127.0.0.1:1".into(),
         user: "click".into(),
         password: None,

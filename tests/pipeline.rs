@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashSet;
 
 use common::*;
-use encore::schema::{event_date, lake_schema};
+use encore::lake::schema::{event_date, lake_schema};
 
 #[test]
 fn every_event_lands_exactly_once_in_its_date_partition() {

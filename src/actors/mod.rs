@@ -6,8 +6,8 @@
 //! | Conductor | `conductor.rs` | StartListeners, StopListening | Advance, StopRun |
 //! | Publisher | `publisher.rs` | SimEvents, DrainPublisher | Append, StopRun, Progress |
 //! | Bus | `bus.rs` | Append, Fetch, CommitOffset, GetHighWatermarks | Progress |
-//! | BusConsumer | `consumer.rs` | DrainTo | Fetch, Records |
-//! | KafkaSource | `kafka_consumer.rs` | DrainTo, StopConsuming, CloseConsumer | Records, ResumeAt, Revoke, StopRun |
+//! | BusConsumer | `bus_consumer.rs` | DrainTo | Fetch, Records |
+//! | KafkaSource | `kafka_source.rs` | DrainTo, StopConsuming, CloseConsumer | Records, ResumeAt, Revoke, StopRun |
 //! | Accumulator | `accumulator.rs` | Records, FlushAll, FlushDone | Flush, Durable, ActorFailed |
 //! | Flusher | `flusher.rs` | Flush | (replies Durable) |
 //! | Committer | `committer.rs` | Durable, GetCommitted | CommitOffset, Progress |
@@ -17,12 +17,12 @@
 
 pub mod accumulator;
 pub mod bus;
+pub mod bus_consumer;
 pub mod clickhouse_ddl;
 pub mod committer;
 pub mod conductor;
-pub mod consumer;
 pub mod flusher;
-pub mod kafka_consumer;
+pub mod kafka_source;
 pub mod listener;
 pub mod publisher;
 pub mod stats;

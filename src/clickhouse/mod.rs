@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// How to reach ClickHouse.
 #[derive(Clone)]
-pub struct ClickHouseConfig {
+pub struct ClickHouseConnection {
     /// `http://host:8123` (or https); no credentials in it.
     pub url: String,
     pub user: String,
@@ -21,23 +21,14 @@ pub struct ClickHouseConfig {
     pub password: Option<String>,
 }
 
-impl fmt::Debug for ClickHouseConfig {
+impl fmt::Debug for ClickHouseConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClickHouseConfig")
+        f.debug_struct("ClickHouseConnection")
             .field("url", &self.url)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .finish()
     }
-}
-
-/// Everything a command needs to talk to ClickHouse about encore's schema.
-#[derive(Clone, Debug)]
-pub struct ClickHouseSettings {
-    pub config: ClickHouseConfig,
-    pub target: schema::Target,
-    /// How long an unreachable server is waited for at start.
-    pub patience: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +90,7 @@ const ATTEMPTS: u32 = 5;
 /// A ClickHouse HTTP client.
 #[derive(Clone, Debug)]
 pub struct ClickHouse {
-    cfg: ClickHouseConfig,
+    cfg: ClickHouseConnection,
     http: reqwest::Client,
     user: reqwest::header::HeaderValue,
     /// Marked sensitive: never shown by reqwest's Debug.
@@ -107,7 +98,7 @@ pub struct ClickHouse {
 }
 
 impl ClickHouse {
-    pub fn new(cfg: ClickHouseConfig) -> Result<ClickHouse, ChError> {
+    pub fn new(cfg: ClickHouseConnection) -> Result<ClickHouse, ChError> {
         let url = reqwest::Url::parse(&cfg.url)
             .map_err(|e| ChError::Config(format!("--clickhouse-url `{}`: {e}", cfg.url)))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -154,7 +145,7 @@ impl ClickHouse {
         })
     }
 
-    pub fn config(&self) -> &ClickHouseConfig {
+    pub fn config(&self) -> &ClickHouseConnection {
         &self.cfg
     }
 
@@ -314,7 +305,7 @@ mod tests {
 
     #[test]
     fn urls_with_credentials_are_refused_and_debug_redacts() {
-        let cfg = |url: &str| ClickHouseConfig {
+        let cfg = |url: &str| ClickHouseConnection {
             url: url.into(),
             user: "click".into(),
             password: Some("s3cr3t".into()),

@@ -8,7 +8,7 @@ use rdkafka::client::Client;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::describe::{DescribeError, describe_topic};
-use super::{EncoreContext, KafkaConfig, KafkaSetupError};
+use super::{EncoreContext, KafkaConnection, KafkaSetupError};
 
 /// The topic as found or created.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,7 +17,7 @@ pub struct TopicInfo {
     pub created: bool,
 }
 
-fn admin(cfg: &KafkaConfig) -> Result<AdminClient<EncoreContext>, KafkaSetupError> {
+fn admin(cfg: &KafkaConnection) -> Result<AdminClient<EncoreContext>, KafkaSetupError> {
     let mut c = cfg.client_config();
     // Looking a topic up must never create it with the broker's defaults.
     c.set("allow.auto.create.topics", "false");
@@ -25,7 +25,7 @@ fn admin(cfg: &KafkaConfig) -> Result<AdminClient<EncoreContext>, KafkaSetupErro
         .map_err(|e| KafkaSetupError::Config(format!("Kafka settings: {e}")))
 }
 
-fn unreachable(cfg: &KafkaConfig, e: impl std::fmt::Display) -> KafkaSetupError {
+fn unreachable(cfg: &KafkaConnection, e: impl std::fmt::Display) -> KafkaSetupError {
     KafkaSetupError::Config(format!(
         "cannot reach Kafka at `{}` within {} (--connect-timeout): {e}",
         cfg.brokers,
@@ -36,7 +36,7 @@ fn unreachable(cfg: &KafkaConfig, e: impl std::fmt::Display) -> KafkaSetupError 
 /// Partitions of `topic` that have a leader, or None when the cluster does not know the topic.
 fn lookup(
     client: &Client<EncoreContext>,
-    cfg: &KafkaConfig,
+    cfg: &KafkaConnection,
     topic: &str,
 ) -> Result<Option<(u32, bool)>, KafkaSetupError> {
     // All topics, not `Some(topic)`: a metadata request naming a missing topic can create it on
@@ -51,7 +51,10 @@ fn lookup(
 }
 
 /// The partition count of `topic`, or None when it does not exist.
-pub fn topic_partitions(cfg: &KafkaConfig, topic: &str) -> Result<Option<u32>, KafkaSetupError> {
+pub fn topic_partitions(
+    cfg: &KafkaConnection,
+    topic: &str,
+) -> Result<Option<u32>, KafkaSetupError> {
     let admin = admin(cfg)?;
     Ok(lookup(admin.inner(), cfg, topic)?.map(|(n, _)| n))
 }
@@ -59,7 +62,7 @@ pub fn topic_partitions(cfg: &KafkaConfig, topic: &str) -> Result<Option<u32>, K
 /// Makes sure `topic` exists: creates it with `partitions` when missing (waiting until every
 /// partition has a leader); an existing topic keeps its partition count.
 pub fn ensure_topic(
-    cfg: &KafkaConfig,
+    cfg: &KafkaConnection,
     topic: &str,
     partitions: u32,
     replication: u16,
@@ -143,7 +146,7 @@ pub fn fetch_high_watermarks(
 /// The source identity written into commit markers: the cluster, the topic and the topic's id
 /// (`kafka:CLUSTER/TOPIC#TOPIC_ID`), so that a lake is never continued from another cluster's
 /// offsets, nor from a topic deleted and created again under the same name.
-pub fn source_identity(cfg: &KafkaConfig, topic: &str) -> Result<String, KafkaSetupError> {
+pub fn source_identity(cfg: &KafkaConnection, topic: &str) -> Result<String, KafkaSetupError> {
     let admin = admin(cfg)?;
     // Without the id a lake could be continued from another cluster's offsets: refuse.
     let id = admin
@@ -178,7 +181,7 @@ impl PartitionLag {
 /// Where `group` stands on `topic`, read without joining the group. None when the topic does
 /// not exist.
 pub fn group_lag(
-    cfg: &KafkaConfig,
+    cfg: &KafkaConnection,
     group: &str,
     topic: &str,
 ) -> Result<Option<Vec<PartitionLag>>, KafkaSetupError> {
@@ -222,7 +225,7 @@ pub fn group_lag(
 
 /// Low and high watermark of every partition of `topic`, or None when it does not exist.
 pub fn watermarks(
-    cfg: &KafkaConfig,
+    cfg: &KafkaConnection,
     topic: &str,
 ) -> Result<Option<Vec<(i64, i64)>>, KafkaSetupError> {
     let admin = admin(cfg)?;
@@ -260,7 +263,7 @@ impl TopicAccess {
 /// that a missing ACL is named at start (exit 2) instead of failing every record. Brokers that
 /// do not report authorized operations pass.
 pub fn check_topic_access(
-    cfg: &KafkaConfig,
+    cfg: &KafkaConnection,
     topic: &str,
     need: &[TopicAccess],
 ) -> Result<(), KafkaSetupError> {
@@ -297,7 +300,7 @@ pub fn check_topic_access(
 }
 
 /// The principal as far as the settings tell (the SASL user), for messages.
-fn principal(cfg: &KafkaConfig) -> Option<String> {
+fn principal(cfg: &KafkaConnection) -> Option<String> {
     cfg.extra
         .iter()
         .find(|(k, _)| k == "sasl.username")

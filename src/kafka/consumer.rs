@@ -15,7 +15,7 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
-use super::{KafkaConfig, KafkaSetupError, log_client_error, log_to_tracing};
+use super::{KafkaConnection, KafkaSetupError, log_client_error, log_to_tracing};
 
 /// What the pipeline does when partitions come and go. Both calls block the polling thread;
 /// they must not need that thread to make progress.
@@ -159,7 +159,7 @@ impl SinkConsumer {
     /// `instance_id`: static membership (`group.instance.id`): a member restarted under the
     /// same id takes its partitions back at once instead of after the session timeout.
     pub fn new(
-        cfg: &KafkaConfig,
+        cfg: &KafkaConnection,
         topic: &str,
         group: &str,
         instance_id: Option<&str>,

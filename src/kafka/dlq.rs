@@ -15,7 +15,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{EncoreContext, KafkaConfig, KafkaSetupError};
+use super::{EncoreContext, KafkaConnection, KafkaSetupError};
 use crate::sink::DeadLetter;
 
 /// Header names (values are UTF-8 text).
@@ -54,7 +54,7 @@ impl DeadLetterWriter {
     /// `partitions`: the dead-letter topic's partition count (source partition p goes to
     /// p modulo it, so one source partition's letters stay in order).
     pub fn new(
-        cfg: &KafkaConfig,
+        cfg: &KafkaConnection,
         topic: &str,
         source_topic: &str,
         partitions: u32,
@@ -152,7 +152,7 @@ impl DeadLetterScan {
 /// Reads the whole dead-letter topic (blocking) and collects the letters of `source_topic`;
 /// `None` when the topic does not exist.
 pub fn scan(
-    cfg: &KafkaConfig,
+    cfg: &KafkaConnection,
     topic: &str,
     source_topic: &str,
 ) -> Result<Option<DeadLetterScan>, KafkaSetupError> {

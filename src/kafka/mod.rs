@@ -1,5 +1,5 @@
 //! Kafka: client settings, topic set-up, and the librdkafka glue shared by the producer and
-//! the consumer actors (`actors::publisher`, `actors::kafka_consumer`).
+//! the consumer actors (`actors::publisher`, `actors::kafka_source`).
 
 mod admin;
 pub mod consumer;
@@ -52,7 +52,7 @@ const SECRET_MARKERS: &[&str] = &[
 
 /// How to reach the Kafka cluster.
 #[derive(Clone)]
-pub struct KafkaConfig {
+pub struct KafkaConnection {
     /// Bootstrap servers, `host:port,…`.
     pub brokers: String,
     /// Extra librdkafka settings (`--kafka-config key=value`), e.g. TLS and SASL.
@@ -61,7 +61,7 @@ pub struct KafkaConfig {
     pub connect_timeout: Duration,
 }
 
-impl fmt::Debug for KafkaConfig {
+impl fmt::Debug for KafkaConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let extra: Vec<(&str, &str)> = self
             .extra
@@ -75,7 +75,7 @@ impl fmt::Debug for KafkaConfig {
                 (k.as_str(), v)
             })
             .collect();
-        f.debug_struct("KafkaConfig")
+        f.debug_struct("KafkaConnection")
             .field("brokers", &self.brokers)
             .field("extra", &extra)
             .field("connect_timeout", &self.connect_timeout)
@@ -141,7 +141,7 @@ pub enum KafkaSetupError {
     Config(String),
 }
 
-impl KafkaConfig {
+impl KafkaConnection {
     /// The common client settings plus the user's extras.
     pub fn client_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
@@ -273,7 +273,7 @@ mod tests {
 
     #[test]
     fn debug_redacts_secrets() {
-        let c = KafkaConfig {
+        let c = KafkaConnection {
             brokers: "b:9092".into(),
             extra: vec![
                 ("sasl.username".into(), "alice".into()),
@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn unknown_librdkafka_settings_are_reported() {
-        let c = KafkaConfig {
+        let c = KafkaConnection {
             brokers: "127.0.0.1:1".into(),
             extra: vec![("no.such.setting".into(), "1".into())],
             connect_timeout: Duration::from_secs(1),

@@ -12,7 +12,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::{KafkaConfig, KafkaSetupError, log_client_error, log_to_tracing};
+use super::{KafkaConnection, KafkaSetupError, log_client_error, log_to_tracing};
 
 /// Producer-side compression codecs librdkafka offers.
 pub const CODECS: &[&str] = &["none", "gzip", "snappy", "lz4", "zstd"];
@@ -152,7 +152,7 @@ pub enum Enqueue {
 
 impl KafkaProducer {
     pub fn new(
-        cfg: &KafkaConfig,
+        cfg: &KafkaConnection,
         topic: &str,
         compression: &str,
     ) -> Result<KafkaProducer, KafkaSetupError> {

@@ -4,6 +4,7 @@
 mod naming;
 mod parquet_props;
 mod protocol;
+pub mod schema;
 
 pub use naming::{
     META_DIR, Range, data_file_name, date_dir, parse_data_file_name, table_dir, validate_table,

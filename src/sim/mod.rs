@@ -6,6 +6,7 @@
 mod catalog;
 pub mod inject;
 mod model;
+pub mod names;
 mod profile;
 
 pub use catalog::Catalog;

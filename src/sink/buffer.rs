@@ -10,8 +10,8 @@ use parquet::file::properties::WriterProperties;
 
 use super::policy::BufferStats;
 use crate::event::WireEvent;
+use crate::lake::schema::{EventBatchBuilder, SourcePos, event_date};
 use crate::lake::{self, LakeError, PreparedBatch, Range, Rejected};
-use crate::schema::{EventBatchBuilder, SourcePos, event_date};
 
 /// A record as read from the topic or the in-process bus.
 #[derive(Clone, Debug, PartialEq, Eq)]

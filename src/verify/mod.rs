@@ -29,9 +29,9 @@ use serde::Serialize;
 use crate::clickhouse::schema::{Dialect, queue_group};
 use crate::clickhouse::{ClickHouse, quote_ident, quote_str};
 use crate::event::{EVENT_TYPES, EventType};
-use crate::kafka::KafkaConfig;
+use crate::kafka::KafkaConnection;
+use crate::lake::schema::lake_schema;
 use crate::lake::{Lake, LakeError, parse_data_file_name};
-use crate::schema::lake_schema;
 use coverage::{PartitionCheck, Span, against_topic, difference, span};
 
 /// What to check and how much to print.
@@ -61,7 +61,7 @@ impl Default for VerifyOptions {
 #[derive(Clone, Debug, Default)]
 pub struct Sources {
     /// The topic the lake was written from (same name as the lake table).
-    pub kafka: Option<KafkaConfig>,
+    pub kafka: Option<KafkaConnection>,
     /// The sink's dead-letter topic (with `kafka`); None: `<table>.dlq`.
     pub dlq_topic: Option<String>,
     /// ClickHouse and the database holding encore's tables.
@@ -1163,7 +1163,7 @@ fn check_dead_letters(
 
 /// Low and high watermark per partition of `topic`.
 /// The topic's identity as the sink writes it into markers (`kafka:CLUSTER/TOPIC#ID`).
-async fn topic_identity(cfg: &KafkaConfig, topic: &str) -> Result<String, VerifyError> {
+async fn topic_identity(cfg: &KafkaConnection, topic: &str) -> Result<String, VerifyError> {
     let (cfg, topic) = (cfg.clone(), topic.to_string());
     tokio::task::spawn_blocking(move || crate::kafka::source_identity(&cfg, &topic))
         .await
@@ -1186,7 +1186,7 @@ fn recreated_from(marker_sources: &BTreeSet<String>, current: &str) -> Vec<Strin
 }
 
 async fn topic_watermarks(
-    cfg: &KafkaConfig,
+    cfg: &KafkaConnection,
     topic: &str,
 ) -> Result<BTreeMap<i32, (i64, i64)>, VerifyError> {
     let (cfg, topic) = (cfg.clone(), topic.to_string());
@@ -1208,7 +1208,7 @@ async fn clickhouse_reconcile(
     db: &str,
     lake_ids: &[u128],
     opts: &VerifyOptions,
-    kafka: Option<&KafkaConfig>,
+    kafka: Option<&KafkaConnection>,
     topic: &str,
 ) -> Result<ClickHouseReport, VerifyError> {
     let src = |e: crate::clickhouse::ChError| VerifyError::Source(format!("ClickHouse: {e}"));

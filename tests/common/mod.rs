@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type, TimestampMillisecondType};
+use encore::config::{ClockMode, RunOptions, SimConfig, SinkConfig};
 use encore::lake::{Compression, LakeConfig};
-use encore::pipeline::{ClockMode, RunOptions, SimConfig, SinkConfig, Summary};
+use encore::pipeline::Summary;
 use encore::sim::BehaviourConfig;
 use encore::sink::FlushPolicy;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

@@ -165,7 +165,7 @@ impl Stack {
 }
 
 /// The stack's ClickHouse (fails loudly when it does not answer).
-pub fn clickhouse() -> encore::clickhouse::ClickHouseConfig {
+pub fn clickhouse() -> encore::clickhouse::ClickHouseConnection {
     let url = var("ENCORE_CLICKHOUSE_URL", "http://127.0.0.1:8123");
     let hostport = url
         .trim_start_matches("http://")
@@ -173,7 +173,7 @@ pub fn clickhouse() -> encore::clickhouse::ClickHouseConfig {
         .trim_end_matches('/')
         .to_string();
     reachable("ClickHouse", &hostport);
-    encore::clickhouse::ClickHouseConfig {
+    encore::clickhouse::ClickHouseConnection {
         url,
         user: var("ENCORE_CLICKHOUSE_USER", "click"),
         password: Some(var("ENCORE_CLICKHOUSE_PASSWORD", "click")),

@@ -1,0 +1,94 @@
+//! Kafka set-up before a run: topics created or checked, and the principal's permissions on
+//! them, each a blocking admin call run off the actors' threads.
+
+use crate::clickhouse::schema::Target;
+use crate::config::KafkaConfig;
+use crate::kafka::{KafkaSetupError, TopicAccess, check_topic_access, ensure_topic};
+
+use super::summary::RunError;
+
+/// Runs a blocking Kafka set-up call off the actors' threads.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, KafkaSetupError> + Send + 'static,
+) -> Result<T, RunError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RunError::Usage(format!("Kafka set-up: {e}")))?
+        .map_err(|e| RunError::Usage(e.to_string()))
+}
+
+/// The dead-letter topic must not be the topic itself: its letters would be read, rejected
+/// and copied again forever.
+pub(super) fn check_dlq(k: &KafkaConfig, topic: &str) -> Result<(), RunError> {
+    if k.dlq_topic_of(topic) == topic {
+        return Err(RunError::Usage(format!(
+            "--dlq-topic `{topic}` is the topic the sink reads; use another name"
+        )));
+    }
+    Ok(())
+}
+
+/// The topic exists (created when missing), the principal may do `need` with it, and its
+/// partition count.
+pub(super) async fn prepare_topic(
+    topic: &str,
+    partitions: u32,
+    k: &KafkaConfig,
+    need: &'static [TopicAccess],
+) -> Result<u32, RunError> {
+    let (cfg, t, rf) = (k.connection.clone(), topic.to_string(), k.replication);
+    Ok(blocking(move || {
+        let info = ensure_topic(&cfg, &t, partitions, rf)?;
+        check_topic_access(&cfg, &t, need)?;
+        Ok(info)
+    })
+    .await?
+    .partitions)
+}
+
+/// The partitions of a topic the sink reads. The sink never creates it: a typo must not
+/// create an empty topic.
+pub(super) async fn existing_topic(topic: &str, k: &KafkaConfig) -> Result<u32, RunError> {
+    let (cfg, t) = (k.connection.clone(), topic.to_string());
+    blocking(move || {
+        // A topic this principal may not describe would look missing: name the ACL.
+        check_topic_access(&cfg, &t, &[TopicAccess::Read])?;
+        crate::kafka::topic_partitions(&cfg, &t)?.ok_or_else(|| {
+            KafkaSetupError::Config(format!(
+                "topic `{t}` does not exist (create it with `encore simulate --brokers …` or the Kafka tools)"
+            ))
+        })
+    })
+    .await
+}
+
+/// The sink's dead-letter topic, created when missing with as many partitions as the source
+/// (source partition p's letters go to p, in order); its partition count.
+pub(super) async fn prepare_dlq(topic: &str, dlq: &str, k: &KafkaConfig) -> Result<u32, RunError> {
+    let (cfg, t, d, rf) = (
+        k.connection.clone(),
+        topic.to_string(),
+        dlq.to_string(),
+        k.replication,
+    );
+    blocking(move || {
+        let n = crate::kafka::topic_partitions(&cfg, &t)?.unwrap_or(1);
+        let info = ensure_topic(&cfg, &d, n, rf)?;
+        check_topic_access(&cfg, &d, &[TopicAccess::Write])?;
+        Ok(info.partitions)
+    })
+    .await
+}
+
+/// Creates the topics ClickHouse's queues subscribe to, if missing: a queue created before its
+/// topic notices the topic only at librdkafka's next metadata refresh (5 minutes by default).
+pub async fn prepare_clickhouse_topics(
+    target: &Target,
+    events_partitions: u32,
+    k: &KafkaConfig,
+) -> Result<(), RunError> {
+    let write = &[TopicAccess::Write];
+    prepare_topic(&target.events_topic, events_partitions, k, write).await?;
+    prepare_topic(&target.simple_topic, 1, k, write).await?;
+    Ok(())
+}
