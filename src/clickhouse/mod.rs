@@ -5,6 +5,7 @@
 //! retried with backoff; an answer from the server (syntax, permissions, a missing table) is not,
 //! and comes back with ClickHouse's own code and message.
 
+pub mod commands;
 pub mod schema;
 pub mod setup;
 
