@@ -38,10 +38,9 @@ impl CommandError {
 impl From<SetupError> for CommandError {
     /// A setting to fix or a server to reach is the user's (2); a refusal is the server's (1).
     fn from(e: SetupError) -> Self {
-        match e {
-            SetupError::Ch(ChError::Config(_) | ChError::Connect { .. }) => {
-                CommandError::Usage(e.to_string())
-            }
+        match &e {
+            SetupError::Ch(c @ ChError::Config(_)) => CommandError::Usage(c.to_string()),
+            SetupError::Ch(c) if c.is_unreachable() => CommandError::Usage(c.to_string()),
             e => CommandError::Failed(e.to_string()),
         }
     }

@@ -309,7 +309,7 @@ pub enum Progress {
 
 /// Pipeline → ClickHouseDdl: make the ClickHouse schema match what encore expects (create what
 /// is missing; with `recreate`, drop and create everything). Connection failures are retried
-/// within the actor's patience; a server error or drift ends the request at once.
+/// within the patience of the actor's client; a server error or drift ends the request at once.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(
     result = "Result<crate::clickhouse::setup::SetupReport, crate::clickhouse::setup::SetupError>"

@@ -1,30 +1,23 @@
 //! ClickHouseDdl: owns the ClickHouse connection of a run and applies the schema on request.
 //! The DDL and its checks are in `clickhouse::schema` / `clickhouse::setup`; this only drives
 //! them, one request at a time (requests queue in the mailbox, so two setups never interleave).
-
-use std::time::Duration;
+//! How long an unreachable server is waited for is the client's patience.
 
 use actix::prelude::*;
 
 use crate::clickhouse::ClickHouse;
 use crate::clickhouse::schema::Target;
-use crate::clickhouse::setup::{SetupError, SetupReport, setup_with_patience};
+use crate::clickhouse::setup::{SetupError, SetupReport, setup};
 use crate::messages::ApplySchema;
 
 pub struct ClickHouseDdl {
     ch: ClickHouse,
     target: Target,
-    /// How long an unreachable server is waited for before a request fails.
-    patience: Duration,
 }
 
 impl ClickHouseDdl {
-    pub fn new(ch: ClickHouse, target: Target, patience: Duration) -> ClickHouseDdl {
-        ClickHouseDdl {
-            ch,
-            target,
-            patience,
-        }
+    pub fn new(ch: ClickHouse, target: Target) -> ClickHouseDdl {
+        ClickHouseDdl { ch, target }
     }
 }
 
@@ -36,10 +29,9 @@ impl Handler<ApplySchema> for ClickHouseDdl {
     type Result = AtomicResponse<Self, Result<SetupReport, SetupError>>;
 
     fn handle(&mut self, msg: ApplySchema, _: &mut Context<Self>) -> Self::Result {
-        let (ch, target, patience) = (self.ch.clone(), self.target.clone(), self.patience);
+        let (ch, target) = (self.ch.clone(), self.target.clone());
         AtomicResponse::new(Box::pin(
-            async move { setup_with_patience(&ch, &target, msg.recreate, patience).await }
-                .into_actor(self),
+            async move { setup(&ch, &target, msg.recreate).await }.into_actor(self),
         ))
     }
 }

@@ -44,6 +44,10 @@ pub enum ChError {
         attempts: u32,
         reason: String,
     },
+    /// The request left, and its answer did not come (a timeout, a dropped connection): not
+    /// repeated, since it may have run.
+    #[error("no answer from ClickHouse at {url}: {reason}")]
+    Sent { url: String, reason: String },
     /// The server answered with an error: its code and message, as ClickHouse wrote them.
     #[error("ClickHouse refused the query (HTTP {status}{}): {message}", code.map(|c| format!(", code {c}")).unwrap_or_default())]
     Server {
@@ -51,6 +55,19 @@ pub enum ChError {
         code: Option<u32>,
         message: String,
     },
+}
+
+impl ChError {
+    /// A connection that could not be made: nothing was sent, so trying again is safe.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, ChError::Connect { .. })
+    }
+
+    /// The server did not answer (not reached, or silent): a network or a server to look at,
+    /// not a refusal.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ChError::Connect { .. } | ChError::Sent { .. })
+    }
 }
 
 /// A server version, e.g. 18.16.1 or 25.8.1.5101.
@@ -85,13 +102,18 @@ impl fmt::Display for Version {
     }
 }
 
-/// Attempts for a query whose connection fails (backoff 200 ms doubling to 3 s).
-const ATTEMPTS: u32 = 5;
+/// How long a client keeps trying a server that refuses connections unless told otherwise:
+/// five attempts (backoff 200 ms doubling to 3 s), enough for a server that is restarting.
+pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(5);
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(3);
 
 /// A ClickHouse HTTP client.
 #[derive(Clone, Debug)]
 pub struct ClickHouse {
     cfg: ClickHouseConnection,
+    /// How long a query keeps retrying a connection that fails (None: until it succeeds).
+    patience: Option<Duration>,
     http: reqwest::Client,
     user: reqwest::header::HeaderValue,
     /// Marked sensitive: never shown by reqwest's Debug.
@@ -140,10 +162,19 @@ impl ClickHouse {
         };
         Ok(ClickHouse {
             cfg,
+            patience: Some(DEFAULT_PATIENCE),
             http,
             user,
             key,
         })
+    }
+
+    /// The same client, retrying failed connections for `patience` (None: for as long as it
+    /// takes; ZERO: one attempt). The only place encore retries ClickHouse: callers that wait
+    /// longer for a server ask for more patience rather than looping themselves.
+    pub fn with_patience(mut self, patience: Option<Duration>) -> ClickHouse {
+        self.patience = patience;
+        self
     }
 
     pub fn config(&self) -> &ClickHouseConnection {
@@ -151,48 +182,67 @@ impl ClickHouse {
     }
 
     /// Runs one statement; the body of the answer (TabSeparated unless the SQL says otherwise).
+    /// Only failures to connect are retried, within the client's patience: a request that
+    /// timed out after it was sent may have run (a DROP, a slow query) and is not repeated.
     pub async fn query(&self, sql: &str) -> Result<String, ChError> {
-        let mut delay = Duration::from_millis(200);
+        let started = tokio::time::Instant::now();
+        let mut delay = FIRST_BACKOFF;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut req = self
-                .http
-                .post(&self.cfg.url)
-                .header("X-ClickHouse-User", self.user.clone())
-                .body(sql.to_string());
-            if let Some(p) = &self.key {
-                req = req.header("X-ClickHouse-Key", p.clone());
-            }
-            match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let body = resp.text().await.map_err(|e| ChError::Connect {
-                        url: self.cfg.url.clone(),
-                        attempts: attempt,
-                        reason: format!("reading the answer: {e}"),
-                    })?;
-                    if status.is_success() {
-                        return Ok(body);
+            match self.attempt(sql, attempt).await {
+                Err(e) if e.is_retriable() && self.may_wait(started, delay) => {
+                    // Loud once, then quiet: a long outage must not flood the log.
+                    if attempt == 1 {
+                        tracing::warn!(url = %self.cfg.url, error = %e, "ClickHouse not reachable; retrying");
+                    } else {
+                        tracing::debug!(url = %self.cfg.url, attempt, error = %e, "ClickHouse still not reachable");
                     }
-                    return Err(server_error(status.as_u16(), &body));
-                }
-                // Only failures to connect: a request that timed out after it was sent may
-                // have run (a DROP, a slow query) and is not repeated.
-                Err(e) if attempt < ATTEMPTS && e.is_connect() => {
-                    tracing::warn!(url = %self.cfg.url, attempt, error = %e, "ClickHouse not reachable; retrying");
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(3));
+                    delay = (delay * 2).min(MAX_BACKOFF);
                 }
-                Err(e) => {
-                    return Err(ChError::Connect {
-                        url: self.cfg.url.clone(),
-                        attempts: attempt,
-                        reason: error_chain(&e),
-                    });
-                }
+                other => return other,
             }
         }
+    }
+
+    fn may_wait(&self, started: tokio::time::Instant, delay: Duration) -> bool {
+        self.patience.is_none_or(|p| started.elapsed() + delay <= p)
+    }
+
+    async fn attempt(&self, sql: &str, attempt: u32) -> Result<String, ChError> {
+        let mut req = self
+            .http
+            .post(&self.cfg.url)
+            .header("X-ClickHouse-User", self.user.clone())
+            .body(sql.to_string());
+        if let Some(p) = &self.key {
+            req = req.header("X-ClickHouse-Key", p.clone());
+        }
+        let connect = |reason: String| ChError::Connect {
+            url: self.cfg.url.clone(),
+            attempts: attempt,
+            reason,
+        };
+        let resp = req.send().await.map_err(|e| {
+            if e.is_connect() {
+                connect(error_chain(&e))
+            } else {
+                ChError::Sent {
+                    url: self.cfg.url.clone(),
+                    reason: error_chain(&e),
+                }
+            }
+        })?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| ChError::Sent {
+            url: self.cfg.url.clone(),
+            reason: format!("reading the answer: {e}"),
+        })?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        Err(server_error(status.as_u16(), &body))
     }
 
     /// The server's version (`SELECT version()`).

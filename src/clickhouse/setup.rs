@@ -273,30 +273,6 @@ pub async fn setup(
     Ok(report)
 }
 
-/// [`setup`], waiting up to `patience` for a server that does not answer (the client already
-/// retries each statement a few times; this covers longer outages, e.g. ClickHouse starting).
-pub async fn setup_with_patience(
-    ch: &ClickHouse,
-    target: &Target,
-    recreate: bool,
-    patience: std::time::Duration,
-) -> Result<SetupReport, SetupError> {
-    let deadline = tokio::time::Instant::now() + patience;
-    let mut delay = std::time::Duration::from_secs(1);
-    loop {
-        match setup(ch, target, recreate).await {
-            Err(SetupError::Ch(e @ ChError::Connect { .. }))
-                if tokio::time::Instant::now() + delay < deadline =>
-            {
-                tracing::warn!(error = %e, "ClickHouse schema not applied yet; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(10));
-            }
-            other => return other,
-        }
-    }
-}
-
 /// Drops encore's tables and views in `target.database`.
 pub async fn drop(ch: &ClickHouse, target: &Target) -> Result<Vec<String>, ChError> {
     ch.version().await?;
