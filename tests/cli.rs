@@ -1,32 +1,12 @@
 //! The binary's contract: help on every subcommand, usage errors exit 2 and write nothing,
 //! a run leaves a lake that `verify` passes.
 
+mod common;
+
 use std::process::Command;
 
-/// The binary with none of the caller's `ENCORE_*` settings (a shell that evaluated
-/// `scripts/stack.sh env` would otherwise turn these embedded runs into Kafka runs).
-fn encore() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_encore"));
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("ENCORE_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-/// Runs `encore verify` on a lake: (exit 0, report).
-fn verify(lake: &std::path::Path) -> (bool, String) {
-    let out = encore()
-        .args(["verify", "--lake"])
-        .arg(lake)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
+use common::process::{encore, figure};
+use common::verify_clean;
 
 #[test]
 fn every_subcommand_has_help() {
@@ -88,9 +68,7 @@ fn run_then_verify_and_env_vars_work() {
     );
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("rows written    3000"), "{summary}");
-    let (ok, report) = verify(&lake);
-    assert!(ok, "{report}");
-    assert!(report.contains("verdict: CLEAN (3000 rows"), "{report}");
+    let report = verify_clean(&lake, 3000);
     assert!(
         report.contains("first 10 track_playback events"),
         "{report}"
@@ -202,26 +180,10 @@ fn sigterm_drains_everything_then_exits_0() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(summary.contains("SIGTERM (drained)"), "{summary}");
-    let field = |name: &str| -> u64 {
-        let line = summary
-            .lines()
-            .find(|l| l.trim_start().starts_with(name))
-            .unwrap();
-        line.split_whitespace()
-            .nth(if name == "events" { 1 } else { 2 })
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let (published, rows) = (field("events"), field("rows written"));
+    let (published, rows) = (figure(&summary, "events"), figure(&summary, "rows written"));
     assert!(published > 0);
     assert_eq!(rows, published, "everything published reached the lake");
-    let (ok, report) = verify(&lake);
-    assert!(ok, "{report}");
-    assert!(
-        report.contains(&format!("verdict: CLEAN ({rows} rows")),
-        "{report}"
-    );
+    verify_clean(&lake, rows);
 }
 
 #[test]

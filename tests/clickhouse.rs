@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::stack::{ChDatabase, LakeView, Stack, rt, unique};
-use encore::clickhouse::{ClickHouse, quote_ident};
+use common::clickhouse::{ChDatabase, clickhouse};
+use common::lake::LakeView;
+use common::process::text;
+use common::stack::{Stack, unique};
 use serde_json::Value;
 
 /// ClickHouse's Kafka engine flushes every 7.5 s on 18.16 and polls in between: generous.
@@ -19,22 +21,17 @@ const INGEST_DEADLINE: Duration = Duration::from_secs(120);
 /// A database of this test, its topics, and the way to run encore against them.
 struct Fixture {
     stack: Stack,
-    db: String,
     topic: String,
     simple: String,
-    ch: ClickHouse,
-    /// Drops the database at the end.
-    _db: ChDatabase,
+    /// Dropped (with the database) at the end.
+    db: ChDatabase,
 }
 
 impl Fixture {
     fn new(prefix: &str) -> Fixture {
-        let guard = ChDatabase::new(prefix);
         Fixture {
+            db: ChDatabase::new(prefix),
             stack: Stack::get(),
-            db: guard.name.clone(),
-            ch: guard.ch.clone(),
-            _db: guard,
             topic: unique(prefix),
             simple: unique(&format!("{prefix}-simple")),
         }
@@ -42,43 +39,11 @@ impl Fixture {
 
     /// `encore` with this fixture's ClickHouse flags after `args`.
     fn encore(&self, args: &[&str]) -> Command {
-        let cfg = self.ch.config();
         let mut c = self.stack.encore();
         c.args(args)
-            .args(["--clickhouse-url", &cfg.url])
-            .args(["--clickhouse-user", &cfg.user])
-            .args(["--clickhouse-database", &self.db])
-            .args(["--topic", &self.topic, "--simple-topic", &self.simple])
-            .env(
-                "ENCORE_CLICKHOUSE_PASSWORD",
-                cfg.password.as_deref().unwrap_or(""),
-            );
+            .args(["--topic", &self.topic, "--simple-topic", &self.simple]);
+        self.db.flags(&mut c);
         c
-    }
-
-    fn sql(&self, sql: &str) -> String {
-        rt().block_on(self.ch.query(sql))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-
-    fn table(&self, name: &str) -> String {
-        format!(
-            "{}.{}",
-            quote_ident(&self.db).unwrap(),
-            quote_ident(name).unwrap()
-        )
-    }
-
-    /// Polls until `sql` (one number) reaches `want`; returns the last value seen.
-    fn wait_for_count(&self, sql: &str, want: u64) -> u64 {
-        let end = Instant::now() + INGEST_DEADLINE;
-        loop {
-            let n: u64 = self.sql(sql).trim().parse().unwrap();
-            if n >= want || Instant::now() > end {
-                return n;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
     }
 
     /// `setup --recreate`, which must succeed and drop the existing objects.
@@ -97,14 +62,6 @@ impl Fixture {
         args.extend_from_slice(extra);
         self.encore(&args).output().unwrap()
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]
@@ -132,14 +89,18 @@ fn run_with_clickhouse_ingests_every_event_typed_like_the_lake() {
         text(&out)
     );
 
-    let events = f.table("music_events");
-    let seen = f.wait_for_count(&format!("SELECT uniqExact(event_id) FROM {events}"), n);
+    let events = f.db.table("music_events");
+    let seen = f.db.wait_for_count(
+        &format!("SELECT uniqExact(event_id) FROM {events}"),
+        n,
+        INGEST_DEADLINE,
+    );
     assert_eq!(seen, n, "distinct events in ClickHouse");
-    let total: u64 = f
-        .sql(&format!("SELECT count() FROM {events} FINAL"))
-        .trim()
-        .parse()
-        .unwrap();
+    let total: u64 =
+        f.db.sql(&format!("SELECT count() FROM {events} FINAL"))
+            .trim()
+            .parse()
+            .unwrap();
     assert_eq!(total, n, "rows after deduplication");
 
     // Every event of the lake is in ClickHouse with the same values.
@@ -162,7 +123,7 @@ fn run_with_clickhouse_ingests_every_event_typed_like_the_lake() {
     ];
     let lake_rows = LakeView::open(&f.stack, &lake, &f.topic).columns(&cols);
     assert_eq!(lake_rows.len() as u64, n);
-    let answer = f.sql(&format!(
+    let answer = f.db.sql(&format!(
         "SELECT {}, ts_ms, toUnixTimestamp(event_time) AS secs FROM {events} FINAL FORMAT JSONEachRow",
         cols[..cols.len() - 1].join(", ")
     ));
@@ -241,9 +202,9 @@ fn run_with_clickhouse_ingests_every_event_typed_like_the_lake() {
     // --recreate empties the tables and the new queue (a new consumer group) reads the topic
     // again from its start.
     let group = || {
-        f.sql(&format!(
+        f.db.sql(&format!(
             "SELECT engine_full FROM system.tables WHERE database = '{}' AND name = 'music_events_queue'",
-            f.db
+            f.db.name
         ))
     };
     let before = group();
@@ -253,7 +214,11 @@ fn run_with_clickhouse_ingests_every_event_typed_like_the_lake() {
         before,
         "the recreated queue must use a new consumer group"
     );
-    let again = f.wait_for_count(&format!("SELECT uniqExact(event_id) FROM {events}"), n);
+    let again = f.db.wait_for_count(
+        &format!("SELECT uniqExact(event_id) FROM {events}"),
+        n,
+        INGEST_DEADLINE,
+    );
     assert_eq!(again, n, "events after --recreate");
 }
 
@@ -271,9 +236,9 @@ fn setup_is_idempotent_and_detects_drift() {
     );
     let listing = format!(
         "SELECT name, metadata_modification_time FROM system.tables WHERE database = '{}' ORDER BY name",
-        f.db
+        f.db.name
     );
-    let before = f.sql(&listing);
+    let before = f.db.sql(&listing);
 
     // Again: nothing changes.
     let second = f.setup(&[]);
@@ -284,16 +249,16 @@ fn setup_is_idempotent_and_detects_drift() {
         out.contains("unchanged: music_events, music_events_queue"),
         "{out}"
     );
-    assert_eq!(f.sql(&listing), before, "setup twice changed the tables");
+    assert_eq!(f.db.sql(&listing), before, "setup twice changed the tables");
 
     // A hand-made change is found by setup (which then changes nothing) and by status.
-    f.sql(&format!(
+    f.db.sql(&format!(
         "ALTER TABLE {} ADD COLUMN note String",
-        f.table("music_events")
+        f.db.table("music_events")
     ));
-    f.sql(&format!(
+    f.db.sql(&format!(
         "ALTER TABLE {} MODIFY COLUMN country FixedString(2)",
-        f.table("music_events")
+        f.db.table("music_events")
     ));
     let drifted = f.setup(&[]);
     assert_eq!(drifted.status.code(), Some(1), "{}", text(&drifted));
@@ -307,7 +272,7 @@ fn setup_is_idempotent_and_detects_drift() {
         "{msg}"
     );
     assert!(
-        f.sql(&listing).contains("music_events"),
+        f.db.sql(&listing).contains("music_events"),
         "drift must not drop anything"
     );
     let s = f.encore(&["clickhouse", "status"]).output().unwrap();
@@ -320,7 +285,7 @@ fn setup_is_idempotent_and_detects_drift() {
     assert!(s.status.success(), "{}", text(&s));
 
     // A queue that lost one of its views is rebuilt with its views (a new consumer group).
-    f.sql(&format!("DROP TABLE {}", f.table("music_events_mv")));
+    f.db.sql(&format!("DROP TABLE {}", f.db.table("music_events_mv")));
     let s = f.encore(&["clickhouse", "status"]).output().unwrap();
     assert_eq!(s.status.code(), Some(1), "{}", text(&s));
     assert!(
@@ -342,9 +307,9 @@ fn setup_is_idempotent_and_detects_drift() {
     let d = f.encore(&["clickhouse", "drop"]).output().unwrap();
     assert!(d.status.success(), "{}", text(&d));
     assert_eq!(
-        f.sql(&format!(
+        f.db.sql(&format!(
             "SELECT count() FROM system.tables WHERE database = '{}'",
-            f.db
+            f.db.name
         ))
         .trim(),
         "0"
@@ -402,15 +367,22 @@ fn malformed_messages_do_not_stop_ingestion() {
     values.extend(good[20..].iter().cloned());
     f.stack.produce_raw(&f.topic, &values);
 
-    let events = f.table("music_events");
-    let seen = f.wait_for_count(&format!("SELECT uniqExact(event_id) FROM {events}"), 40);
+    let events = f.db.table("music_events");
+    let seen = f.db.wait_for_count(
+        &format!("SELECT uniqExact(event_id) FROM {events}"),
+        40,
+        INGEST_DEADLINE,
+    );
     assert_eq!(
         seen, 40,
         "the valid events after the malformed ones must arrive"
     );
     // None of the malformed messages became a row.
-    assert_eq!(f.sql(&format!("SELECT count() FROM {events}")).trim(), "40");
-    let stray = f.sql(&format!(
+    assert_eq!(
+        f.db.sql(&format!("SELECT count() FROM {events}")).trim(),
+        "40"
+    );
+    let stray = f.db.sql(&format!(
         "SELECT count() FROM {events} WHERE toString(event_id) IN ('00000000-0000-0000-0000-000000000000', '019b76f3-1e29-7d50-974a-d6739915387b')"
     ));
     assert_eq!(stray.trim(), "0");
@@ -478,7 +450,7 @@ fn clickhouse_flags_are_checked_before_anything_runs() {
     let o = stack
         .encore()
         .args(["clickhouse", "status", "--clickhouse-url"])
-        .arg(common::stack::clickhouse().url)
+        .arg(clickhouse().url)
         .args(["--clickhouse-user", "click"])
         .env("ENCORE_CLICKHOUSE_PASSWORD", "wrong-Pa55word")
         .output()

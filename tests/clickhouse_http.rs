@@ -4,12 +4,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::stack::rt;
+use common::clickhouse::clickhouse;
+use common::rt;
 use encore::clickhouse::{ChError, ClickHouse, ClickHouseConnection};
 
 #[test]
 fn reads_the_server_version() {
-    let ch = ClickHouse::new(common::stack::clickhouse()).unwrap();
+    let ch = ClickHouse::new(clickhouse()).unwrap();
     let v = rt().block_on(ch.version()).expect("SELECT version()");
     assert!(v.major >= 18, "version {v}");
     let one = rt().block_on(ch.query("SELECT 1 + 1")).unwrap();
@@ -18,7 +19,7 @@ fn reads_the_server_version() {
 
 #[test]
 fn a_syntax_error_comes_back_at_once_with_clickhouse_s_own_message() {
-    let ch = ClickHouse::new(common::stack::clickhouse()).unwrap();
+    let ch = ClickHouse::new(clickhouse()).unwrap();
     let t0 = Instant::now();
     match rt().block_on(ch.query("SELEC 1")) {
         Err(ChError::Server { code, message, .. }) => {
@@ -35,7 +36,7 @@ fn a_syntax_error_comes_back_at_once_with_clickhouse_s_own_message() {
 
 #[test]
 fn a_wrong_password_is_refused_and_never_echoed() {
-    let mut cfg = common::stack::clickhouse();
+    let mut cfg = clickhouse();
     cfg.password = Some("definitely-wrong-pw".into());
     let ch = ClickHouse::new(cfg).unwrap();
     let err = rt().block_on(ch.query("SELECT 1")).unwrap_err();

@@ -6,7 +6,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::stack::{LakeView, Stack, figure, unique};
+use common::lake::LakeView;
+use common::process::figure;
+use common::stack::{Stack, unique};
 
 /// The poison records, each with the reason the sink must give.
 fn poison() -> Vec<(&'static str, Vec<u8>)> {

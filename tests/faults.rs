@@ -12,8 +12,10 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::stack::{ChDatabase, LakeView, Proc, Stack, clickhouse, figure, rt, stack_sh, unique};
-use encore::clickhouse::quote_ident;
+use common::clickhouse::{ChDatabase, clickhouse};
+use common::lake::LakeView;
+use common::process::{Proc, figure};
+use common::stack::{Stack, stack_sh, unique};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -82,6 +84,29 @@ fn realtime_run(stack: &Stack, n: &Names, duration: &str) -> Command {
     run
 }
 
+/// A `realtime_run` of `duration` under way: its stdout kept, a commit in its lake.
+struct Running {
+    /// Holds the run's log (bind it first, so that it goes after the run).
+    _dir: tempfile::TempDir,
+    n: Names,
+    proc: Proc,
+    view: LakeView,
+}
+
+fn start_realtime(stack: &Stack, prefix: &str, duration: &str) -> Running {
+    let n = Names::new(prefix);
+    let dir = tempfile::tempdir().unwrap();
+    let mut proc = Proc::spawn_capturing(realtime_run(stack, &n, duration), "run", dir.path());
+    let view = LakeView::open(stack, &n.lake, &n.topic);
+    wait_first_commit(&mut proc, &view);
+    Running {
+        _dir: dir,
+        n,
+        proc,
+        view,
+    }
+}
+
 /// Waits until the lake holds a commit (the run is under way).
 fn wait_first_commit(proc: &mut Proc, view: &LakeView) {
     let started = Instant::now();
@@ -140,11 +165,12 @@ fn through_broker_outage(
     hold: Duration,
 ) -> (Names, Survived) {
     let stack = Stack::get();
-    let n = Names::new(prefix);
-    let dir = tempfile::tempdir().unwrap();
-    let mut proc = Proc::spawn_capturing(realtime_run(&stack, &n, duration), "run", dir.path());
-    let view = LakeView::open(&stack, &n.lake, &n.topic);
-    wait_first_commit(&mut proc, &view);
+    let Running {
+        _dir,
+        n,
+        mut proc,
+        view,
+    } = start_realtime(&stack, prefix, duration);
     let published_before: i64 = stack.high_watermarks(&n.topic).iter().sum();
     let outage = begin();
     std::thread::sleep(hold);
@@ -217,11 +243,9 @@ fn broker_restarted_mid_run_loses_nothing() {
 fn s3_down_for_30s_pauses_the_sink_with_bounded_memory_and_loses_nothing() {
     let _serial = serial();
     let stack = Stack::get();
-    let n = Names::new("s3down");
-    let dir = tempfile::tempdir().unwrap();
-    let mut proc = Proc::spawn_capturing(realtime_run(&stack, &n, "60s"), "run", dir.path());
-    let view = LakeView::open(&stack, &n.lake, &n.topic);
-    wait_first_commit(&mut proc, &view);
+    let Running {
+        _dir, n, mut proc, ..
+    } = start_realtime(&stack, "s3down", "60s");
     let pid = proc.child.id();
     let before = rss_kib(pid);
     let outage = Outage::stop("s3s-fs");
@@ -273,18 +297,12 @@ fn s3_down_for_30s_pauses_the_sink_with_bounded_memory_and_loses_nothing() {
 fn clickhouse_down_at_start_is_retried_and_the_lake_path_is_unaffected() {
     let _serial = serial();
     let stack = Stack::get();
-    let cfg = clickhouse();
     let db = ChDatabase::new("chdown");
     let n = Names::new("chdown");
     let dir = tempfile::tempdir().unwrap();
     let outage = Outage::stop("clickhouse");
     let mut run = realtime_run(&stack, &n, "40s");
-    run.args(["--clickhouse-url", &cfg.url, "--clickhouse-user", &cfg.user])
-        .args(["--clickhouse-database", &db.name])
-        .env(
-            "ENCORE_CLICKHOUSE_PASSWORD",
-            cfg.password.as_deref().unwrap_or(""),
-        );
+    db.flags(&mut run);
     let mut proc = Proc::spawn_capturing(run, "run", dir.path());
     let view = LakeView::open(&stack, &n.lake, &n.topic);
     // The lake fills while ClickHouse is away.
@@ -303,35 +321,21 @@ fn clickhouse_down_at_start_is_retried_and_the_lake_path_is_unaffected() {
     assert!(log.contains("ClickHouse schema ready"), "{log}");
     let published = completed(&summary, &log);
     // ClickHouse's queues read the topic from its start: every event arrives.
-    let end = Instant::now() + Duration::from_secs(180);
-    loop {
-        let q = format!(
-            "SELECT uniqExact(event_id) FROM {}.music_events",
-            quote_ident(&db.name).unwrap()
-        );
-        let have: u64 = rt()
-            .block_on(db.ch.query(&q))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
-        if have == published {
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "ClickHouse holds {have} of {published} events"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let q = format!(
+        "SELECT uniqExact(event_id) FROM {}",
+        db.table("music_events")
+    );
+    let have = db.wait_for_count(&q, published, Duration::from_secs(180));
+    assert_eq!(
+        have, published,
+        "ClickHouse holds {have} of {published} events"
+    );
     stack.verify_exact(&n.topic, &n.lake, published, 0);
-    let out = stack
-        .encore()
-        .args(["verify", "--topic", &n.topic, "--lake", &n.lake])
-        .args(["--clickhouse-url", &cfg.url, "--clickhouse-user", &cfg.user])
-        .args(["--clickhouse-database", &db.name])
-        .env(
-            "ENCORE_CLICKHOUSE_PASSWORD",
-            cfg.password.as_deref().unwrap_or(""),
+    let out = db
+        .flags(
+            stack
+                .encore()
+                .args(["verify", "--topic", &n.topic, "--lake", &n.lake]),
         )
         .output()
         .unwrap();
@@ -425,11 +429,9 @@ fn sigkill_of_the_whole_run_then_a_restart_with_the_same_group_is_exact() {
 fn sigterm_drains_the_run_with_nothing_in_flight() {
     let _serial = serial();
     let stack = Stack::get();
-    let n = Names::new("term");
-    let dir = tempfile::tempdir().unwrap();
-    let mut proc = Proc::spawn_capturing(realtime_run(&stack, &n, "300s"), "run", dir.path());
-    let view = LakeView::open(&stack, &n.lake, &n.topic);
-    wait_first_commit(&mut proc, &view);
+    let Running {
+        _dir, n, mut proc, ..
+    } = start_realtime(&stack, "term", "300s");
     std::thread::sleep(Duration::from_secs(3));
     let reader = {
         let mut stdout = proc.child.stdout.take().unwrap();

@@ -7,7 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::stack::{LakeView, Proc, Stack, assert_exactly_once, unique, wait_caught_up};
+use common::checks::{assert_exactly_once, term_when_caught_up, wait_caught_up};
+use common::lake::LakeView;
+use common::process::Proc;
+use common::stack::{Stack, unique};
 
 const PARTITIONS: u32 = 4;
 
@@ -87,13 +90,8 @@ fn run_end_to_end_through_kafka_and_s3_is_exactly_once() {
     assert_exactly_once(&view, &targets, n);
 
     // `encore verify` reads the same lake from S3 and agrees.
-    let v = stack
-        .encore()
-        .args(["verify", "--lake", &lake, "--topic", &topic])
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&v.stdout);
-    assert!(v.status.success(), "verify:\n{report}");
+    let (code, report) = stack.verify(&topic, &lake, &[]);
+    assert_eq!(code, Some(0), "verify:\n{report}");
     assert!(
         report.contains(&format!("verdict: CLEAN ({n} rows")),
         "{report}"
@@ -117,9 +115,7 @@ fn simulate_then_sink_is_exactly_once_and_a_second_sink_adds_nothing() {
         "sink",
         dir.path(),
     );
-    wait_caught_up(&view, &targets, Duration::from_secs(120), || sink.log());
-    let (st, log) = sink.term(Duration::from_secs(30));
-    assert!(st.success(), "sink exit {st}:\n{log}");
+    term_when_caught_up(sink, &view, &targets, Duration::from_secs(120));
     assert_exactly_once(&view, &targets, n);
     let files_before = view.files().len();
 
@@ -131,29 +127,14 @@ fn simulate_then_sink_is_exactly_once_and_a_second_sink_adds_nothing() {
         "again",
         dir.path(),
     );
-    wait_log(&again, "assigned=[(0, Some(", Duration::from_secs(60));
-    let (st, log) = again.term(Duration::from_secs(30));
-    assert!(st.success(), "second sink exit {st}:\n{log}");
+    again.wait_log("assigned=[(0, Some(", Duration::from_secs(60));
+    let log = again.term_ok(Duration::from_secs(30));
     assert_eq!(
         view.files().len(),
         files_before,
         "the second sink wrote data:\n{log}"
     );
     assert_exactly_once(&view, &targets, n);
-}
-
-/// Waits until `p`'s log contains `needle`.
-fn wait_log(p: &Proc, needle: &str, deadline: Duration) {
-    let started = Instant::now();
-    while !p.log().contains(needle) {
-        assert!(
-            started.elapsed() < deadline,
-            "`{needle}` not in {}'s log within {deadline:?}:\n{}",
-            p.name,
-            p.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Where a SIGKILL landed, read from the lake after the kill (the lake no longer changes).
@@ -208,7 +189,7 @@ fn crash_in_the_same_group(prefix: &str, seed: u64, static_id: bool) {
         }
         let sink = Proc::spawn(member(), &format!("sink{kills}"), dir.path());
         let joined = Instant::now();
-        wait_log(&sink, "partitions assigned", Duration::from_secs(60));
+        sink.wait_log("partitions assigned", Duration::from_secs(60));
         slowest_assignment = slowest_assignment.max(joined.elapsed());
         x ^= x << 13;
         x ^= x >> 7;
@@ -272,9 +253,7 @@ fn crash_in_the_same_group(prefix: &str, seed: u64, static_id: bool) {
     }
 
     let last = Proc::spawn(member(), "final", dir.path());
-    wait_caught_up(&view, &targets, Duration::from_secs(300), || last.log());
-    let (st, log) = last.term(Duration::from_secs(30));
-    assert!(st.success(), "final sink exit {st}:\n{log}");
+    term_when_caught_up(last, &view, &targets, Duration::from_secs(300));
     assert_eq!(
         view.interrupted_commits(),
         0,
@@ -320,7 +299,7 @@ fn rolling_restart_of_three_sinks_in_one_group_is_exactly_once() {
     }
     let spawn = |name: &str| {
         let p = Proc::spawn(sink_cmd(&stack, &topic, &group, &lake), name, dir.path());
-        wait_log(&p, "partitions assigned", Duration::from_secs(60));
+        p.wait_log("partitions assigned", Duration::from_secs(60));
         p
     };
     let mut members = vec![spawn("a0"), spawn("b0"), spawn("c0")];
@@ -346,9 +325,8 @@ fn rolling_restart_of_three_sinks_in_one_group_is_exactly_once() {
                     dir.path(),
                 ),
             );
-            let (st, log) = old.term(Duration::from_secs(60));
-            assert!(st.success(), "{} exit {st}:\n{log}", ["a", "b", "c"][i]);
-            wait_log(&members[i], "partitions assigned", Duration::from_secs(60));
+            old.term_ok(Duration::from_secs(60));
+            members[i].wait_log("partitions assigned", Duration::from_secs(60));
             committed_during.push(view.committed_ends(6).iter().sum::<i64>());
         }
     }
@@ -359,8 +337,7 @@ fn rolling_restart_of_three_sinks_in_one_group_is_exactly_once() {
         "the producer ended early:\n{}",
         producer.log()
     );
-    let (st, log) = producer.term(Duration::from_secs(60));
-    assert!(st.success(), "simulate exit {st}:\n{log}");
+    producer.term_ok(Duration::from_secs(60));
     let targets = stack.high_watermarks(&topic);
     let total: i64 = targets.iter().sum();
     eprintln!(
@@ -374,8 +351,7 @@ fn rolling_restart_of_three_sinks_in_one_group_is_exactly_once() {
             .join("\n----\n")
     });
     for m in members {
-        let (st, log) = m.term(Duration::from_secs(60));
-        assert!(st.success(), "exit {st}:\n{log}");
+        m.term_ok(Duration::from_secs(60));
     }
     assert_exactly_once(&view, &targets, total as u64);
     stack.verify_exact(&topic, &lake, total as u64, 0);
@@ -422,8 +398,7 @@ fn a_member_leaving_mid_run_hands_its_partitions_over_exactly_once() {
         at_stop < n as i64,
         "the lake was complete before a member left"
     );
-    let (st, log_a) = a.term(Duration::from_secs(60));
-    assert!(st.success(), "member a exit {st}:\n{log_a}");
+    a.term_ok(Duration::from_secs(60));
 
     // a's drain may already have committed everything it owned; either way its partitions must
     // move to b (the group rebalances when a leaves), and the lake must end complete.
@@ -484,11 +459,8 @@ fn sink_refuses_a_missing_topic_and_creates_nothing() {
         stderr.contains(&format!("topic `{topic}` does not exist")),
         "{stderr}"
     );
-    let c: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &stack.brokers)
-        .create()
-        .unwrap();
-    use rdkafka::consumer::Consumer;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = stack.kafka_config().create().unwrap();
     let md = c.fetch_metadata(None, Duration::from_secs(10)).unwrap();
     assert!(
         md.topics().iter().all(|t| t.name() != topic),

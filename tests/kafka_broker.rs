@@ -6,8 +6,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::stack::{LakeView, Proc, Stack, rt, stack_sh, unique, wait_caught_up};
-use rdkafka::ClientConfig;
+use common::checks::{term_when_caught_up, wait_caught_up};
+use common::lake::LakeView;
+use common::process::{Proc, text};
+use common::rt;
+use common::stack::{Stack, stack_sh, unique};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -15,16 +18,13 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 const PARTITIONS: u32 = 4;
 
 fn admin(stack: &Stack) -> AdminClient<DefaultClientContext> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &stack.brokers)
-        .create()
-        .expect("an admin client")
+    stack.kafka_config().create().expect("an admin client")
 }
 
 /// Writes `n` records per partition of `value` in one transaction, then commits or aborts it.
 fn transaction(stack: &Stack, topic: &str, n: usize, value: &[u8], commit: bool) {
-    let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &stack.brokers)
+    let p: ThreadedProducer<DefaultProducerContext> = stack
+        .kafka_config()
         .set("transactional.id", unique("tx"))
         .create()
         .expect("a transactional producer");
@@ -89,27 +89,15 @@ fn aborted_transactions_leave_holes_the_sink_drains_and_verify_accepts() {
     transaction(&stack, &topic, 25, b"{\"not\": \"an event\"}", true);
     transaction(&stack, &topic, 300, b"{\"aborted\": 2}", false);
     stack.produce(&topic, PARTITIONS, 8_000, 32);
-    wait_caught_up(
-        &view,
-        &stack.high_watermarks(&topic),
-        Duration::from_secs(120),
-        || running.log(),
-    );
-    let (st, log) = running.term(Duration::from_secs(30));
-    assert!(st.success(), "{log}");
+    let targets = stack.high_watermarks(&topic);
+    term_when_caught_up(running, &view, &targets, Duration::from_secs(120));
 
     // While no sink runs: the next one resumes from the lake just before another hole.
     transaction(&stack, &topic, 200, b"{\"aborted\": 3}", false);
     stack.produce(&topic, PARTITIONS, 4_000, 33);
     let resumed = sink(&stack, &topic, &group, &lake, "sink2", dir.path());
-    wait_caught_up(
-        &view,
-        &stack.high_watermarks(&topic),
-        Duration::from_secs(120),
-        || resumed.log(),
-    );
-    let (st, log) = resumed.term(Duration::from_secs(30));
-    assert!(st.success(), "{log}");
+    let targets = stack.high_watermarks(&topic);
+    term_when_caught_up(resumed, &view, &targets, Duration::from_secs(120));
 
     let records: i64 = stack.high_watermarks(&topic).iter().sum();
     let letters = 25 * PARTITIONS as u64;
@@ -283,11 +271,7 @@ fn sasl_credentials_from_a_file_work_and_missing_acls_are_named_with_exit_2() {
         c
     };
     let no_secret = |out: &std::process::Output| {
-        let all = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let all = text(out);
         assert!(
             !all.contains("writer-secret") && !all.contains("reader-secret"),
             "a password was printed:\n{all}"
@@ -387,9 +371,7 @@ fn sasl_credentials_from_a_file_work_and_missing_acls_are_named_with_exit_2() {
     ]);
     let proc = Proc::spawn(p, "sasl-sink", dir.path());
     let view = LakeView::open(&stack, &lake, &topic);
-    wait_caught_up(&view, &targets, Duration::from_secs(120), || proc.log());
-    let (st, log) = proc.term(Duration::from_secs(30));
-    assert!(st.success(), "{log}");
+    let log = term_when_caught_up(proc, &view, &targets, Duration::from_secs(120));
     assert!(!log.contains("reader-secret"), "{log}");
     stack.verify_exact(&topic, &lake, 3_000, 0);
 }

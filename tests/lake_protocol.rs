@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::rt;
 use encore::event::{EventType, Platform, Profile, SimEvent, WireEvent};
 use encore::lake::{Lake, LakeConfig, LakeError, Range};
 use encore::sink::{PartitionBuffer, SourceRecord, prepare};
@@ -56,13 +57,6 @@ fn batch(partition: i32, first: i64, last: i64, ts_ms: i64) -> encore::lake::Pre
     }
     let props = encore::lake::writer_properties(Default::default());
     prepare(&buf.take().unwrap(), &props).unwrap()
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 const DAY: i64 = 1_767_225_600_000;

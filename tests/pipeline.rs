@@ -137,17 +137,16 @@ fn verify_reports_a_clean_lake_and_names_damage() {
         "music_events",
     )
     .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let report = rt
-        .block_on(encore::verify::verify(
+    let rt = rt();
+    let verify = || {
+        rt.block_on(encore::verify::verify(
             &lake,
             &Default::default(),
             &Default::default(),
         ))
-        .unwrap();
+        .unwrap()
+    };
+    let report = verify();
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.rows, 6_000);
     assert_eq!(report.samples.as_ref().unwrap().num_rows(), 10);
@@ -160,13 +159,7 @@ fn verify_reports_a_clean_lake_and_names_damage() {
     let stray =
         victim_path.with_file_name("p00000-00000000000000999999-00000000000001000000.parquet");
     std::fs::write(&stray, b"PAR1").unwrap();
-    let report = rt
-        .block_on(encore::verify::verify(
-            &lake,
-            &Default::default(),
-            &Default::default(),
-        ))
-        .unwrap();
+    let report = verify();
     assert!(!report.is_clean());
     let text = report.problem_text();
     assert!(

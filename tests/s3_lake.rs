@@ -5,7 +5,8 @@ mod common;
 
 use bytes::Bytes;
 use chrono::NaiveDate;
-use common::stack::{Stack, rt, unique};
+use common::rt;
+use common::stack::{Stack, unique};
 use encore::lake::{Lake, PreparedBatch, PreparedFile, Range};
 use object_store::ObjectStore;
 

@@ -4,22 +4,14 @@
 
 mod common;
 
-use std::process::Output;
-
-use common::stack::{Stack, clickhouse, unique};
+use common::clickhouse::clickhouse;
+use common::process::text;
+use common::stack::{Stack, unique};
 
 /// Distinctive secrets: if any of them shows up in output, it leaked.
 const KAFKA_SECRET: &str = "Zq9-kafka-secret-771";
 const S3_SECRET: &str = "Xw4-s3-secret-339";
 const CH_SECRET: &str = "Pd7-clickhouse-secret-205";
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn assert_no_secret(what: &str, out: &str) {
     for s in [KAFKA_SECRET, S3_SECRET, CH_SECRET] {

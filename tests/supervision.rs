@@ -5,42 +5,32 @@
 mod common;
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::process::encore;
 use common::*;
 use encore::pipeline::RunError;
 
-/// The binary with none of the caller's `ENCORE_*` settings (these runs use no services).
-fn encore() -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_encore"));
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("ENCORE_") {
-            c.env_remove(k);
-        }
-    }
-    c
+/// A lake whose table directory is a file: every data write fails (as root, permission bits
+/// would not stop writes; this does) until `unblock`.
+fn blocked_lake() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().to_path_buf();
+    std::fs::create_dir_all(&lake).unwrap();
+    std::fs::write(lake.join("music_events"), b"in the way").unwrap();
+    (dir, lake)
 }
 
-/// `encore verify` on the lake must be clean with exactly `rows` rows.
-fn assert_verify_exact(lake: &std::path::Path, rows: usize) {
-    let out = encore()
-        .args(["verify", "--lake"])
-        .arg(lake)
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{report}");
-    assert!(
-        report.contains(&format!("verdict: CLEAN ({rows} rows")),
-        "{report}"
-    );
+fn unblock(lake: &Path) {
+    std::fs::remove_file(lake.join("music_events")).unwrap();
 }
 
-fn pending_intents(lake: &std::path::Path) -> usize {
+fn pending_intents(lake: &Path) -> usize {
     walk(&lake.join("_encore/music_events/pending"))
 }
 
-fn walk(dir: &std::path::Path) -> usize {
+fn walk(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
@@ -58,12 +48,7 @@ fn walk(dir: &std::path::Path) -> usize {
 
 #[test]
 fn flusher_failures_are_restarted_and_nothing_is_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().to_path_buf();
-    // A file where the table directory must go: every data write fails (as root, permission
-    // bits would not stop writes; this does).
-    std::fs::create_dir_all(&lake).unwrap();
-    std::fs::write(lake.join("music_events"), b"in the way").unwrap();
+    let (_dir, lake) = blocked_lake();
     let runner = {
         let lake = lake.clone();
         std::thread::spawn(move || run(sim(20_000, 200, 3), sink(&lake, 2_000)))
@@ -73,7 +58,7 @@ fn flusher_failures_are_restarted_and_nothing_is_lost() {
         pending_intents(&lake) > 0
     });
     std::thread::sleep(Duration::from_millis(300));
-    std::fs::remove_file(lake.join("music_events")).unwrap();
+    unblock(&lake);
     let summary = runner.join().unwrap().expect("the run recovers");
     assert!(
         summary.restarts >= 1,
@@ -86,15 +71,12 @@ fn flusher_failures_are_restarted_and_nothing_is_lost() {
     let ids: HashSet<&str> = all.iter().map(|r| r.event_id.as_str()).collect();
     assert_eq!(ids.len(), 20_000);
     assert_eq!(pending_intents(&lake), 0, "every intent resolved");
-    assert_verify_exact(&lake, 20_000);
+    verify_clean(&lake, 20_000);
 }
 
 #[test]
 fn exhausted_budget_stops_the_run_and_the_next_run_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().to_path_buf();
-    std::fs::create_dir_all(&lake).unwrap();
-    std::fs::write(lake.join("music_events"), b"in the way").unwrap();
+    let (_dir, lake) = blocked_lake();
     let mut cfg = sink(&lake, 1_000);
     cfg.restart_budget = 2;
     let err = run(sim(5_000, 50, 9), cfg).expect_err("budget exhausted");
@@ -109,21 +91,18 @@ fn exhausted_budget_stops_the_run_and_the_next_run_resumes() {
         pending_intents(&lake) > 0,
         "the crash left an intent behind"
     );
-    std::fs::remove_file(lake.join("music_events")).unwrap();
+    unblock(&lake);
     // Recovery rolls the intents back, then the new run writes everything.
     let s = run(sim(5_000, 50, 9), sink(&lake, 1_000)).unwrap();
     assert_eq!(s.rows, 5_000);
     assert_eq!(all_rows(&lake).len(), 5_000);
     assert_eq!(pending_intents(&lake), 0);
-    assert_verify_exact(&lake, 5_000);
+    verify_clean(&lake, 5_000);
 }
 
 #[test]
 fn the_binary_exits_1_with_the_reason_when_the_budget_is_exhausted() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().to_path_buf();
-    std::fs::create_dir_all(&lake).unwrap();
-    std::fs::write(lake.join("music_events"), b"in the way").unwrap();
+    let (_dir, lake) = blocked_lake();
     let out = encore()
         .args(["run", "--users", "50", "--events", "5000", "--max-rate"])
         .args([
@@ -145,8 +124,8 @@ fn the_binary_exits_1_with_the_reason_when_the_budget_is_exhausted() {
     );
     assert!(err.contains("committed data is safe"), "{err}");
     // Nothing was committed, and what the failed flushes left is rolled back by the next run.
-    std::fs::remove_file(lake.join("music_events")).unwrap();
+    unblock(&lake);
     let s = run(sim(5_000, 50, 9), sink(&lake, 1_000)).unwrap();
     assert_eq!(s.rows, 5_000);
-    assert_verify_exact(&lake, 5_000);
+    verify_clean(&lake, 5_000);
 }

@@ -5,47 +5,35 @@
 
 mod common;
 
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch, TimestampMillisecondArray};
 use arrow::datatypes::TimestampMillisecondType;
 use bytes::Bytes;
-use common::stack::{ChDatabase, LakeView, Stack, rt, unique};
-use encore::clickhouse::{ClickHouse, quote_ident};
+use common::batches;
+use common::clickhouse::ChDatabase;
+use common::lake::LakeView;
+use common::process::text;
+use common::stack::{Stack, unique};
 use encore::lake::{Compression, encode, parse_data_file_name, writer_properties};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 struct Pipeline {
     stack: Stack,
     topic: String,
     lake: String,
-    db: String,
-    ch: ClickHouse,
     view: LakeView,
-    /// Drops the database at the end.
-    _db: ChDatabase,
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    /// Dropped (with the database) at the end.
+    db: ChDatabase,
 }
 
 impl Pipeline {
     /// `n` events through Kafka into the lake and ClickHouse, in small files.
     fn run(n: u64) -> Pipeline {
         let stack = Stack::get();
-        let guard = ChDatabase::new("vfy");
         let (topic, lake) = (unique("vfy"), format!("s3://{}/dev", unique("vfylake")));
         let p = Pipeline {
             view: LakeView::open(&stack, &lake, &topic),
-            db: guard.name.clone(),
-            ch: guard.ch.clone(),
-            _db: guard,
+            db: ChDatabase::new("vfy"),
             topic,
             lake,
             stack,
@@ -59,40 +47,20 @@ impl Pipeline {
             .unwrap();
         assert!(out.status.success(), "encore run:\n{}", text(&out));
         // ClickHouse reads the topic on its own: wait until it has every event.
-        let end = Instant::now() + Duration::from_secs(120);
-        loop {
-            let n_ch: u64 = rt()
-                .block_on(p.ch.query(&format!(
-                    "SELECT uniqExact(event_id) FROM {}.music_events",
-                    quote_ident(&p.db).unwrap()
-                )))
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
-            if n_ch == n {
-                break;
-            }
-            assert!(
-                Instant::now() < end,
-                "ClickHouse holds {n_ch} of {n} events"
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        let q = format!(
+            "SELECT uniqExact(event_id) FROM {}",
+            p.db.table("music_events")
+        );
+        let n_ch = p.db.wait_for_count(&q, n, Duration::from_secs(120));
+        assert_eq!(n_ch, n, "ClickHouse holds {n_ch} of {n} events");
         p
     }
 
     fn encore(&self, args: &[&str]) -> std::process::Command {
-        let cfg = self.ch.config();
         let mut c = self.stack.encore();
         c.args(args)
-            .args(["--lake", &self.lake, "--topic", &self.topic])
-            .args(["--clickhouse-url", &cfg.url, "--clickhouse-user", &cfg.user])
-            .args(["--clickhouse-database", &self.db])
-            .env(
-                "ENCORE_CLICKHOUSE_PASSWORD",
-                cfg.password.as_deref().unwrap_or(""),
-            );
+            .args(["--lake", &self.lake, "--topic", &self.topic]);
+        self.db.flags(&mut c);
         c
     }
 
@@ -106,21 +74,22 @@ impl Pipeline {
     fn files(&self) -> Vec<(String, Bytes)> {
         self.view.parquet_objects()
     }
+
+    /// `verify` of the pipeline damaged by `damage`, which must fail it (exit 1), with the
+    /// damage undone by `undo` after: the report.
+    fn verify_damaged(&self, damage: impl FnOnce(), undo: impl FnOnce()) -> String {
+        damage();
+        let (code, report) = self.verify();
+        undo();
+        assert_eq!(code, 1, "{report}");
+        report
+    }
 }
 
 /// The path relative to the table (`date=…/p….parquet`), as verify names files.
 fn rel(location: &str) -> String {
     let parts: Vec<&str> = location.rsplitn(3, '/').collect();
     format!("{}/{}", parts[1], parts[0])
-}
-
-fn batches(bytes: &Bytes) -> Vec<RecordBatch> {
-    ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
-        .unwrap()
-        .build()
-        .unwrap()
-        .map(|b| b.unwrap())
-        .collect()
 }
 
 fn reencode(batches: &[RecordBatch]) -> Bytes {
@@ -200,10 +169,7 @@ fn verify_passes_a_clean_pipeline_and_names_each_kind_of_damage() {
     {
         let (loc, bytes) = &files[1];
         let r = parse_data_file_name(loc.rsplit('/').next().unwrap()).unwrap();
-        p.view.delete(loc);
-        let (code, report) = p.verify();
-        p.view.put(loc, bytes.clone());
-        assert_eq!(code, 1, "{report}");
+        let report = p.verify_damaged(|| p.view.delete(loc), || p.view.put(loc, bytes.clone()));
         assert!(
             report.contains(&format!(
                 "[gap] partition {}: offsets {}-{} are in the topic but not in the lake",
@@ -227,11 +193,11 @@ fn verify_passes_a_clean_pipeline_and_names_each_kind_of_damage() {
             &format!("{:020}.parquet", r.last),
             &format!("{:020}.parquet", r.last + 1_000_000),
         );
-        p.view.put(&copy, bytes.clone());
-        let (code, report) = p.verify();
-        p.view.delete(&copy);
-        assert_eq!(code, 1, "{report}");
-        let rows = batches(bytes).iter().map(|b| b.num_rows()).sum::<usize>();
+        let report = p.verify_damaged(|| p.view.put(&copy, bytes.clone()), || p.view.delete(&copy));
+        let rows = batches(bytes.clone(), loc)
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>();
         // The copies are the same offsets twice: a lake fault, not replays in the topic.
         assert!(
             !report.contains("at different offsets (replays"),
@@ -253,13 +219,13 @@ fn verify_passes_a_clean_pipeline_and_names_each_kind_of_damage() {
     // 3. A file with another schema.
     {
         let (loc, bytes) = &files[3];
-        let b = batches(bytes);
+        let b = batches(bytes.clone(), loc);
         let idx: Vec<usize> = (0..b[0].num_columns() - 1).collect();
         let narrowed: Vec<RecordBatch> = b.iter().map(|x| x.project(&idx).unwrap()).collect();
-        p.view.put(loc, reencode(&narrowed));
-        let (code, report) = p.verify();
-        p.view.put(loc, bytes.clone());
-        assert_eq!(code, 1, "{report}");
+        let report = p.verify_damaged(
+            || p.view.put(loc, reencode(&narrowed)),
+            || p.view.put(loc, bytes.clone()),
+        );
         assert!(
             report.contains(&format!(
                 "[schema] {}: schema: missing column `kafka_timestamp`",
@@ -272,10 +238,10 @@ fn verify_passes_a_clean_pipeline_and_names_each_kind_of_damage() {
     // 4. A truncated file.
     {
         let (loc, bytes) = &files[4];
-        p.view.put(loc, bytes.slice(..bytes.len() / 2));
-        let (code, report) = p.verify();
-        p.view.put(loc, bytes.clone());
-        assert_eq!(code, 1, "{report}");
+        let report = p.verify_damaged(
+            || p.view.put(loc, bytes.slice(..bytes.len() / 2)),
+            || p.view.put(loc, bytes.clone()),
+        );
         assert!(
             report.contains(&format!("[unreadable] {}: unreadable Parquet", rel(loc))),
             "{report}"
@@ -285,7 +251,7 @@ fn verify_passes_a_clean_pipeline_and_names_each_kind_of_damage() {
     // 5. A row moved to the wrong date (its event time two days later, same file).
     {
         let (loc, bytes) = &files[5];
-        let mut b = batches(bytes);
+        let mut b = batches(bytes.clone(), loc);
         let first = b[0].clone();
         let t = first.column_by_name("event_time").unwrap();
         let times = t.as_primitive::<TimestampMillisecondType>();
@@ -301,10 +267,10 @@ fn verify_passes_a_clean_pipeline_and_names_each_kind_of_damage() {
             .unwrap()
             .as_primitive::<arrow::datatypes::Int64Type>()
             .value(0);
-        p.view.put(loc, reencode(&b));
-        let (code, report) = p.verify();
-        p.view.put(loc, bytes.clone());
-        assert_eq!(code, 1, "{report}");
+        let report = p.verify_damaged(
+            || p.view.put(loc, reencode(&b)),
+            || p.view.put(loc, bytes.clone()),
+        );
         assert!(
             report.contains(&format!(
                 "[wrong_date] {}: 1 rows outside the file's date partition: offset {offset} at",
@@ -316,25 +282,23 @@ fn verify_passes_a_clean_pipeline_and_names_each_kind_of_damage() {
 
     // 6. An event missing from ClickHouse.
     {
-        let events = format!("{}.music_events", quote_ident(&p.db).unwrap());
-        let id = rt()
-            .block_on(p.ch.query(&format!(
+        let events = p.db.table("music_events");
+        let id =
+            p.db.sql(&format!(
                 "SELECT event_id FROM {events} ORDER BY event_id LIMIT 1"
-            )))
-            .unwrap()
+            ))
             .trim()
             .to_string();
-        rt().block_on(p.ch.query(&format!(
+        p.db.sql(&format!(
             "ALTER TABLE {events} DELETE WHERE event_id = toUUID('{id}')"
-        )))
-        .unwrap();
+        ));
         // Mutations are asynchronous.
         let end = Instant::now() + Duration::from_secs(60);
-        while rt()
-            .block_on(p.ch.query(&format!(
+        while p
+            .db
+            .sql(&format!(
                 "SELECT count() FROM {events} WHERE event_id = toUUID('{id}')"
-            )))
-            .unwrap()
+            ))
             .trim()
             != "0"
         {
@@ -346,7 +310,7 @@ fn verify_passes_a_clean_pipeline_and_names_each_kind_of_damage() {
         assert!(
             report.contains(&format!(
                 "[clickhouse_missing] ClickHouse {}.music_events: 1 lake events are missing, e.g. {id}",
-                p.db
+                p.db.name
             )),
             "{report}"
         );

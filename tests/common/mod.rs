@@ -1,8 +1,16 @@
-//! Shared helpers of the integration tests: pipeline configs and reading a lake back with the
-//! parquet crate.
+//! Shared helpers of the integration tests: pipeline configs, reading a lake back with the
+//! parquet crate, and `encore verify` of a local lake. `process` runs the encore binary. For
+//! the tests against the real stack of `scripts/stack.sh up` (the `stack-tests` feature):
+//! `stack` (where it is), `kafka`, `lake` (on its S3) and `clickhouse` (its services), and
+//! `checks` (what a run must have done). Every test binary compiles all of them, using some.
 
 #![allow(dead_code)]
 
+pub mod checks;
+pub mod clickhouse;
+pub mod kafka;
+pub mod lake;
+pub mod process;
 pub mod stack;
 
 use std::collections::BTreeMap;
@@ -17,6 +25,7 @@ use encore::pipeline::Summary;
 use encore::sim::BehaviourConfig;
 use encore::sink::FlushPolicy;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::ChunkReader;
 
 pub const MIDNIGHT_MINUS_10MIN: i64 = 1_767_225_000_000; // 2025-12-31T23:50:00Z
 
@@ -95,15 +104,21 @@ pub fn read_files(lake: &Path) -> Vec<(String, Vec<RecordBatch>)> {
         files.sort();
         for f in files {
             let rel = f.strip_prefix(&table).unwrap().display().to_string();
-            let file = std::fs::File::open(&f).unwrap();
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .unwrap_or_else(|e| panic!("{rel}: {e}"))
-                .build()
-                .unwrap();
-            out.push((rel, reader.map(|b| b.unwrap()).collect()));
+            let file = batches(std::fs::File::open(&f).unwrap(), &rel);
+            out.push((rel, file));
         }
     }
     out
+}
+
+/// The batches of one Parquet file (`name` says which when it is not readable).
+pub fn batches(data: impl ChunkReader + 'static, name: &str) -> Vec<RecordBatch> {
+    ParquetRecordBatchReaderBuilder::try_new(data)
+        .unwrap_or_else(|e| panic!("{name} is not readable Parquet: {e}"))
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap_or_else(|e| panic!("{name}: {e}")))
+        .collect()
 }
 
 pub fn rows(batches: &[RecordBatch]) -> Vec<Row> {
@@ -174,4 +189,28 @@ pub fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) 
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A runtime for the async clients the tests call directly.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// `encore verify` of a local lake must pass with exactly `rows` rows; returns its report.
+pub fn verify_clean(lake: &Path, rows: u64) -> String {
+    let out = process::encore()
+        .args(["verify", "--lake"])
+        .arg(lake)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains(&format!("verdict: CLEAN ({rows} rows")),
+        "{report}"
+    );
+    report
 }
