@@ -1,5 +1,6 @@
 //! Command-line interface: clap definitions and their conversion into validated configs.
-//! Every flag can also be set through an `ENCORE_…` environment variable.
+//! Flags can also be set through `ENCORE_…` environment variables; docs/configuration.md lists
+//! the exceptions.
 
 use std::time::Duration;
 
@@ -79,7 +80,8 @@ pub struct ClickHouseArgs {
     /// The brokers as ClickHouse reaches them (e.g. kafka:29092 inside compose) [default: --brokers].
     #[arg(long, env = "ENCORE_CLICKHOUSE_KAFKA_BROKERS")]
     pub clickhouse_kafka_brokers: Option<String>,
-    /// How long an unreachable ClickHouse is waited for at start.
+    /// How long `clickhouse setup` waits for a ClickHouse that does not answer (a run goes on
+    /// without it and applies the schema once it answers).
     #[arg(long, env = "ENCORE_CLICKHOUSE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub clickhouse_timeout: Duration,
     /// The simple demo topic ClickHouse also ingests.

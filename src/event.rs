@@ -1,7 +1,7 @@
 //! The `music_events` contract: event types, listener profiles, and the JSON wire form.
 //!
 //! One flat JSON object per event, UTF-8, keyed by user id on the topic. Every field is
-//! documented in the README ("Event contract"); this module is the single definition.
+//! documented in docs/event-contract.md; this module is the single definition.
 
 use std::borrow::Cow;
 use std::fmt;
