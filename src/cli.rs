@@ -570,7 +570,7 @@ impl KafkaArgs {
             return Ok(None);
         };
         let mut extra = match &self.kafka_config_file {
-            Some(path) => crate::kafka::read_settings_file(path)?,
+            Some(path) => crate::kafka::read_settings_file(path).map_err(|e| e.to_string())?,
             None => Vec::new(),
         };
         extra.extend(self.kafka_config.iter().cloned());

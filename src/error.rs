@@ -5,6 +5,7 @@
 
 use crate::clickhouse::ChError;
 use crate::clickhouse::setup::SetupError;
+use crate::kafka::KafkaSetupError;
 use crate::pipeline::RunError;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +28,7 @@ impl CommandError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CommandError::Usage(_) => 2,
-            CommandError::Run(RunError::Usage(_)) => 2,
+            CommandError::Run(RunError::Usage(_) | RunError::Kafka(_)) => 2,
             // A bad location or rejected credentials is a usage error; a corrupt marker is not.
             CommandError::Run(RunError::Lake(e)) if e.is_config() => 2,
             _ => 1,
@@ -43,6 +44,13 @@ impl From<SetupError> for CommandError {
             SetupError::Ch(c) if c.is_unreachable() => CommandError::Usage(c.to_string()),
             e => CommandError::Failed(e.to_string()),
         }
+    }
+}
+
+impl From<KafkaSetupError> for CommandError {
+    /// Every Kafka set-up failure is the user's to fix (see [`KafkaSetupError`]).
+    fn from(e: KafkaSetupError) -> Self {
+        CommandError::Usage(e.to_string())
     }
 }
 
@@ -76,5 +84,13 @@ mod tests {
             CommandError::from(RunError::Refused("x".into())).exit_code(),
             1
         );
+        let unreachable = KafkaSetupError::Unreachable {
+            brokers: "b:9092".into(),
+            timeout: std::time::Duration::from_secs(1),
+            reason: "refused".into(),
+        };
+        assert_eq!(CommandError::from(unreachable).exit_code(), 2);
+        let missing = RunError::from(KafkaSetupError::TopicMissing("t".into()));
+        assert_eq!(CommandError::from(missing).exit_code(), 2);
     }
 }

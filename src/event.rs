@@ -80,6 +80,15 @@ impl fmt::Display for EventType {
 /// The reference weights of the event mix, in [`EventType::ALL`] order.
 pub const DEFAULT_WEIGHTS: [f64; EVENT_TYPES] = [0.35, 0.15, 0.13, 0.12, 0.07, 0.08, 0.06, 0.04];
 
+/// Why eight weights are not an event mix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidWeights {
+    #[error("weights must be finite and non-negative")]
+    NotFinite,
+    #[error("weights must not all be zero")]
+    AllZero,
+}
+
 /// A validated, normalised event mix (sums to 1).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Weights([f64; EVENT_TYPES]);
@@ -92,13 +101,13 @@ impl Default for Weights {
 
 impl Weights {
     /// Validates eight non-negative finite weights with a positive sum and normalises them.
-    pub fn new(raw: [f64; EVENT_TYPES]) -> Result<Weights, String> {
+    pub fn new(raw: [f64; EVENT_TYPES]) -> Result<Weights, InvalidWeights> {
         if raw.iter().any(|w| !w.is_finite() || *w < 0.0) {
-            return Err("weights must be finite and non-negative".into());
+            return Err(InvalidWeights::NotFinite);
         }
         let sum: f64 = raw.iter().sum();
         if sum <= 0.0 {
-            return Err("weights must not all be zero".into());
+            return Err(InvalidWeights::AllZero);
         }
         Ok(Weights(raw.map(|w| w / sum)))
     }
@@ -130,7 +139,7 @@ impl std::str::FromStr for Weights {
                 .parse::<f64>()
                 .map_err(|_| format!("`{part}` is not a number"))?;
         }
-        Weights::new(raw)
+        Weights::new(raw).map_err(|e| e.to_string())
     }
 }
 

@@ -59,10 +59,9 @@ fn open(args: &ProduceSimpleArgs) -> Result<SimpleOut, CommandError> {
     let Some(k) = args.kafka.to_settings().map_err(usage)? else {
         return Ok(SimpleOut::Stdout(std::io::stdout().lock()));
     };
-    let kafka = |e: crate::kafka::KafkaSetupError| usage(e.to_string());
-    ensure_topic(&k.connection, &args.topic, 1, k.replication).map_err(kafka)?;
-    check_topic_access(&k.connection, &args.topic, &[TopicAccess::Write]).map_err(kafka)?;
-    let producer = KafkaProducer::new(&k.connection, &args.topic, &k.compression).map_err(kafka)?;
+    ensure_topic(&k.connection, &args.topic, 1, k.replication)?;
+    check_topic_access(&k.connection, &args.topic, &[TopicAccess::Write])?;
+    let producer = KafkaProducer::new(&k.connection, &args.topic, &k.compression)?;
     Ok(SimpleOut::Kafka(producer))
 }
 
@@ -90,7 +89,8 @@ fn send(k: &KafkaProducer, p: &Person) -> Result<(), CommandError> {
 
 /// Waits for every delivery report; any record not delivered fails the command.
 fn finish(k: &KafkaProducer, sent: u64) -> Result<(), CommandError> {
-    k.flush_all(Duration::from_secs(330)).map_err(usage)?;
+    k.flush_all(Duration::from_secs(330))
+        .map_err(|e| usage(e.to_string()))?;
     let failed = k
         .deliveries()
         .failed

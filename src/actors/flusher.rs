@@ -86,10 +86,10 @@ impl Handler<Flush> for Flusher {
                 if let Some(dlq) = dead_letters.filter(|_| unsent) {
                     dlq.write(batch.range.partition, &batch.rejected)
                         .await
-                        .map_err(|reason| LakeError::DeadLetters {
+                        .map_err(|source| LakeError::DeadLetters {
                             topic: dlq.topic().to_string(),
                             count: batch.rejected.len(),
-                            reason,
+                            source,
                         })?;
                     batch
                         .letters_sent

@@ -20,8 +20,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, Timestamp};
 use tokio::sync::oneshot;
 
-use crate::kafka::consumer::{AssignmentChange, RebalanceHooks, SinkContext};
-use crate::lake::Lake;
+use crate::kafka::consumer::{AssignmentChange, RebalanceHooks, RecoveryError, SinkContext};
+use crate::lake::{Lake, LakeError};
 use crate::messages::{
     CloseConsumer, DrainTo, Records, ResumeAt, Revoke, StopConsuming, StopReason, StopRun,
 };
@@ -331,18 +331,16 @@ impl RebalanceHooks for SinkHooks {
         }
     }
 
-    fn assign(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, String> {
+    fn assign(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, RecoveryError> {
         let (tx, rx) = std::sync::mpsc::channel();
         let (lake, source, parts) = (self.lake.clone(), self.source.clone(), partitions.to_vec());
         let spawned = self.io.spawn(async move {
             let _ = tx.send(recover_all(&lake, &source, &parts).await);
         });
         if !spawned {
-            return Err("the lake's arbiter is gone".into());
+            return Err(RecoveryError::ArbiterGone);
         }
-        let starts = rx
-            .recv()
-            .map_err(|_| "recovery was interrupted".to_string())??;
+        let starts = rx.recv().map_err(|_| RecoveryError::Interrupted)??;
         // Sent before the consumer can fetch this assignment's records: the accumulator sees
         // it first, so each partition's first range starts where the lake resumes.
         let positions = partitions
@@ -363,7 +361,11 @@ impl RebalanceHooks for SinkHooks {
 }
 
 /// Recovers each partition, retrying transient lake errors with backoff for a while.
-async fn recover_all(lake: &Lake, source: &str, parts: &[i32]) -> Result<Vec<Option<i64>>, String> {
+async fn recover_all(
+    lake: &Lake,
+    source: &str,
+    parts: &[i32],
+) -> Result<Vec<Option<i64>>, LakeError> {
     let started = std::time::Instant::now();
     let mut out = Vec::with_capacity(parts.len());
     for &p in parts {
@@ -382,7 +384,7 @@ async fn recover_all(lake: &Lake, source: &str, parts: &[i32]) -> Result<Vec<Opt
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e),
             }
         }
     }

@@ -93,7 +93,7 @@ impl Publisher {
 
     /// Records librdkafka refused to take (a fatal producer state, a record over the size
     /// limit): failed deliveries, which stop the run at once.
-    fn refused(&mut self, n: usize, error: &str) {
+    fn refused(&mut self, n: usize, error: &impl std::fmt::Display) {
         if let Backend::Kafka(p) = &self.backend {
             let d = p.deliveries();
             d.failed.fetch_add(n as u64, Ordering::Relaxed);
@@ -230,7 +230,7 @@ impl Handler<SimEvents> for Publisher {
                             // rest is refused for good: counted as failed, and the run stops.
                             act.count(&records[..sent]);
                             act.refused(records.len() - sent, &error);
-                            Err(PublishError::Kafka(error))
+                            Err(PublishError::Kafka(error.to_string()))
                         }
                     },
                 )))
@@ -285,7 +285,7 @@ impl Handler<DrainPublisher> for Publisher {
                         tokio::task::spawn_blocking(move || p.flush_all(DRAIN_TIMEOUT))
                             .await
                             .map_err(|e| PublishError::Kafka(e.to_string()))?
-                            .map_err(PublishError::Kafka)
+                            .map_err(|e| PublishError::Kafka(e.to_string()))
                     })
                 }
             };

@@ -8,7 +8,7 @@ use rdkafka::client::Client;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::describe::{DescribeError, describe_topic};
-use super::{EncoreContext, KafkaConnection, KafkaSetupError};
+use super::{EncoreContext, KafkaConnection, KafkaSetupError, WatermarkError};
 
 /// The topic as found or created.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,15 +22,15 @@ fn admin(cfg: &KafkaConnection) -> Result<AdminClient<EncoreContext>, KafkaSetup
     // Looking a topic up must never create it with the broker's defaults.
     c.set("allow.auto.create.topics", "false");
     c.create_with_context(EncoreContext)
-        .map_err(|e| KafkaSetupError::Config(format!("Kafka settings: {e}")))
+        .map_err(KafkaSetupError::settings("Kafka settings"))
 }
 
 fn unreachable(cfg: &KafkaConnection, e: impl std::fmt::Display) -> KafkaSetupError {
-    KafkaSetupError::Config(format!(
-        "cannot reach Kafka at `{}` within {} (--connect-timeout): {e}",
-        cfg.brokers,
-        humantime::format_duration(cfg.connect_timeout)
-    ))
+    KafkaSetupError::Unreachable {
+        brokers: cfg.brokers.clone(),
+        timeout: cfg.connect_timeout,
+        reason: e.to_string(),
+    }
 }
 
 /// Partitions of `topic` that have a leader, or None when the cluster does not know the topic.
@@ -99,9 +99,12 @@ pub fn ensure_topic(
             // Someone else created it in between: fine.
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => created = false,
             Err((t, code)) => {
-                return Err(KafkaSetupError::Config(format!(
-                    "creating topic `{t}` ({partitions} partitions, replication {replication}): {code}"
-                )));
+                return Err(KafkaSetupError::CreateTopic {
+                    topic: t,
+                    partitions,
+                    replication,
+                    code,
+                });
             }
         }
     }
@@ -117,9 +120,7 @@ pub fn ensure_topic(
                 });
             }
             _ if Instant::now() > deadline => {
-                return Err(KafkaSetupError::Config(format!(
-                    "topic `{topic}` was created but its partitions have no leader yet"
-                )));
+                return Err(KafkaSetupError::NoLeader(topic.to_string()));
             }
             _ => std::thread::sleep(Duration::from_millis(100)),
         }
@@ -132,13 +133,17 @@ pub fn fetch_high_watermarks(
     topic: &str,
     partitions: u32,
     timeout: Duration,
-) -> Result<Vec<i64>, String> {
+) -> Result<Vec<i64>, WatermarkError> {
     (0..partitions as i32)
         .map(|p| {
             client
                 .fetch_watermarks(topic, p, timeout)
                 .map(|(_, high)| high)
-                .map_err(|e| format!("watermarks of {topic}/{p}: {e}"))
+                .map_err(|source| WatermarkError {
+                    topic: topic.to_string(),
+                    partition: p,
+                    source,
+                })
         })
         .collect()
 }
@@ -153,9 +158,7 @@ pub fn source_identity(cfg: &KafkaConnection, topic: &str) -> Result<String, Kaf
         .inner()
         .fetch_cluster_id(cfg.connect_timeout)
         .ok_or_else(|| unreachable(cfg, "the cluster did not report its id"))?;
-    let topic_id = describe_topic(admin.inner(), topic, cfg.connect_timeout)
-        .map_err(|e| KafkaSetupError::Config(e.to_string()))?
-        .id;
+    let topic_id = describe_topic(admin.inner(), topic, cfg.connect_timeout)?.id;
     Ok(match topic_id {
         Some(t) => format!("kafka:{id}/{topic}#{t}"),
         None => format!("kafka:{id}/{topic}"),
@@ -194,7 +197,7 @@ pub fn group_lag(
     c.set("group.id", group).set("enable.auto.commit", "false");
     let consumer: BaseConsumer<EncoreContext> = c
         .create_with_context(EncoreContext)
-        .map_err(|e| KafkaSetupError::Config(format!("Kafka settings: {e}")))?;
+        .map_err(KafkaSetupError::settings("Kafka settings"))?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions as i32 {
         tpl.add_partition(topic, p);
@@ -237,7 +240,18 @@ pub fn watermarks(
             admin
                 .inner()
                 .fetch_watermarks(topic, p, cfg.connect_timeout)
-                .map_err(|e| unreachable(cfg, format!("watermarks of {topic}/{p}: {e}")))
+                .map_err(|source| {
+                    let partition = p;
+                    let topic = topic.to_string();
+                    unreachable(
+                        cfg,
+                        WatermarkError {
+                            topic,
+                            partition,
+                            source,
+                        },
+                    )
+                })
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
@@ -268,17 +282,15 @@ pub fn check_topic_access(
     need: &[TopicAccess],
 ) -> Result<(), KafkaSetupError> {
     let admin = admin(cfg)?;
-    let principal = principal(cfg);
+    let denied = |operation, allowed| KafkaSetupError::AccessDenied {
+        principal: principal(cfg),
+        operation,
+        topic: topic.to_string(),
+        allowed,
+    };
     let desc = match describe_topic(admin.inner(), topic, cfg.connect_timeout) {
         Ok(d) => d,
-        Err(DescribeError::NotAuthorized(_)) => {
-            return Err(KafkaSetupError::Config(denied(
-                &principal,
-                "DESCRIBE",
-                topic,
-                &[],
-            )));
-        }
+        Err(DescribeError::NotAuthorized(_)) => return Err(denied("DESCRIBE", Vec::new())),
         // Existence and reachability are reported by the callers' own checks.
         Err(DescribeError::Unknown) => return Ok(()),
         Err(DescribeError::Other(e)) => return Err(unreachable(cfg, e)),
@@ -288,12 +300,7 @@ pub fn check_topic_access(
     };
     for n in need {
         if !ops.iter().any(|o| o == n.name()) {
-            return Err(KafkaSetupError::Config(denied(
-                &principal,
-                n.name(),
-                topic,
-                &ops,
-            )));
+            return Err(denied(n.name(), ops));
         }
     }
     Ok(())
@@ -307,7 +314,13 @@ fn principal(cfg: &KafkaConnection) -> Option<String> {
         .map(|(_, v)| format!("User:{v}"))
 }
 
-fn denied(principal: &Option<String>, op: &str, topic: &str, allowed: &[String]) -> String {
+/// The text of [`KafkaSetupError::AccessDenied`]: what is missing and how to grant it.
+pub(super) fn denied(
+    principal: &Option<String>,
+    op: &str,
+    topic: &str,
+    allowed: &[String],
+) -> String {
     let allowed = if allowed.is_empty() {
         String::new()
     } else {

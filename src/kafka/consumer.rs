@@ -17,6 +17,17 @@ use rdkafka::types::RDKafkaRespErr;
 
 use super::{KafkaConnection, KafkaSetupError, log_client_error, log_to_tracing};
 
+/// Why assigned partitions could not be recovered from the lake.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error("the lake's arbiter is gone")]
+    ArbiterGone,
+    #[error("recovery was interrupted")]
+    Interrupted,
+    #[error(transparent)]
+    Lake(#[from] crate::lake::LakeError),
+}
+
 /// What the pipeline does when partitions come and go. Both calls block the polling thread;
 /// they must not need that thread to make progress.
 pub trait RebalanceHooks: Send + Sync {
@@ -25,7 +36,7 @@ pub trait RebalanceHooks: Send + Sync {
     fn revoke(&self, partitions: &[i32]);
     /// The partitions arrive: recover each from the lake; the next offset to read for each
     /// (None: from the beginning of the partition).
-    fn assign(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, String>;
+    fn assign(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, RecoveryError>;
     /// Assignment failed for good: the run must stop.
     fn fatal(&self, error: String);
 }
@@ -193,7 +204,7 @@ impl SinkConsumer {
                 hooks: OnceLock::new(),
                 changes: Mutex::new(Vec::new()),
             })
-            .map_err(|e| KafkaSetupError::Config(format!("Kafka consumer: {e}")))?;
+            .map_err(KafkaSetupError::settings("Kafka consumer"))?;
         Ok(SinkConsumer {
             consumer: Arc::new(consumer),
             topic: topic.to_string(),
@@ -203,13 +214,14 @@ impl SinkConsumer {
     /// Wires the rebalance hooks and joins the group.
     pub fn subscribe(&self, hooks: Box<dyn RebalanceHooks>) -> Result<(), KafkaSetupError> {
         if self.consumer.context().hooks.set(hooks).is_err() {
-            return Err(KafkaSetupError::Config(
-                "consumer already subscribed".into(),
-            ));
+            return Err(KafkaSetupError::AlreadySubscribed);
         }
         self.consumer
             .subscribe(&[&self.topic])
-            .map_err(|e| KafkaSetupError::Config(format!("subscribing to `{}`: {e}", self.topic)))
+            .map_err(|source| KafkaSetupError::Subscribe {
+                topic: self.topic.clone(),
+                source,
+            })
     }
 
     pub fn topic(&self) -> &str {

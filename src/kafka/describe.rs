@@ -41,23 +41,17 @@ pub struct TopicDescription {
 }
 
 /// Why a topic could not be described.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DescribeError {
     /// The principal may not even DESCRIBE the topic (or the cluster denies it).
+    #[error("{0}")]
     NotAuthorized(String),
     /// The topic does not exist.
+    #[error("unknown topic")]
     Unknown,
     /// Anything else: unreachable brokers, timeouts.
+    #[error("{0}")]
     Other(String),
-}
-
-impl std::fmt::Display for DescribeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DescribeError::NotAuthorized(m) | DescribeError::Other(m) => f.write_str(m),
-            DescribeError::Unknown => f.write_str("unknown topic"),
-        }
-    }
 }
 
 /// Describes `topic` with the operations the client's principal is authorized for.

@@ -15,6 +15,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::producer::ProduceError;
 use super::{EncoreContext, KafkaConnection, KafkaSetupError};
 use crate::sink::DeadLetter;
 
@@ -65,7 +66,7 @@ impl DeadLetterWriter {
             .set("linger.ms", "5");
         let producer = c
             .create_with_context(EncoreContext)
-            .map_err(|e| KafkaSetupError::Config(format!("dead-letter producer: {e}")))?;
+            .map_err(KafkaSetupError::settings("dead-letter producer"))?;
         Ok(DeadLetterWriter {
             producer,
             topic: topic.to_string(),
@@ -79,7 +80,7 @@ impl DeadLetterWriter {
     }
 
     /// Sends one source partition's dead letters and waits until Kafka has them all.
-    pub async fn write(&self, partition: i32, letters: &[DeadLetter]) -> Result<(), String> {
+    pub async fn write(&self, partition: i32, letters: &[DeadLetter]) -> Result<(), ProduceError> {
         let sends = letters.iter().map(|d| {
             let (partition_s, offset_s, ts_s) = (
                 partition.to_string(),
@@ -117,7 +118,7 @@ impl DeadLetterWriter {
             self.producer.send(rec, Timeout::Never)
         });
         for res in futures::future::join_all(sends).await {
-            res.map_err(|(e, _)| e.to_string())?;
+            res.map_err(|(e, _)| ProduceError::Delivery(e))?;
         }
         Ok(())
     }
@@ -167,13 +168,13 @@ pub fn scan(
         .set("enable.partition.eof", "true");
     let consumer: BaseConsumer<EncoreContext> = c
         .create_with_context(EncoreContext)
-        .map_err(|e| KafkaSetupError::Config(format!("Kafka settings: {e}")))?;
+        .map_err(KafkaSetupError::settings("Kafka settings"))?;
     let mut tpl = TopicPartitionList::new();
     let mut left = 0i64;
     for (p, &(low, high)) in marks.iter().enumerate() {
         if high > low {
             tpl.add_partition_offset(topic, p as i32, Offset::Offset(low))
-                .map_err(|e| KafkaSetupError::Config(e.to_string()))?;
+                .map_err(KafkaSetupError::PartitionList)?;
         }
         left += high - low;
     }
@@ -181,9 +182,11 @@ pub fn scan(
     if left == 0 {
         return Ok(Some(out));
     }
-    consumer
-        .assign(&tpl)
-        .map_err(|e| KafkaSetupError::Config(format!("reading `{topic}`: {e}")))?;
+    let read = |source| KafkaSetupError::Read {
+        topic: topic.to_string(),
+        source,
+    };
+    consumer.assign(&tpl).map_err(read)?;
     let mut seen: BTreeMap<(i32, i64), String> = BTreeMap::new();
     let mut next: Vec<i64> = marks.iter().map(|m| m.0).collect();
     let mut at_end: Vec<bool> = marks.iter().map(|m| m.1 <= m.0).collect();
@@ -192,11 +195,12 @@ pub fn scan(
     while at_end.iter().any(|e| !e) {
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
             if last_progress.elapsed() > patience {
-                return Err(KafkaSetupError::Config(format!(
-                    "reading `{topic}`: no progress for {} (positions {next:?}, ends {:?})",
-                    humantime::format_duration(patience),
-                    marks.iter().map(|m| m.1).collect::<Vec<_>>()
-                )));
+                return Err(KafkaSetupError::Stalled {
+                    topic: topic.to_string(),
+                    patience,
+                    positions: next,
+                    ends: marks.iter().map(|m| m.1).collect(),
+                });
             }
             continue;
         };
@@ -209,9 +213,7 @@ pub fn scan(
                 last_progress = Instant::now();
                 continue;
             }
-            Err(e) => {
-                return Err(KafkaSetupError::Config(format!("reading `{topic}`: {e}")));
-            }
+            Err(e) => return Err(read(e)),
         };
         last_progress = Instant::now();
         let p = msg.partition() as usize;

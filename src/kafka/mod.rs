@@ -20,6 +20,7 @@ use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 
 /// librdkafka settings that encore sets itself; `--kafka-config` may not override them
 /// because the exactly-once design depends on them.
@@ -89,56 +90,166 @@ pub fn is_secret(key: &str) -> bool {
     SECRET_MARKERS.iter().any(|m| k.contains(m))
 }
 
+/// A `--kafka-config` entry that cannot be used. Never shows the value: it may be a secret.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidSetting {
+    #[error(
+        "an entry has no `=`: expected key=value (a librdkafka setting; the entry is not shown, it may hold a secret)"
+    )]
+    NoValue,
+    #[error("`{0}` is not a librdkafka setting name")]
+    BadName(String),
+    #[error("`{0}` is set by encore (exactly-once depends on it) and cannot be overridden")]
+    Reserved(String),
+}
+
 /// Parses one `--kafka-config key=value`.
-pub fn parse_setting(s: &str) -> Result<(String, String), String> {
+pub fn parse_setting(s: &str) -> Result<(String, String), InvalidSetting> {
     // Never quote the entry: it may hold a secret (a password containing `;` splits it).
-    let (k, v) = s.split_once('=').ok_or_else(|| {
-        "an entry has no `=`: expected key=value (a librdkafka setting; the entry is not shown, it may hold a secret)".to_string()
-    })?;
+    let (k, v) = s.split_once('=').ok_or(InvalidSetting::NoValue)?;
     let (k, v) = (k.trim(), v.trim());
     if k.is_empty()
         || !k
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
     {
-        return Err(format!("`{k}` is not a librdkafka setting name"));
+        return Err(InvalidSetting::BadName(k.to_string()));
     }
     if RESERVED.contains(&k) {
-        return Err(format!(
-            "`{k}` is set by encore (exactly-once depends on it) and cannot be overridden"
-        ));
+        return Err(InvalidSetting::Reserved(k.to_string()));
     }
     Ok((k.to_string(), v.to_string()))
 }
 
+/// A `--kafka-config-file` that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsFileError {
+    #[error("--kafka-config-file `{}`: {source}", .path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--kafka-config-file `{}` line {line}: {source}", .path.display())]
+    Line {
+        path: std::path::PathBuf,
+        line: usize,
+        source: InvalidSetting,
+    },
+}
+
 /// Reads a librdkafka properties file: `key=value` lines, `#` comments and blank lines
 /// ignored; each setting checked like `--kafka-config`.
-pub fn read_settings_file(path: &std::path::Path) -> Result<Vec<(String, String)>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("--kafka-config-file `{}`: {e}", path.display()))?;
+pub fn read_settings_file(
+    path: &std::path::Path,
+) -> Result<Vec<(String, String)>, SettingsFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     text.lines()
         .enumerate()
         .map(|(i, l)| (i, l.trim()))
         .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
         .map(|(i, l)| {
             // parse_setting's errors name the key, never the value (it may be a secret).
-            parse_setting(l).map_err(|e| {
-                format!(
-                    "--kafka-config-file `{}` line {}: {e}",
-                    path.display(),
-                    i + 1
-                )
+            parse_setting(l).map_err(|source| SettingsFileError::Line {
+                path: path.to_path_buf(),
+                line: i + 1,
+                source,
             })
         })
         .collect()
 }
 
-/// Why Kafka could not be used.
+/// Why Kafka could not be used. Every case is the user's to fix (a setting, an address, a
+/// topic, a permission) before anything is written: commands exit with 2.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaSetupError {
-    /// Brokers unreachable, bad settings, topic cannot be created: a usage problem.
+    #[error("--brokers is empty")]
+    NoBrokers,
+    /// librdkafka refused the settings when creating `client` (an unknown key, a bad value).
+    #[error("{client}: {source}")]
+    BadSettings {
+        client: &'static str,
+        source: KafkaError,
+    },
+    /// TLS asked for, in a build without it.
+    #[error(
+        "Kafka settings: {source} (this encore was built without TLS: build it with `--features kafka-tls`)"
+    )]
+    NoTls { source: KafkaError },
+    /// No answer within `--connect-timeout`.
+    #[error(
+        "cannot reach Kafka at `{brokers}` within {} (--connect-timeout): {reason}",
+        humantime::format_duration(*.timeout)
+    )]
+    Unreachable {
+        brokers: String,
+        timeout: Duration,
+        reason: String,
+    },
+    #[error(
+        "topic `{0}` does not exist (create it with `encore simulate --brokers …` or the Kafka tools)"
+    )]
+    TopicMissing(String),
+    #[error(
+        "creating topic `{topic}` ({partitions} partitions, replication {replication}): {code}"
+    )]
+    CreateTopic {
+        topic: String,
+        partitions: u32,
+        replication: u16,
+        code: RDKafkaErrorCode,
+    },
+    #[error("topic `{0}` was created but its partitions have no leader yet")]
+    NoLeader(String),
+    /// The principal lacks `operation` on `topic`; the message says how to grant it.
+    #[error("{}", admin::denied(.principal, .operation, .topic, .allowed))]
+    AccessDenied {
+        principal: Option<String>,
+        operation: &'static str,
+        topic: String,
+        allowed: Vec<String>,
+    },
+    /// Describing the topic (its id, the principal's operations) failed.
     #[error("{0}")]
-    Config(String),
+    Describe(#[from] DescribeError),
+    #[error("consumer already subscribed")]
+    AlreadySubscribed,
+    #[error("subscribing to `{topic}`: {source}")]
+    Subscribe { topic: String, source: KafkaError },
+    /// Reading a topic from start to end (the dead-letter scan) failed.
+    #[error("reading `{topic}`: {source}")]
+    Read { topic: String, source: KafkaError },
+    #[error(
+        "reading `{topic}`: no progress for {} (positions {positions:?}, ends {ends:?})",
+        humantime::format_duration(*.patience)
+    )]
+    Stalled {
+        topic: String,
+        patience: Duration,
+        positions: Vec<i64>,
+        ends: Vec<i64>,
+    },
+    /// librdkafka refused a partition list encore built.
+    #[error("{0}")]
+    PartitionList(#[source] KafkaError),
+}
+
+/// The high watermark of one partition could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("watermarks of {topic}/{partition}: {source}")]
+pub struct WatermarkError {
+    pub topic: String,
+    pub partition: i32,
+    pub source: KafkaError,
+}
+
+impl KafkaSetupError {
+    /// librdkafka refused the settings of `client` (for `map_err`).
+    pub(crate) fn settings(client: &'static str) -> impl FnOnce(KafkaError) -> Self {
+        move |source| KafkaSetupError::BadSettings { client, source }
+    }
 }
 
 impl KafkaConnection {
@@ -157,19 +268,18 @@ impl KafkaConnection {
     /// Checks a client config for settings librdkafka rejects, with the setting named.
     pub fn validate(&self) -> Result<(), KafkaSetupError> {
         if self.brokers.trim().is_empty() {
-            return Err(KafkaSetupError::Config("--brokers is empty".into()));
+            return Err(KafkaSetupError::NoBrokers);
         }
         // Creating a client is the only complete check of librdkafka settings.
         self.client_config()
             .create_with_context::<_, rdkafka::admin::AdminClient<EncoreContext>>(EncoreContext)
             .map(drop)
-            .map_err(|e| {
-                let hint = if e.to_string().contains("OpenSSL not available") {
-                    " (this encore was built without TLS: build it with `--features kafka-tls`)"
+            .map_err(|source| {
+                if source.to_string().contains("OpenSSL not available") {
+                    KafkaSetupError::NoTls { source }
                 } else {
-                    ""
-                };
-                KafkaSetupError::Config(format!("Kafka settings: {e}{hint}"))
+                    KafkaSetupError::settings("Kafka settings")(source)
+                }
             })
     }
 }

@@ -72,6 +72,38 @@ fn permanent(code: RDKafkaErrorCode) -> bool {
     )
 }
 
+/// Why records could not be produced.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ProduceError {
+    /// librdkafka refused to take records (a fatal producer state, a record over the limit).
+    #[error("{0}")]
+    Refused(KafkaError),
+    #[error("flushing the producer: {0}")]
+    Flush(KafkaError),
+    #[error(
+        "flushing the producer: {records} records still in flight after {}",
+        humantime::format_duration(*.waited)
+    )]
+    InFlight { records: usize, waited: Duration },
+    /// A record was not acknowledged (dead letters wait for each one).
+    #[error("{0}")]
+    Delivery(KafkaError),
+}
+
+impl ProduceError {
+    /// Whether sending again later can succeed: a broker away or slow, not a refused record,
+    /// topic or credential. A batch's failed dead letters are retriable (`LakeError`) by this.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            ProduceError::Refused(_) => false,
+            ProduceError::InFlight { .. } => true,
+            ProduceError::Flush(e) | ProduceError::Delivery(e) => {
+                !e.rdkafka_error_code().is_some_and(permanent)
+            }
+        }
+    }
+}
+
 /// Counts delivery reports, queues transient failures to be sent again, and routes
 /// librdkafka's logs to `tracing`.
 pub struct DeliveryContext {
@@ -147,7 +179,7 @@ pub enum Enqueue {
     /// librdkafka's queue is full: wait for deliveries, then retry from `sent`.
     QueueFull { sent: usize },
     /// Anything else: the run cannot go on publishing.
-    Failed { sent: usize, error: String },
+    Failed { sent: usize, error: KafkaError },
 }
 
 impl KafkaProducer {
@@ -175,7 +207,7 @@ impl KafkaProducer {
             .create_with_context(DeliveryContext {
                 deliveries: deliveries.clone(),
             })
-            .map_err(|e| KafkaSetupError::Config(format!("Kafka producer: {e}")))?;
+            .map_err(KafkaSetupError::settings("Kafka producer"))?;
         Ok(KafkaProducer {
             producer,
             topic: topic.to_string(),
@@ -197,12 +229,7 @@ impl KafkaProducer {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     return Err(Enqueue::QueueFull { sent });
                 }
-                Err((e, _)) => {
-                    return Err(Enqueue::Failed {
-                        sent,
-                        error: e.to_string(),
-                    });
-                }
+                Err((error, _)) => return Err(Enqueue::Failed { sent, error }),
             }
         }
         Ok(sent)
@@ -210,7 +237,7 @@ impl KafkaProducer {
 
     /// Sends the records queued by transient delivery failures again (in the order they
     /// failed). On a full queue the rest stay queued for the next call.
-    pub fn resend(&self) -> Result<usize, String> {
+    pub fn resend(&self) -> Result<usize, ProduceError> {
         let batch = std::mem::take(&mut *self.deliveries.resend_queue());
         if batch.is_empty() {
             return Ok(0);
@@ -235,14 +262,14 @@ impl KafkaProducer {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .get_or_insert_with(|| format!("sending records again: {error}"));
-                Err(error)
+                Err(ProduceError::Refused(error))
             }
         }
     }
 
     /// Waits until every record is acknowledged or failed for good, sending transient
     /// failures again meanwhile (blocking; at most `timeout`).
-    pub fn flush_all(&self, timeout: Duration) -> Result<(), String> {
+    pub fn flush_all(&self, timeout: Duration) -> Result<(), ProduceError> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             self.resend()?;
@@ -253,11 +280,10 @@ impl KafkaProducer {
                 return Ok(());
             }
             if left.is_zero() {
-                return Err(format!(
-                    "flushing the producer: {} records still in flight after {}",
-                    self.in_flight() as usize + self.deliveries.pending_resends(),
-                    humantime::format_duration(timeout)
-                ));
+                return Err(ProduceError::InFlight {
+                    records: self.in_flight() as usize + self.deliveries.pending_resends(),
+                    waited: timeout,
+                });
             }
         }
     }
@@ -267,10 +293,8 @@ impl KafkaProducer {
     }
 
     /// Waits until every enqueued record is acknowledged or failed (blocking).
-    pub fn flush(&self, timeout: Duration) -> Result<(), String> {
-        self.producer
-            .flush(timeout)
-            .map_err(|e| format!("flushing the producer: {e}"))
+    pub fn flush(&self, timeout: Duration) -> Result<(), ProduceError> {
+        self.producer.flush(timeout).map_err(ProduceError::Flush)
     }
 
     /// Records enqueued and not yet acknowledged.

@@ -7,7 +7,8 @@ mod protocol;
 pub mod schema;
 
 pub use naming::{
-    META_DIR, Range, data_file_name, date_dir, parse_data_file_name, table_dir, validate_table,
+    InvalidName, META_DIR, Range, data_file_name, date_dir, parse_data_file_name, table_dir,
+    validate_table,
 };
 pub use parquet_props::{Compression, encode, writer_properties};
 pub use protocol::{
@@ -73,11 +74,11 @@ pub enum LakeError {
     BadMarker { path: String, reason: String },
     /// A batch's rejected records could not be written to the dead-letter topic; the batch
     /// is not committed until they are.
-    #[error("writing {count} dead letters to `{topic}`: {reason}")]
+    #[error("writing {count} dead letters to `{topic}`: {source}")]
     DeadLetters {
         topic: String,
         count: usize,
-        reason: String,
+        source: crate::kafka::producer::ProduceError,
     },
     #[error(
         "the lake's partition {partition} was written from source `{found}`, this run reads `{expected}`; use another lake location"
@@ -128,7 +129,7 @@ impl LakeError {
                     | object_store::Error::NotImplemented
                     | object_store::Error::InvalidPath { .. }
             ),
-            LakeError::DeadLetters { .. } => true,
+            LakeError::DeadLetters { source, .. } => source.is_retriable(),
             LakeError::Encode { .. }
             | LakeError::Location { .. }
             | LakeError::BadMarker { .. }
@@ -169,13 +170,13 @@ impl Lake {
             url: cfg.url.clone(),
             reason,
         };
-        validate_table(table).map_err(loc_err)?;
+        validate_table(table).map_err(|e| loc_err(e.to_string()))?;
         if let Some(rest) = cfg.url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(loc_err("no bucket name after s3://".into()));
             }
-            naming::validate_bucket(bucket).map_err(loc_err)?;
+            naming::validate_bucket(bucket).map_err(|e| loc_err(e.to_string()))?;
             let region = cfg
                 .s3_region
                 .clone()

@@ -36,30 +36,42 @@ impl Range {
     }
 }
 
+/// A table (topic) or bucket name that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidName {
+    #[error("`{0}` is not a valid topic/table name (1-249 characters of A-Z a-z 0-9 . _ -)")]
+    Table(String),
+    #[error("`{0}` starts with `_` or `.`: lake readers would skip its files")]
+    Hidden(String),
+    #[error("`{name}` is not a valid S3 bucket name: {why}")]
+    Bucket { name: String, why: &'static str },
+}
+
 /// Validates a table (topic) name for use as a path segment: 1..=249 characters of
 /// `[A-Za-z0-9._-]`, not starting with `_` or `.` (readers would skip it), as Kafka topic
 /// names.
-pub fn validate_table(name: &str) -> Result<(), String> {
+pub fn validate_table(name: &str) -> Result<(), InvalidName> {
     let ok_chars = name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
     if name.is_empty() || name.len() > 249 || !ok_chars {
-        return Err(format!(
-            "`{name}` is not a valid topic/table name (1-249 characters of A-Z a-z 0-9 . _ -)"
-        ));
+        return Err(InvalidName::Table(name.to_string()));
     }
     if name.starts_with('_') || name.starts_with('.') {
-        return Err(format!(
-            "`{name}` starts with `_` or `.`: lake readers would skip its files"
-        ));
+        return Err(InvalidName::Hidden(name.to_string()));
     }
     Ok(())
 }
 
 /// S3's bucket naming rules: 3-63 characters of a-z 0-9 . -, starting and ending with a letter
 /// or digit, no `..`, not an IP address. Checked before any request names the bucket.
-pub fn validate_bucket(name: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("`{name}` is not a valid S3 bucket name: {why}"));
+pub fn validate_bucket(name: &str) -> Result<(), InvalidName> {
+    let bad = |why| {
+        Err(InvalidName::Bucket {
+            name: name.to_string(),
+            why,
+        })
+    };
     if !(3..=63).contains(&name.len()) {
         return bad("it must have 3 to 63 characters");
     }

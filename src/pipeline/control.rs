@@ -12,6 +12,8 @@ use crate::actors::supervisor::Supervisor;
 use crate::config::RunOptions;
 use crate::messages::{GetRestarts, StopReason, StopRun};
 
+use super::drain::DrainError;
+
 /// One arbiter per stage, plus the listener workers.
 pub(super) struct Arbiters {
     pub publish: Arbiter,
@@ -104,14 +106,14 @@ impl Control {
     /// Awaits `fut` unless a fatal stop reason arrives first.
     pub async fn unless_fatal<T>(
         &mut self,
-        fut: impl std::future::Future<Output = Result<T, String>>,
-    ) -> Result<T, String> {
+        fut: impl std::future::Future<Output = Result<T, DrainError>>,
+    ) -> Result<T, DrainError> {
         tokio::pin!(fut);
         loop {
             tokio::select! {
                 v = &mut fut => return v,
                 r = self.stops.recv() => match r {
-                    Some(StopReason::Fatal(e)) => return Err(e),
+                    Some(StopReason::Fatal(e)) => return Err(DrainError::Fatal(e)),
                     Some(_) => continue,
                     None => return fut.await,
                 },
@@ -158,9 +160,4 @@ fn watch_signals(supervisor: Addr<Supervisor>) {
             }
         }
     });
-}
-
-/// A mailbox failure as the run's error.
-pub(super) fn mailbox<T>(r: Result<T, MailboxError>, what: &str) -> Result<T, String> {
-    r.map_err(|e| format!("{what}: {e}"))
 }

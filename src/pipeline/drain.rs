@@ -15,15 +15,15 @@ use actix::prelude::*;
 use crate::actors::bus::Bus;
 use crate::actors::bus_consumer::BusConsumer;
 use crate::actors::kafka_source::KafkaSource;
-use crate::kafka::fetch_high_watermarks;
 use crate::kafka::producer::KafkaProducer;
-use crate::lake::Lake;
+use crate::kafka::{WatermarkError, fetch_high_watermarks};
+use crate::lake::{Lake, LakeError};
 use crate::messages::{
     CloseConsumer, CommitCounters, DrainTo, FlushAll, GetCommitted, GetHighWatermarks,
-    PublisherCounters, StopConsuming, StopReason,
+    PublishError, PublisherCounters, StopConsuming, StopReason,
 };
 
-use super::control::{Control, mailbox};
+use super::control::Control;
 use super::front::Front;
 use super::sink::Stages;
 use super::summary::{Counts, RunError, RunFacts, Summary};
@@ -35,15 +35,71 @@ const CLOSE_PATIENCE: Duration = Duration::from_secs(15);
 /// the end of what was published.
 const DRAIN_PATIENCE: Duration = Duration::from_secs(180);
 
+/// Why the drain could not bring the lake up to what was published.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum DrainError {
+    /// The supervisor stopped the run (restart budget exhausted) during the drain.
+    #[error("{0}")]
+    Fatal(String),
+    /// An actor went away while the drain asked it `what`.
+    #[error("{what}: {source}")]
+    Mailbox {
+        what: &'static str,
+        source: MailboxError,
+    },
+    #[error(transparent)]
+    Publisher(#[from] PublishError),
+    #[error("the consumer stopped before it caught up")]
+    ConsumerStopped,
+    #[error(
+        "the sink did not read the topic up to {ends:?} within {}: the group `{group}` did \
+         not give this member every partition (another member owns some, or the broker \
+         has not reassigned them); what is committed is safe and a later `encore sink` \
+         resumes from it",
+        humantime::format_duration(*.patience)
+    )]
+    TimedOut {
+        ends: Vec<i64>,
+        group: String,
+        patience: Duration,
+    },
+    /// The bus: the committed positions are not the topic's ends.
+    #[error("drain incomplete: committed {committed:?}, topic ends at {ends:?}")]
+    Incomplete { committed: Vec<i64>, ends: Vec<i64> },
+    /// A Kafka topic: one partition's lake stops short of the topic's end.
+    #[error(
+        "drain incomplete: partition {partition} is committed up to offset {end}, the topic ends at {target}"
+    )]
+    PartitionIncomplete {
+        partition: usize,
+        end: i64,
+        target: i64,
+    },
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error(transparent)]
+    Watermarks(#[from] WatermarkError),
+    /// The blocking watermark read did not finish (it panicked).
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl DrainError {
+    /// A mailbox failure while doing `what` (for `map_err`).
+    pub(super) fn mailbox(what: &'static str) -> impl FnOnce(MailboxError) -> DrainError {
+        move |source| DrainError::Mailbox { what, source }
+    }
+}
+
 /// What the sink reads: the in-process bus or a Kafka topic.
 pub(super) trait Source {
     /// Where each partition ends once the front has stopped; None when nothing bounds the
     /// read (a sink alone stops where it is).
-    async fn ends(&self) -> Result<Option<Vec<i64>>, String>;
+    async fn ends(&self) -> Result<Option<Vec<i64>>, DrainError>;
     /// Consumes up to `ends`, or stops consuming when there are none.
-    async fn catch_up(&self, ends: Option<&[i64]>) -> Result<(), String>;
+    async fn catch_up(&self, ends: Option<&[i64]>) -> Result<(), DrainError>;
     /// After the commit: the lake reaches `ends`.
-    async fn check(&self, ends: &[i64], committed: &CommitCounters) -> Result<(), String>;
+    async fn check(&self, ends: &[i64], committed: &CommitCounters) -> Result<(), DrainError>;
     /// Leaves the source (a Kafka group) at the end, drained or not.
     async fn close(&self) {}
 }
@@ -63,7 +119,7 @@ impl<S: Source> Run<S> {
     pub async fn finish(mut self) -> Result<Summary, RunError> {
         let reason = self.control.wait().await;
         let outcome = match &reason {
-            StopReason::Fatal(e) => Err(e.clone()),
+            StopReason::Fatal(e) => Err(DrainError::Fatal(e.clone())),
             _ => {
                 let drain = drain(self.front.as_ref(), &self.source, &self.stages);
                 self.control.unless_fatal(drain).await
@@ -79,7 +135,7 @@ impl<S: Source> Run<S> {
     async fn conclude(
         &self,
         reason: &StopReason,
-        outcome: Result<Counts, String>,
+        outcome: Result<Counts, DrainError>,
     ) -> Result<Summary, RunError> {
         let restarts = self.control.finish_display().await;
         let facts = RunFacts {
@@ -105,8 +161,10 @@ impl<S: Source> Run<S> {
                     consumed: 0,
                     committed,
                 };
+                // Fatal reasons are text (the supervisor's too): the one place a drain error
+                // becomes a string.
                 Err(RunError::Fatal {
-                    reason: e,
+                    reason: e.to_string(),
                     summary: Box::new(Summary::new(reason, &facts, restarts, counts)),
                 })
             }
@@ -119,15 +177,23 @@ async fn drain(
     front: Option<&Front>,
     source: &impl Source,
     stages: &Stages,
-) -> Result<Counts, String> {
+) -> Result<Counts, DrainError> {
     let published = match front {
         Some(f) => f.stop().await?,
         None => PublisherCounters::default(),
     };
     let ends = source.ends().await?;
     source.catch_up(ends.as_deref()).await?;
-    let sink = mailbox(stages.accumulator.send(FlushAll).await, "flushing")?;
-    let committed = mailbox(stages.committer.send(GetCommitted).await, "reading commits")?;
+    let sink = stages
+        .accumulator
+        .send(FlushAll)
+        .await
+        .map_err(DrainError::mailbox("flushing"))?;
+    let committed = stages
+        .committer
+        .send(GetCommitted)
+        .await
+        .map_err(DrainError::mailbox("reading commits"))?;
     if let Some(ends) = &ends {
         source.check(ends, &committed).await?;
     }
@@ -145,27 +211,29 @@ pub(super) struct BusSource {
 }
 
 impl Source for BusSource {
-    async fn ends(&self) -> Result<Option<Vec<i64>>, String> {
-        mailbox(self.bus.send(GetHighWatermarks).await, "reading watermarks").map(Some)
+    async fn ends(&self) -> Result<Option<Vec<i64>>, DrainError> {
+        let ends = self.bus.send(GetHighWatermarks).await;
+        let ends = ends.map_err(DrainError::mailbox("reading watermarks"))?;
+        Ok(Some(ends))
     }
 
-    async fn catch_up(&self, ends: Option<&[i64]>) -> Result<(), String> {
+    async fn catch_up(&self, ends: Option<&[i64]>) -> Result<(), DrainError> {
         let targets = ends.unwrap_or_default().to_vec();
-        mailbox(
-            self.consumer.send(DrainTo { targets }).await,
-            "draining consumer",
-        )?
-        .await
-        .map(drop)
-        .map_err(|_| "the consumer stopped before it caught up".to_string())
+        self.consumer
+            .send(DrainTo { targets })
+            .await
+            .map_err(DrainError::mailbox("draining consumer"))?
+            .await
+            .map(drop)
+            .map_err(|_| DrainError::ConsumerStopped)
     }
 
-    async fn check(&self, ends: &[i64], committed: &CommitCounters) -> Result<(), String> {
+    async fn check(&self, ends: &[i64], committed: &CommitCounters) -> Result<(), DrainError> {
         if committed.positions != ends {
-            return Err(format!(
-                "drain incomplete: committed {:?}, topic ends at {ends:?}",
-                committed.positions
-            ));
+            return Err(DrainError::Incomplete {
+                committed: committed.positions.clone(),
+                ends: ends.to_vec(),
+            });
         }
         Ok(())
     }
@@ -181,55 +249,52 @@ pub(super) struct KafkaTopic {
 }
 
 impl Source for KafkaTopic {
-    async fn ends(&self) -> Result<Option<Vec<i64>>, String> {
+    async fn ends(&self) -> Result<Option<Vec<i64>>, DrainError> {
         let Some((p, parts)) = self.producer.clone() else {
             return Ok(None);
         };
-        tokio::task::spawn_blocking(move || {
+        let ends = tokio::task::spawn_blocking(move || {
             fetch_high_watermarks(p.client(), p.topic(), parts, Duration::from_secs(30))
         })
-        .await
-        .map_err(|e| e.to_string())?
-        .map(Some)
+        .await??;
+        Ok(Some(ends))
     }
 
-    async fn catch_up(&self, ends: Option<&[i64]>) -> Result<(), String> {
+    async fn catch_up(&self, ends: Option<&[i64]>) -> Result<(), DrainError> {
         let Some(ends) = ends else {
-            mailbox(self.consumer.send(StopConsuming).await, "stopping consumer")?;
+            self.consumer
+                .send(StopConsuming)
+                .await
+                .map_err(DrainError::mailbox("stopping consumer"))?;
             return Ok(());
         };
         let targets = ends.to_vec();
-        let caught_up = mailbox(
-            self.consumer.send(DrainTo { targets }).await,
-            "draining consumer",
-        )?;
+        let caught_up = self
+            .consumer
+            .send(DrainTo { targets })
+            .await
+            .map_err(DrainError::mailbox("draining consumer"))?;
         match tokio::time::timeout(DRAIN_PATIENCE, caught_up).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err("the consumer stopped before it caught up".to_string()),
-            Err(_) => Err(format!(
-                "the sink did not read the topic up to {ends:?} within {}: the group `{}` did \
-                 not give this member every partition (another member owns some, or the broker \
-                 has not reassigned them); what is committed is safe and a later `encore sink` \
-                 resumes from it",
-                humantime::format_duration(DRAIN_PATIENCE),
-                self.group
-            )),
+            Ok(Err(_)) => Err(DrainError::ConsumerStopped),
+            Err(_) => Err(DrainError::TimedOut {
+                ends: ends.to_vec(),
+                group: self.group.clone(),
+                patience: DRAIN_PATIENCE,
+            }),
         }
     }
 
-    async fn check(&self, ends: &[i64], _: &CommitCounters) -> Result<(), String> {
+    async fn check(&self, ends: &[i64], _: &CommitCounters) -> Result<(), DrainError> {
         for (p, &target) in ends.iter().enumerate() {
-            let end = self
-                .lake
-                .committed_ranges(p as i32)
-                .await
-                .map_err(|e| e.to_string())?
-                .last()
-                .map_or(0, |r| r.last + 1);
+            let ranges = self.lake.committed_ranges(p as i32).await?;
+            let end = ranges.last().map_or(0, |r| r.last + 1);
             if target > 0 && end < target {
-                return Err(format!(
-                    "drain incomplete: partition {p} is committed up to offset {end}, the topic ends at {target}"
-                ));
+                return Err(DrainError::PartitionIncomplete {
+                    partition: p,
+                    end,
+                    target,
+                });
             }
         }
         Ok(())

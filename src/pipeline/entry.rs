@@ -188,5 +188,5 @@ fn new_producer(sim: &SimConfig, k: &KafkaConfig) -> Result<Arc<KafkaProducer>, 
     let cfg = k.producer_connection(&sim.inject);
     KafkaProducer::new(&cfg, &sim.topic, &k.compression)
         .map(Arc::new)
-        .map_err(|e| RunError::Usage(e.to_string()))
+        .map_err(RunError::Kafka)
 }

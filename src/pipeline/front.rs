@@ -13,7 +13,8 @@ use crate::config::{ClockMode, SimConfig};
 use crate::messages::{DrainPublisher, PublisherCounters, StartListeners, StopListening};
 use crate::sim::{Catalog, Injector, Listener, ModelParams, listener_seed};
 
-use super::control::{Control, mailbox};
+use super::control::Control;
+use super::drain::DrainError;
 use super::summary::RunError;
 
 /// The started producing half.
@@ -47,17 +48,17 @@ impl Front {
 
     /// Drain steps 1-2: stop the listeners, then drain the publisher (every Kafka record
     /// acknowledged, or every record on the bus).
-    pub async fn stop(&self) -> Result<PublisherCounters, String> {
-        mailbox(
-            self.conductor.send(StopListening).await,
-            "stopping listeners",
-        )?;
+    pub async fn stop(&self) -> Result<PublisherCounters, DrainError> {
+        self.conductor
+            .send(StopListening)
+            .await
+            .map_err(DrainError::mailbox("stopping listeners"))?;
         tracing::debug!("listeners stopped; draining the publisher");
-        let published = mailbox(
-            self.publisher.send(DrainPublisher).await,
-            "draining publisher",
-        )?
-        .map_err(|e| e.to_string())?;
+        let published = self
+            .publisher
+            .send(DrainPublisher)
+            .await
+            .map_err(DrainError::mailbox("draining publisher"))??;
         tracing::debug!(
             published = published.published,
             acked = published.acked,
@@ -84,7 +85,8 @@ fn start_listeners(
     control: &Control,
     publisher: &Addr<Publisher>,
 ) -> Result<Addr<Conductor>, RunError> {
-    let catalog = Arc::new(Catalog::new(sim.tracks, sim.seed).map_err(RunError::Usage)?);
+    let catalog = Catalog::new(sim.tracks, sim.seed).map_err(|e| RunError::Usage(e.to_string()))?;
+    let catalog = Arc::new(catalog);
     let clock = match sim.clock {
         ClockMode::Realtime { speed } => Clock::Realtime {
             started: Instant::now(),

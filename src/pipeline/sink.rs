@@ -138,7 +138,6 @@ pub(super) async fn start_kafka_sink(
     lake: &Lake,
     control: &Control,
 ) -> Result<(Addr<KafkaSource>, Stages), RunError> {
-    let usage = |e: crate::kafka::KafkaSetupError| RunError::Usage(e.to_string());
     let source = {
         let (cfg, t) = (k.connection.clone(), topic.to_string());
         blocking(move || source_identity(&cfg, &t)).await?
@@ -146,10 +145,9 @@ pub(super) async fn start_kafka_sink(
     let dead_letters = {
         let dlq = k.dlq_topic_of(topic);
         let parts = prepare_dlq(topic, &dlq, k).await?;
-        Arc::new(DeadLetterWriter::new(&k.connection, &dlq, topic, parts).map_err(usage)?)
+        Arc::new(DeadLetterWriter::new(&k.connection, &dlq, topic, parts)?)
     };
-    let member = SinkConsumer::new(&k.connection, topic, &k.group, k.instance_id.as_deref())
-        .map_err(usage)?;
+    let member = SinkConsumer::new(&k.connection, topic, &k.group, k.instance_id.as_deref())?;
     let committer = Committer::new(
         kafka_target(Arc::downgrade(&member.consumer), topic.to_string()),
         Vec::new(),
@@ -163,15 +161,13 @@ pub(super) async fn start_kafka_sink(
         committer,
         Some(dead_letters),
     );
-    member
-        .subscribe(Box::new(SinkHooks {
-            accumulator: stages.accumulator.clone(),
-            supervisor: control.supervisor.clone(),
-            lake: lake.clone(),
-            source,
-            io: control.arbiters.flush.handle(),
-        }))
-        .map_err(usage)?;
+    member.subscribe(Box::new(SinkHooks {
+        accumulator: stages.accumulator.clone(),
+        supervisor: control.supervisor.clone(),
+        lake: lake.clone(),
+        source,
+        io: control.arbiters.flush.handle(),
+    }))?;
     let (c, a) = (member.consumer.clone(), stages.accumulator.clone());
     let consumer = KafkaSource::start_in_arbiter(&control.arbiters.consume.handle(), move |_| {
         KafkaSource::new(c, a)

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::event::{EVENT_TYPES, EventType};
+use crate::kafka::KafkaSetupError;
 use crate::lake::{Lake, LakeError};
 use crate::messages::{CommitCounters, PublisherCounters, StopReason};
 
@@ -32,6 +33,10 @@ pub enum RunError {
     Usage(String),
     #[error(transparent)]
     Lake(#[from] LakeError),
+    /// Kafka cannot be used as set up (an address, a setting, a topic, a permission): nothing
+    /// was written.
+    #[error(transparent)]
+    Kafka(#[from] KafkaSetupError),
     /// A service refused the set-up (e.g. ClickHouse's schema drifted): nothing was written.
     #[error("{0}")]
     Refused(String),

@@ -14,7 +14,7 @@ pub(super) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| RunError::Usage(format!("Kafka set-up: {e}")))?
-        .map_err(|e| RunError::Usage(e.to_string()))
+        .map_err(RunError::Kafka)
 }
 
 /// The dead-letter topic must not be the topic itself: its letters would be read, rejected
@@ -53,11 +53,7 @@ pub(super) async fn existing_topic(topic: &str, k: &KafkaConfig) -> Result<u32, 
     blocking(move || {
         // A topic this principal may not describe would look missing: name the ACL.
         check_topic_access(&cfg, &t, &[TopicAccess::Read])?;
-        crate::kafka::topic_partitions(&cfg, &t)?.ok_or_else(|| {
-            KafkaSetupError::Config(format!(
-                "topic `{t}` does not exist (create it with `encore simulate --brokers …` or the Kafka tools)"
-            ))
-        })
+        crate::kafka::topic_partitions(&cfg, &t)?.ok_or(KafkaSetupError::TopicMissing(t))
     })
     .await
 }

@@ -8,6 +8,17 @@ use rand_pcg::Pcg64Mcg;
 const MIN_DURATION_MS: f64 = 30_000.0;
 const MAX_DURATION_MS: f64 = 1_200_000.0;
 
+/// Why a catalog could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("the catalog needs at least one track")]
+    NoTracks,
+    #[error("zipf: {0}")]
+    Popularity(#[source] rand_distr::ZipfError),
+    #[error("{0}")]
+    Durations(#[source] rand_distr::NormalError),
+}
+
 /// Immutable and shared by every listener (behind an `Arc`).
 #[derive(Debug)]
 pub struct Catalog {
@@ -18,12 +29,12 @@ pub struct Catalog {
 impl Catalog {
     /// `tracks` ids 1..=tracks; popularity exponent 1.07 (typical for music streaming), median
     /// duration 3.5 minutes.
-    pub fn new(tracks: u32, seed: u64) -> Result<Catalog, String> {
+    pub fn new(tracks: u32, seed: u64) -> Result<Catalog, CatalogError> {
         if tracks == 0 {
-            return Err("the catalog needs at least one track".into());
+            return Err(CatalogError::NoTracks);
         }
-        let zipf = Zipf::new(tracks as f64, 1.07).map_err(|e| format!("zipf: {e}"))?;
-        let lengths = LogNormal::new((210_000f64).ln(), 0.35).map_err(|e| e.to_string())?;
+        let zipf = Zipf::new(tracks as f64, 1.07).map_err(CatalogError::Popularity)?;
+        let lengths = LogNormal::new((210_000f64).ln(), 0.35).map_err(CatalogError::Durations)?;
         let mut rng = Pcg64Mcg::seed_from_u64(seed ^ 0xCA7A_1065);
         let durations_ms = (0..tracks)
             .map(|_| {

@@ -9,7 +9,7 @@ mod model;
 pub mod names;
 mod profile;
 
-pub use catalog::Catalog;
+pub use catalog::{Catalog, CatalogError};
 pub use inject::{InjectConfig, Injector};
 pub use model::{BehaviourConfig, Listener, ModelParams};
 pub use profile::{draw_profile, listener_seed};
