@@ -7,10 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use encore::cli::{Cli, ClickHouseCommand, Command, RunArgs, SimulateArgs, SinkArgs, VerifyArgs};
+use encore::cli::{Cli, ClickHouseCommand, Command, RunArgs, SimulateArgs, SinkArgs};
 use encore::config::{ClickHouseConfig, RunOptions};
 use encore::error::CommandError;
-use encore::lake::Lake;
 use encore::pipeline::{self, RunError, Summary};
 
 fn main() -> ExitCode {
@@ -29,7 +28,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate(args),
         Command::Sink(args) => sink(args),
         Command::ProduceSimple(args) => encore::simple::produce_simple(args),
-        Command::Verify(args) => verify(args),
+        Command::Verify(args) => encore::verify::command::run(args, &mut std::io::stdout().lock()),
         Command::Clickhouse(cmd) => clickhouse(cmd),
     };
     match result {
@@ -162,59 +161,6 @@ fn sink(args: SinkArgs) -> Result<(), CommandError> {
         args.duration,
         opts,
     )))
-}
-
-fn verify(args: VerifyArgs) -> Result<(), CommandError> {
-    let usage = CommandError::Usage;
-    let lake = Lake::open(&args.lake.to_config(), &args.topic).map_err(|e| usage(e.to_string()))?;
-    if let (Some(f), Some(t)) = (args.date_from, args.date_to)
-        && f > t
-    {
-        return Err(usage("--date-from is after --date-to".into()));
-    }
-    let kafka = args
-        .kafka
-        .to_settings()
-        .map_err(usage)?
-        .map(|k| k.connection);
-    let clickhouse = match args.clickhouse.to_settings(None, &args.topic, false) {
-        Ok(Some(c)) => Some((
-            encore::clickhouse::ClickHouse::new(c.connection).map_err(|e| usage(e.to_string()))?,
-            c.target.database,
-        )),
-        Ok(None) => None,
-        Err(e) => return Err(usage(e)),
-    };
-    let opts = encore::verify::VerifyOptions {
-        samples: args.samples,
-        date_from: args.date_from,
-        date_to: args.date_to,
-        list: args.list,
-    };
-    let sources = encore::verify::Sources {
-        kafka,
-        dlq_topic: args.kafka.dlq_topic.clone(),
-        clickhouse,
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| usage(format!("starting the runtime: {e}")))?;
-    let report = rt
-        .block_on(encore::verify::verify(&lake, &opts, &sources))
-        .map_err(|e| usage(e.to_string()))?;
-    if args.json {
-        let j = serde_json::to_string_pretty(&report)
-            .map_err(|e| usage(format!("encoding the report: {e}")))?;
-        print(&j);
-    } else {
-        print(&report);
-    }
-    if report.is_clean() {
-        Ok(())
-    } else {
-        Err(CommandError::Problems)
-    }
 }
 
 fn clickhouse(cmd: ClickHouseCommand) -> Result<(), CommandError> {
