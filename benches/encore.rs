@@ -156,11 +156,11 @@ fn naming(c: &mut Criterion) {
     g.bench_function("data_file_name", |b| {
         b.iter(|| {
             for r in &ranges {
-                std::hint::black_box(data_file_name(r));
+                std::hint::black_box(data_file_name(r, 7));
             }
         })
     });
-    let names: Vec<String> = ranges.iter().map(data_file_name).collect();
+    let names: Vec<String> = ranges.iter().map(|r| data_file_name(r, 7)).collect();
     g.bench_function("parse_data_file_name", |b| {
         b.iter(|| {
             for name in &names {

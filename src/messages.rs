@@ -192,7 +192,33 @@ pub struct Revoke {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct ResumeAt {
-    pub positions: Vec<(i32, i64)>,
+    pub positions: Vec<Resume>,
+}
+
+/// Where one partition resumes, and the epoch of this writer's claim on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    pub partition: i32,
+    /// The first offset not in the lake; None: nothing committed yet (the first record's).
+    pub offset: Option<i64>,
+    pub epoch: u64,
+}
+
+/// Flush task → Accumulator: this writer may not commit the partition any more (revoked,
+/// superseded, or another writer committed the same offsets first).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct PartitionLost {
+    pub partition: i32,
+    pub error: Arc<LakeError>,
+}
+
+/// Accumulator → Kafka consumer: another writer committed part of this partition first;
+/// recover it again and read on from the lake's new end.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Resync {
+    pub partition: i32,
 }
 
 /// Pipeline driver → Kafka consumer: stop polling; replies with the records handed over so far
@@ -224,6 +250,8 @@ pub struct SinkCounters {
 #[rtype(result = "Result<Durable, Arc<LakeError>>")]
 pub struct Flush {
     pub batch: Arc<PendingBatch>,
+    /// Who commits it: the epoch and the revocation flag of its partition.
+    pub fence: crate::lake::Fence,
 }
 
 /// Flusher → Committer (via the flush task): a range is committed in the lake.

@@ -5,7 +5,7 @@ mod common;
 
 use common::rt;
 use encore::event::{EventType, Platform, Profile, SimEvent, WireEvent};
-use encore::lake::{Lake, LakeConfig, LakeError, Range};
+use encore::lake::{Fence, Lake, LakeConfig, LakeError, Range};
 use encore::sink::{PartitionBuffer, SourceRecord, prepare};
 
 fn lake(dir: &std::path::Path) -> Lake {
@@ -67,18 +67,29 @@ fn committed_ranges_resume_and_markers_list_files() {
     let l = lake(dir.path());
     let rt = rt();
     rt.block_on(async {
-        assert_eq!(
-            l.recover_partition(0, "src").await.unwrap().next_offset,
-            None
-        );
-        let m = l.commit_batch("src", &batch(0, 0, 99, DAY)).await.unwrap();
+        let first = l.recover_partition(0, "src").await.unwrap();
+        assert_eq!((first.next_offset, first.epoch), (None, 1));
+        let fence = Fence {
+            epoch: first.epoch,
+            revoked: None,
+        };
+        let m = l
+            .commit_batch("src", &batch(0, 0, 99, DAY), &fence)
+            .await
+            .unwrap();
         assert_eq!(m.rows, 100);
         assert_eq!(m.files.len(), 1);
-        l.commit_batch("src", &batch(0, 100, 149, DAY))
+        assert!(
+            m.files[0].path.ends_with("-e1.parquet"),
+            "{}",
+            m.files[0].path
+        );
+        l.commit_batch("src", &batch(0, 100, 149, DAY), &fence)
             .await
             .unwrap();
         let rec = l.recover_partition(0, "src").await.unwrap();
         assert_eq!(rec.next_offset, Some(150));
+        assert_eq!(rec.epoch, 2, "every recovery claims the next epoch");
         assert!(rec.removed.is_empty());
         assert_eq!(
             l.committed_ranges(0).await.unwrap(),
@@ -104,7 +115,8 @@ fn committed_ranges_resume_and_markers_list_files() {
 }
 
 /// Simulates a crash after each step of a commit of a batch spanning two dates, and checks
-/// that recovery leaves the range either wholly committed or wholly absent.
+/// that the range ends wholly committed or wholly absent: recovery keeps a committed range,
+/// and the next writer's first commit at the same offset removes what the crashed one left.
 #[test]
 fn a_crash_at_any_step_leaves_all_or_nothing() {
     let rt = rt();
@@ -114,15 +126,14 @@ fn a_crash_at_any_step_leaves_all_or_nothing() {
     for crash_after in 0..=4 {
         let dir = tempfile::tempdir().unwrap();
         let l = lake(dir.path());
-        let marker = l.marker_for("src", &b);
+        let crashed = rt.block_on(l.recover_partition(3, "src")).unwrap().epoch;
+        let marker = l.marker_for("src", &b, crashed);
         let json = serde_json::to_vec(&marker).unwrap();
         let root = dir.path();
-        let intent = root.join(
-            "_encore/music_events/pending/p00003/00000000000000000000-00000000000000000009.json",
-        );
-        let commit = root.join(
-            "_encore/music_events/commits/p00003/00000000000000000000-00000000000000000009.json",
-        );
+        let intent = root.join(format!(
+            "_encore/music_events/pending/p00003/00000000000000000000-00000000000000000009-e{crashed}.json"
+        ));
+        let commit = root.join("_encore/music_events/commits/p00003/00000000000000000000.json");
         let write = |p: &std::path::Path, bytes: &[u8]| {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, bytes).unwrap();
@@ -144,23 +155,37 @@ fn a_crash_at_any_step_leaves_all_or_nothing() {
             write(&commit, &json);
         }
         let rec = rt.block_on(l.recover_partition(3, "src")).unwrap();
-        let present: Vec<bool> = marker
-            .files
-            .iter()
-            .map(|f| root.join(&f.path).exists())
-            .collect();
+        let present = |m: &encore::lake::CommitMarker| -> Vec<bool> {
+            m.files
+                .iter()
+                .map(|f| root.join(&f.path).exists())
+                .collect()
+        };
         if crash_after >= 4 {
             assert_eq!(rec.next_offset, Some(10));
-            assert_eq!(present, [true, true], "committed: files kept");
-        } else {
-            assert_eq!(rec.next_offset, None, "crash after step {crash_after}");
-            assert_eq!(present, [false, false], "uncommitted: files removed");
-            assert!(!root.join(format!("{}#1", marker.files[1].path)).exists());
+            assert_eq!(present(&marker), [true, true], "committed: files kept");
+            assert!(!intent.exists(), "intent resolved");
+            continue;
         }
+        assert_eq!(rec.next_offset, None, "crash after step {crash_after}");
+        // The crashed writer might still be alive: its intent waits for the offset's owner.
+        assert_eq!(rec.contested, usize::from(crash_after >= 1));
+        let fence = Fence {
+            epoch: rec.epoch,
+            revoked: None,
+        };
+        let again = rt.block_on(l.commit_batch("src", &b, &fence)).unwrap();
+        assert_eq!(present(&again), [true, true]);
+        let removed = rt.block_on(l.clear_beaten(3, 0, rec.epoch)).unwrap();
+        assert_eq!(
+            present(&marker),
+            [false, false],
+            "crash after step {crash_after}: the crashed writer's files go"
+        );
+        // Files written before the crash (and the staging leftover of step 3).
+        assert_eq!(removed.len(), [0, 0, 1, 3][crash_after], "{removed:?}");
         assert!(!intent.exists(), "intent resolved");
-        // Writing the same range again after recovery gives the same names.
-        let again = rt.block_on(l.commit_batch("src", &b)).unwrap();
-        assert_eq!(again.files, marker.files);
+        assert!(!root.join(format!("{}#1", marker.files[1].path)).exists());
     }
 }
 
@@ -170,7 +195,8 @@ fn recovery_finds_partitions_beyond_the_current_count() {
     let l = lake(dir.path());
     let rt = rt();
     let b = batch(9, 0, 4, DAY);
-    let marker = l.marker_for("encore-bus/music_events", &b);
+    // Written before epochs: intent and file names carry none.
+    let marker = l.marker_for("encore-bus/music_events", &b, 0);
     let intent = dir
         .path()
         .join("_encore/music_events/pending/p00009/00000000000000000000-00000000000000000004.json");

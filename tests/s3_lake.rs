@@ -7,7 +7,7 @@ use bytes::Bytes;
 use chrono::NaiveDate;
 use common::rt;
 use common::stack::{Stack, unique};
-use encore::lake::{Lake, PreparedBatch, PreparedFile, Range};
+use encore::lake::{Fence, Lake, LakeError, PreparedBatch, PreparedFile, Range};
 use object_store::ObjectStore;
 
 #[test]
@@ -43,8 +43,16 @@ fn a_missing_bucket_is_created_and_a_40mib_file_goes_up_in_parts_intact() {
         }],
         rejected: Vec::new(),
     };
+    let epoch = rt
+        .block_on(lake.recover_partition(0, "test/big"))
+        .unwrap()
+        .epoch;
+    let fence = Fence {
+        epoch,
+        revoked: None,
+    };
     let marker = rt
-        .block_on(lake.commit_batch("test/big", &batch))
+        .block_on(lake.commit_batch("test/big", &batch, &fence))
         .expect("committing a 40 MiB batch");
     assert_eq!(marker.files.len(), 1);
     let rel = &marker.files[0].path;
@@ -58,6 +66,64 @@ fn a_missing_bucket_is_created_and_a_40mib_file_goes_up_in_parts_intact() {
         rt.block_on(lake.committed_ranges(0)).unwrap(),
         vec![batch.range]
     );
+}
+
+/// Fencing on the S3 server: its create-only writes (`If-None-Match: *`) pass the start-up
+/// probe, a writer superseded by a later claim does not commit, and of two writers continuing
+/// from the same offset only the first marker counts.
+#[test]
+fn on_s3_a_superseded_writer_is_fenced_and_racing_markers_have_one_winner() {
+    let stack = Stack::get();
+    let url = format!("s3://{}/fence", unique("lake"));
+    let open = || Lake::open(&stack.lake_config(&url), "music_events").unwrap();
+    let (a, b) = (open(), open());
+    let rt = rt();
+    rt.block_on(a.ensure_writable())
+        .expect("s3s-fs honours create-only writes");
+    let small = |first: i64, last: i64| PreparedBatch {
+        range: Range {
+            partition: 1,
+            first,
+            last,
+        },
+        files: vec![PreparedFile {
+            date: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            bytes: Bytes::from(vec![7u8; 1000]),
+            rows: (last - first + 1) as u64,
+            min_event_time_ms: 1_767_225_600_000,
+            max_event_time_ms: 1_767_225_600_000,
+        }],
+        rejected: Vec::new(),
+    };
+    let fence = |epoch| Fence {
+        epoch,
+        revoked: None,
+    };
+    rt.block_on(async {
+        let ea = a.recover_partition(1, "src").await.unwrap().epoch;
+        let eb = b.recover_partition(1, "src").await.unwrap().epoch;
+        assert_eq!(eb, ea + 1);
+        let stale = a.commit_batch("src", &small(0, 99), &fence(ea)).await;
+        assert!(matches!(stale, Err(LakeError::Fenced { .. })), "{stale:?}");
+        let won = b
+            .commit_batch("src", &small(0, 49), &fence(eb))
+            .await
+            .unwrap();
+        // A writer that skips the claim check (epoch 0) still cannot take the name.
+        let lost = a.commit_batch("src", &small(0, 99), &fence(0)).await;
+        assert!(
+            matches!(
+                lost,
+                Err(LakeError::Lost {
+                    winner_last: Some(49),
+                    ..
+                })
+            ),
+            "{lost:?}"
+        );
+        assert_eq!(a.committed_ranges(1).await.unwrap(), vec![won.range()]);
+        assert_eq!(a.committed_end(1).await.unwrap(), 50);
+    });
 }
 
 #[test]

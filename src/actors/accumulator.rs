@@ -23,8 +23,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use crate::lake::{Fence, LakeError};
 use crate::messages::{
-    ActorFailed, Flush, FlushAll, FlushDone, Progress, Records, ResumeAt, Revoke, SinkCounters,
+    ActorFailed, Flush, FlushAll, FlushDone, PartitionLost, Progress, Records, ResumeAt, Resync,
+    Revoke, SinkCounters, StopReason, StopRun,
 };
 use crate::sink::{FlushPolicy, PartitionBuffer, PendingBatch};
 
@@ -71,7 +73,15 @@ pub struct Accumulator {
     supervisor: Addr<Supervisor>,
     stats: Option<Addr<Stats>>,
     counters: SinkCounters,
+    /// The Kafka consumer, which can recover a partition again when another writer committed
+    /// part of it first; None with the in-process bus, where that means two runs share a lake.
+    resync: Option<Recipient<Resync>>,
 }
+
+/// Pipeline → Accumulator: where to ask for a partition to be recovered again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ResyncWith(pub Recipient<Resync>);
 
 impl Accumulator {
     pub fn new(
@@ -99,6 +109,7 @@ impl Accumulator {
             supervisor,
             stats,
             counters: SinkCounters::default(),
+            resync: None,
         }
     }
 
@@ -174,6 +185,25 @@ impl Accumulator {
     }
 }
 
+impl Accumulator {
+    /// Stops writing partition `p`: its in-flight batch is abandoned, its queued and buffered
+    /// records dropped (the next writer reads them again). Returns the records dropped.
+    fn give_up(&mut self, p: i32) -> usize {
+        let mut dropped = 0;
+        if let Some(flag) = self.revoked.remove(&p) {
+            flag.store(true, Ordering::Release);
+        }
+        if let Some(b) = self.buffers.remove(&p) {
+            dropped += b.stats(Instant::now()).records;
+        }
+        if let Some(q) = self.queued.remove(&p) {
+            self.unflushed -= q.len();
+            dropped += q.iter().map(|b| b.rows() + b.rejected.len()).sum::<usize>();
+        }
+        dropped
+    }
+}
+
 /// Flushes one batch until it is durable, then tells the committer and reports back. Runs
 /// outside the actor's context, as a plain task, so that retries with backoff never hold up
 /// the actor.
@@ -187,6 +217,7 @@ async fn flush_task(
     me: Addr<Accumulator>,
 ) {
     let partition = batch.range.partition;
+    let fence = Fence::new(batch.epoch, revoked.clone());
     loop {
         // While the lake fails, attempts go one at a time, each after the shared delay.
         let mut probe = if health.failing.load(Ordering::Acquire) {
@@ -207,6 +238,7 @@ async fn flush_task(
         let error = match flusher
             .send(Flush {
                 batch: batch.clone(),
+                fence: fence.clone(),
             })
             .await
         {
@@ -217,6 +249,14 @@ async fn flush_task(
                     tracing::info!(partition, "the lake answers again; flushing resumes");
                 }
                 let _ = committer.send(durable).await;
+                break;
+            }
+            Ok(Err(e)) if matches!(*e, LakeError::Fenced { .. } | LakeError::Lost { .. }) => {
+                tracing::warn!(partition, error = %e, "batch not committed");
+                me.do_send(PartitionLost {
+                    partition,
+                    error: e,
+                });
                 break;
             }
             Ok(Err(e)) => e.to_string(),
@@ -278,10 +318,15 @@ impl Handler<Records> for Accumulator {
         let now = Instant::now();
         let mut touched = BTreeSet::new();
         for rec in &msg.records {
-            let buf = self
+            // A partition is written only after it was resumed (and claimed): records of one
+            // revoked or lost meanwhile are another writer's to commit.
+            let Some(buf) = self
                 .buffers
-                .entry(rec.partition)
-                .or_insert_with(|| PartitionBuffer::new(rec.partition));
+                .get_mut(&rec.partition)
+                .filter(|b| !b.is_behind(rec.offset))
+            else {
+                continue;
+            };
             if let Err(kind) = buf.push(rec, now) {
                 self.counters.rejected += 1;
                 tracing::debug!(
@@ -341,18 +386,18 @@ impl Handler<ResumeAt> for Accumulator {
     type Result = ();
 
     fn handle(&mut self, msg: ResumeAt, _ctx: &mut Self::Context) {
-        for (p, offset) in msg.positions {
+        for r in msg.positions {
             // Revocation removed the partition's buffer before this assignment; records still
             // buffered would predate the lake's resume point.
-            if let Some(old) = self
-                .buffers
-                .insert(p, PartitionBuffer::resuming_at(p, offset))
+            let fresh = PartitionBuffer::resuming_at(r.partition, r.offset, r.epoch);
+            if let Some(old) = self.buffers.insert(r.partition, fresh)
                 && !old.is_empty()
             {
                 tracing::warn!(
-                    partition = p,
+                    partition = r.partition,
                     records = old.stats(Instant::now()).records,
-                    "records from before the assignment dropped (the lake resumes at {offset})"
+                    "records from before the assignment dropped (the lake resumes at {:?})",
+                    r.offset
                 );
             }
         }
@@ -363,19 +408,7 @@ impl Handler<Revoke> for Accumulator {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, msg: Revoke, _ctx: &mut Self::Context) -> Self::Result {
-        let mut dropped = 0usize;
-        for p in &msg.partitions {
-            if let Some(flag) = self.revoked.remove(p) {
-                flag.store(true, Ordering::Release);
-            }
-            if let Some(b) = self.buffers.remove(p) {
-                dropped += b.stats(Instant::now()).records;
-            }
-            if let Some(q) = self.queued.remove(p) {
-                self.unflushed -= q.len();
-                dropped += q.iter().map(|b| b.rows() + b.rejected.len()).sum::<usize>();
-            }
-        }
+        let dropped: usize = msg.partitions.iter().map(|p| self.give_up(*p)).sum();
         if dropped > 0 {
             tracing::info!(partitions = ?msg.partitions, records = dropped, "revoked partitions: unflushed records dropped (the next owner reads them again)");
         }
@@ -391,6 +424,51 @@ impl Handler<Revoke> for Accumulator {
         Box::pin(async move {
             let _ = rx.await;
         })
+    }
+}
+
+impl Handler<PartitionLost> for Accumulator {
+    type Result = ();
+
+    fn handle(&mut self, msg: PartitionLost, _ctx: &mut Self::Context) {
+        let p = msg.partition;
+        let dropped = self.give_up(p);
+        self.release();
+        let stale = match &*msg.error {
+            LakeError::Lost { stale, .. } => *stale,
+            _ => true,
+        };
+        match &self.resync {
+            // Still this writer's partition, a stale writer's commit got in first: go on from
+            // the lake's new end.
+            Some(resync) if !stale => {
+                tracing::warn!(
+                    partition = p,
+                    records = dropped,
+                    "another writer committed first; recovering the partition again"
+                );
+                resync.do_send(Resync { partition: p });
+            }
+            Some(_) => tracing::warn!(
+                partition = p,
+                records = dropped,
+                "the partition is another writer's now: not written here until it is assigned again"
+            ),
+            None => self.supervisor.do_send(StopRun {
+                reason: StopReason::Fatal(format!(
+                    "{}; another run writes this lake's table from the same source",
+                    msg.error
+                )),
+            }),
+        }
+    }
+}
+
+impl Handler<ResyncWith> for Accumulator {
+    type Result = ();
+
+    fn handle(&mut self, msg: ResyncWith, _ctx: &mut Self::Context) {
+        self.resync = Some(msg.0);
     }
 }
 

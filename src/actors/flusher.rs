@@ -8,6 +8,7 @@
 //! With a dead-letter topic, a batch's rejected records are written there (and acknowledged)
 //! before its commit marker: a committed range never has a rejected record that is not in it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -26,6 +27,9 @@ pub struct Flusher {
     source: String,
     /// Where rejected records go (Kafka sources); the in-process bus has none.
     dead_letters: Option<Arc<DeadLetterWriter>>,
+    /// Commits per partition and epoch so far: the first clears what beaten writers left, and
+    /// every so often one moves the partition's checkpoint.
+    commits: Arc<std::sync::Mutex<BTreeMap<(i32, u64), u64>>>,
 }
 
 impl Flusher {
@@ -42,6 +46,7 @@ impl Flusher {
             props,
             source,
             dead_letters,
+            commits: Arc::default(),
         }
     }
 }
@@ -76,7 +81,8 @@ impl Handler<Flush> for Flusher {
         let lake = self.lake.clone();
         let source = self.source.clone();
         let dead_letters = self.dead_letters.clone();
-        let batch = msg.batch;
+        let commits = self.commits.clone();
+        let (batch, fence) = (msg.batch, msg.fence);
         AtomicResponse::new(Box::pin(
             async move {
                 let unsent = !batch.rejected.is_empty()
@@ -95,7 +101,24 @@ impl Handler<Flush> for Flusher {
                         .letters_sent
                         .store(true, std::sync::atomic::Ordering::Release);
                 }
-                let marker = lake.commit_batch(&source, &prepared).await?;
+                let marker = lake.commit_batch(&source, &prepared, &fence).await?;
+                let n = {
+                    let mut c = commits.lock().unwrap_or_else(|p| p.into_inner());
+                    let n = c.entry((marker.partition, marker.epoch)).or_default();
+                    *n += 1;
+                    *n
+                };
+                // Housekeeping after the commit point: a failure here loses nothing (the next
+                // recovery does the same).
+                let p = marker.partition;
+                if n == 1
+                    && let Err(e) = lake.clear_beaten(p, marker.first_offset, marker.epoch).await
+                {
+                    tracing::warn!(partition = p, error = %e, "leftovers of beaten writers not removed yet");
+                }
+                if let Err(e) = lake.checkpoint_if_due(&marker, n).await {
+                    tracing::warn!(partition = p, error = %e, "checkpoint not moved");
+                }
                 Ok::<_, LakeError>(Durable {
                     range: marker.range(),
                     rows: marker.rows,

@@ -21,9 +21,10 @@ use rdkafka::message::{Message, Timestamp};
 use tokio::sync::oneshot;
 
 use crate::kafka::consumer::{AssignmentChange, RebalanceHooks, RecoveryError, SinkContext};
-use crate::lake::{Lake, LakeError};
+use crate::lake::{Lake, LakeError, PartitionRecovery};
 use crate::messages::{
-    CloseConsumer, DrainTo, Records, ResumeAt, Revoke, StopConsuming, StopReason, StopRun,
+    CloseConsumer, DrainTo, Records, Resume, ResumeAt, Resync, Revoke, StopConsuming, StopReason,
+    StopRun,
 };
 use crate::sink::SourceRecord;
 
@@ -51,7 +52,24 @@ pub struct KafkaSource {
     /// Since when (and why) the broker has denied the group or the topic, with neither a
     /// record nor an assignment since.
     denied_since: Option<(std::time::Instant, String)>,
+    /// How to recover a partition again (the lake, on the lake's arbiter).
+    recovery: Recovery,
 }
+
+/// What recovering a partition needs: the lake, the source identity, the topic to seek in and
+/// the arbiter that runs the lake's I/O.
+#[derive(Clone)]
+pub struct Recovery {
+    pub lake: Lake,
+    pub source: String,
+    pub topic: String,
+    pub io: ArbiterHandle,
+}
+
+/// A partition recovered again after a [`Resync`].
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Recovered(Result<PartitionRecovery, LakeError>);
 
 /// How long authorization errors may go on before the sink stops: ACL changes take a moment
 /// to reach every broker, and tools that rewrite ACLs remove before they add.
@@ -62,8 +80,13 @@ const DENIED_PATIENCE: Duration = Duration::from_secs(10);
 struct Poll;
 
 impl KafkaSource {
-    pub fn new(consumer: Arc<BaseConsumer<SinkContext>>, accumulator: Addr<Accumulator>) -> Self {
+    pub fn new(
+        consumer: Arc<BaseConsumer<SinkContext>>,
+        accumulator: Addr<Accumulator>,
+        recovery: Recovery,
+    ) -> Self {
         KafkaSource {
+            recovery,
             consumer: Some(consumer),
             accumulator,
             positions: BTreeMap::new(),
@@ -299,6 +322,73 @@ impl Handler<CloseConsumer> for KafkaSource {
     }
 }
 
+impl Handler<Resync> for KafkaSource {
+    type Result = ();
+
+    fn handle(&mut self, msg: Resync, ctx: &mut Self::Context) {
+        if !self.positions.contains_key(&msg.partition) {
+            return;
+        }
+        let r = self.recovery.clone();
+        let me = ctx.address();
+        r.io.clone().spawn(async move {
+            let rec = r.lake.recover_partition(msg.partition, &r.source).await;
+            me.do_send(Recovered(rec));
+        });
+    }
+}
+
+impl Handler<Recovered> for KafkaSource {
+    type Result = ();
+
+    fn handle(&mut self, msg: Recovered, _ctx: &mut Self::Context) {
+        let rec = match msg.0 {
+            Ok(rec) => rec,
+            Err(e) => {
+                let error = format!("recovering a partition again: {e}");
+                if let Some(c) = &self.consumer {
+                    c.context().fatal(error);
+                }
+                return;
+            }
+        };
+        let (p, Some(next)) = (rec.partition, rec.next_offset) else {
+            return;
+        };
+        // Revoked meanwhile: the next owner recovers it.
+        if !self.positions.contains_key(&p) {
+            return;
+        }
+        if let Some(c) = &self.consumer
+            && let Err(e) = c.seek(
+                &self.recovery.topic,
+                p,
+                rdkafka::Offset::Offset(next),
+                Duration::from_secs(10),
+            )
+        {
+            c.context()
+                .fatal(format!("seeking partition {p} to offset {next}: {e}"));
+            return;
+        }
+        self.positions.insert(p, Some(next));
+        tracing::info!(
+            partition = p,
+            offset = next,
+            epoch = rec.epoch,
+            "partition resumed after another writer's commit"
+        );
+        // After the seek, before any record fetched from the new position.
+        self.accumulator.do_send(ResumeAt {
+            positions: vec![Resume {
+                partition: p,
+                offset: Some(next),
+                epoch: rec.epoch,
+            }],
+        });
+    }
+}
+
 /// The rebalance hooks of a sink: revocation goes through the accumulator, recovery through
 /// the lake on another arbiter (the polling thread must not run the lake's I/O itself).
 pub struct SinkHooks {
@@ -340,16 +430,19 @@ impl RebalanceHooks for SinkHooks {
         if !spawned {
             return Err(RecoveryError::ArbiterGone);
         }
-        let starts = rx.recv().map_err(|_| RecoveryError::Interrupted)??;
+        let recovered = rx.recv().map_err(|_| RecoveryError::Interrupted)??;
         // Sent before the consumer can fetch this assignment's records: the accumulator sees
         // it first, so each partition's first range starts where the lake resumes.
-        let positions = partitions
+        let positions = recovered
             .iter()
-            .zip(&starts)
-            .filter_map(|(p, s)| s.map(|o| (*p, o)))
+            .map(|r| Resume {
+                partition: r.partition,
+                offset: r.next_offset,
+                epoch: r.epoch,
+            })
             .collect();
         self.accumulator.do_send(ResumeAt { positions });
-        Ok(starts)
+        Ok(recovered.iter().map(|r| r.next_offset).collect())
     }
 
     fn fatal(&self, error: String) {
@@ -360,35 +453,41 @@ impl RebalanceHooks for SinkHooks {
     }
 }
 
-/// Recovers each partition, retrying transient lake errors with backoff for a while.
+/// Recovers the partitions, at once, each retrying transient lake errors with backoff for a
+/// while; in the order given.
 async fn recover_all(
     lake: &Lake,
     source: &str,
     parts: &[i32],
-) -> Result<Vec<Option<i64>>, LakeError> {
+) -> Result<Vec<PartitionRecovery>, LakeError> {
     let started = std::time::Instant::now();
-    let mut out = Vec::with_capacity(parts.len());
-    for &p in parts {
-        let mut delay = Duration::from_millis(200);
-        loop {
-            match lake.recover_partition(p, source).await {
-                Ok(rec) => {
-                    if !rec.removed.is_empty() {
-                        tracing::info!(partition = p, removed = ?rec.removed, "removed uncommitted leftovers");
-                    }
-                    out.push(rec.next_offset);
-                    break;
+    futures::future::try_join_all(parts.iter().map(|&p| recover_one(lake, source, p, started)))
+        .await
+}
+
+async fn recover_one(
+    lake: &Lake,
+    source: &str,
+    p: i32,
+    started: std::time::Instant,
+) -> Result<PartitionRecovery, LakeError> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match lake.recover_partition(p, source).await {
+            Ok(rec) => {
+                if !rec.removed.is_empty() {
+                    tracing::info!(partition = p, removed = ?rec.removed, "removed uncommitted leftovers");
                 }
-                Err(e) if e.is_retriable() && started.elapsed() < RECOVERY_PATIENCE => {
-                    tracing::warn!(partition = p, %e, "recovering from the lake failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => return Err(e),
+                return Ok(rec);
             }
+            Err(e) if e.is_retriable() && started.elapsed() < RECOVERY_PATIENCE => {
+                tracing::warn!(partition = p, %e, "recovering from the lake failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
         }
     }
-    Ok(out)
 }
 
 /// Errors after which librdkafka's consumer cannot go on (fenced static member, …).

@@ -12,7 +12,8 @@ pub use naming::{
 };
 pub use parquet_props::{Compression, encode, writer_properties};
 pub use protocol::{
-    CommitMarker, FileEntry, PartitionRecovery, PreparedBatch, PreparedFile, Rejected,
+    CHECKPOINT_EVERY, CommitMarker, Fence, FileEntry, PartitionRecovery, PreparedBatch,
+    PreparedFile, Rejected,
 };
 
 use std::fmt;
@@ -80,6 +81,31 @@ pub enum LakeError {
         count: usize,
         source: crate::kafka::producer::ProduceError,
     },
+    /// The writer no longer owns the partition: nothing was committed, its files are gone.
+    #[error("not committing partition {partition} (epoch {epoch}): {why}")]
+    Fenced {
+        partition: i32,
+        epoch: u64,
+        why: &'static str,
+    },
+    /// Another writer committed a range starting at the same offset first.
+    #[error(
+        "another writer (epoch {}) committed partition {partition} from offset {first}{}: this batch was dropped{}",
+        winner_epoch.map_or("?".to_string(), |e| e.to_string()),
+        winner_last.map_or(String::new(), |l| format!(" to {l}")),
+        if *stale { ", and this writer's claim is stale" } else { "" }
+    )]
+    Lost {
+        partition: i32,
+        first: i64,
+        winner_last: Option<i64>,
+        winner_epoch: Option<u64>,
+        /// A later claim exists: the partition is someone else's now.
+        stale: bool,
+    },
+    /// Claiming kept colliding with other writers claiming the same partition.
+    #[error("partition {partition}: other writers kept claiming it at the same moment")]
+    Contended { partition: i32 },
     #[error(
         "the lake's partition {partition} was written from source `{found}`, this run reads `{expected}`; use another lake location"
     )]
@@ -134,7 +160,10 @@ impl LakeError {
             | LakeError::Location { .. }
             | LakeError::BadMarker { .. }
             | LakeError::SourceMismatch { .. }
-            | LakeError::TopicRecreated { .. } => false,
+            | LakeError::TopicRecreated { .. }
+            | LakeError::Fenced { .. }
+            | LakeError::Lost { .. } => false,
+            LakeError::Contended { .. } => true,
         }
     }
 }
@@ -330,7 +359,7 @@ impl Lake {
             .delete(&p)
             .await
             .map_err(|e| LakeError::store("deleting probe", &p, e))?;
-        Ok(())
+        self.check_create_only().await
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {

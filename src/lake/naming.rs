@@ -1,12 +1,18 @@
 //! Object names in the lake: deterministic from the source offsets, never random.
 //!
 //! ```text
-//! <root>/<table>/date=YYYY-MM-DD/p<partition:05>-<first:020>-<last:020>.parquet   data
-//! <root>/_encore/<table>/commits/p<partition:05>/<first:020>-<last:020>.json       commit markers
-//! <root>/_encore/<table>/pending/p<partition:05>/<first:020>-<last:020>.json       write intents
+//! <root>/<table>/date=YYYY-MM-DD/p<partition:05>-<first:020>-<last:020>-e<epoch>.parquet  data
+//! <root>/_encore/<table>/commits/p<partition:05>/<first:020>.json                         commit markers
+//! <root>/_encore/<table>/pending/p<partition:05>/<first:020>-<last:020>-e<epoch>.json     write intents
+//! <root>/_encore/<table>/claims/p<partition:05>/<epoch:020>.json                          ownership claims
+//! <root>/_encore/<table>/checkpoints/p<partition:05>.json                                 where listing starts
 //! ```
-//! Zero padding makes lexical order equal offset order. Everything that is not data lives under
-//! `_encore/`, which duckdb, pyarrow and Spark skip.
+//! Zero padding makes lexical order equal offset order. A commit marker is named by the first
+//! offset of its range alone, so two writers that continue a partition from the same point
+//! contend for the same name (created only if absent); data files and intents carry the
+//! writer's epoch, so no writer ever overwrites or deletes another's. Lakes written before
+//! epochs (markers `<first>-<last>.json`, data without `-e<epoch>`) are still read.
+//! Everything that is not data lives under `_encore/`, which duckdb, pyarrow and Spark skip.
 
 use chrono::NaiveDate;
 use object_store::path::Path;
@@ -98,8 +104,13 @@ pub fn date_dir(date: NaiveDate) -> String {
     format!("date={}", date.format("%Y-%m-%d"))
 }
 
-pub fn data_file_name(r: &Range) -> String {
-    format!("p{:05}-{}.parquet", r.partition, r.stem())
+/// The name of the data file a writer of `epoch` gives its batch `r` (epoch 0: a lake written
+/// before epochs).
+pub fn data_file_name(r: &Range, epoch: u64) -> String {
+    match epoch {
+        0 => format!("p{:05}-{}.parquet", r.partition, r.stem()),
+        e => format!("p{:05}-{}-e{e}.parquet", r.partition, r.stem()),
+    }
 }
 
 /// Parses a data file name back into its range; `None` for anything else.
@@ -109,6 +120,9 @@ pub fn parse_data_file_name(name: &str) -> Option<Range> {
     let partition = it.next()?.parse().ok()?;
     let first = it.next()?.parse().ok()?;
     let last = it.next()?.parse().ok()?;
+    if let Some(epoch) = it.next() {
+        epoch.strip_prefix('e')?.parse::<u64>().ok()?;
+    }
     if it.next().is_some() {
         return None;
     }
@@ -119,17 +133,62 @@ pub fn parse_data_file_name(name: &str) -> Option<Range> {
     })
 }
 
-/// Parses a marker or intent file name (`<first>-<last>.json`).
-pub fn parse_marker_name(partition: i32, name: &str) -> Option<Range> {
+/// A commit marker's name: `<first>.json`, or `<first>-<last>.json` before epochs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MarkerName {
+    pub first: i64,
+    /// Only in names written before epochs.
+    pub last: Option<i64>,
+}
+
+impl MarkerName {
+    /// The marker of the range starting at `first`, as named since epochs.
+    pub fn at(first: i64) -> MarkerName {
+        MarkerName { first, last: None }
+    }
+}
+
+/// Parses a commit marker's file name.
+pub fn parse_marker_name(name: &str) -> Option<MarkerName> {
     let rest = name.strip_suffix(".json")?;
-    let (first, last) = rest.split_once('-')?;
+    let Some((first, last)) = rest.split_once('-') else {
+        return Some(MarkerName {
+            first: rest.parse().ok()?,
+            last: None,
+        });
+    };
     let (first, last) = (first.parse().ok()?, last.parse().ok()?);
     // A range runs forwards; anything else is not a marker encore wrote.
-    (first <= last).then_some(Range {
+    (first <= last).then_some(MarkerName {
+        first,
+        last: Some(last),
+    })
+}
+
+/// An intent's name: the range and the epoch of its writer (0 before epochs).
+pub fn parse_intent_name(partition: i32, name: &str) -> Option<(Range, u64)> {
+    let rest = name.strip_suffix(".json")?;
+    let mut it = rest.split('-');
+    let first = it.next()?.parse().ok()?;
+    let last = it.next()?.parse().ok()?;
+    let epoch = match it.next() {
+        Some(e) => e.strip_prefix('e')?.parse().ok()?,
+        None => 0,
+    };
+    if it.next().is_some() || first > last {
+        return None;
+    }
+    let r = Range {
         partition,
         first,
         last,
-    })
+    };
+    Some((r, epoch))
+}
+
+/// Parses a claim's file name (its epoch).
+pub fn parse_claim_name(name: &str) -> Option<u64> {
+    name.strip_suffix(".json")?.parse().ok()
 }
 
 /// Joins path segments under a root.
@@ -141,34 +200,58 @@ pub fn table_dir(root: &Path, table: &str) -> Path {
     join(root, &[table])
 }
 
-pub fn data_path(root: &Path, table: &str, date: NaiveDate, r: &Range) -> Path {
-    join(root, &[table, &date_dir(date), &data_file_name(r)])
+pub fn data_path(root: &Path, table: &str, date: NaiveDate, r: &Range, epoch: u64) -> Path {
+    join(root, &[table, &date_dir(date), &data_file_name(r, epoch)])
 }
 
 fn partition_dir(partition: i32) -> String {
     format!("p{partition:05}")
 }
 
+fn meta_dir(root: &Path, table: &str, kind: &str, partition: i32) -> Path {
+    join(root, &[META_DIR, table, kind, &partition_dir(partition)])
+}
+
 pub fn commits_dir(root: &Path, table: &str, partition: i32) -> Path {
-    join(
-        root,
-        &[META_DIR, table, "commits", &partition_dir(partition)],
-    )
+    meta_dir(root, table, "commits", partition)
 }
 
 pub fn pending_dir(root: &Path, table: &str, partition: i32) -> Path {
-    join(
-        root,
-        &[META_DIR, table, "pending", &partition_dir(partition)],
-    )
+    meta_dir(root, table, "pending", partition)
 }
 
-pub fn marker_path(root: &Path, table: &str, r: &Range) -> Path {
+pub fn claims_dir(root: &Path, table: &str, partition: i32) -> Path {
+    meta_dir(root, table, "claims", partition)
+}
+
+/// The marker of the range that starts at `first`: the name writers contend for.
+pub fn marker_path(root: &Path, table: &str, partition: i32, first: i64) -> Path {
+    commits_dir(root, table, partition).child(format!("{first:020}.json"))
+}
+
+/// The name a lake written before epochs gave the marker of `r`.
+pub fn legacy_marker_path(root: &Path, table: &str, r: &Range) -> Path {
     commits_dir(root, table, r.partition).child(format!("{}.json", r.stem()))
 }
 
-pub fn intent_path(root: &Path, table: &str, r: &Range) -> Path {
-    pending_dir(root, table, r.partition).child(format!("{}.json", r.stem()))
+pub fn intent_path(root: &Path, table: &str, r: &Range, epoch: u64) -> Path {
+    pending_dir(root, table, r.partition).child(format!("{}-e{epoch}.json", r.stem()))
+}
+
+pub fn claim_path(root: &Path, table: &str, partition: i32, epoch: u64) -> Path {
+    claims_dir(root, table, partition).child(format!("{epoch:020}.json"))
+}
+
+pub fn checkpoint_path(root: &Path, table: &str, partition: i32) -> Path {
+    join(
+        root,
+        &[
+            META_DIR,
+            table,
+            "checkpoints",
+            &format!("{}.json", partition_dir(partition)),
+        ],
+    )
 }
 
 #[cfg(test)]
@@ -203,38 +286,68 @@ mod tests {
             first: 0,
             last: 49_999,
         };
-        let name = data_file_name(&r);
+        let name = data_file_name(&r, 7);
         assert_eq!(
             name,
-            "p00003-00000000000000000000-00000000000000049999.parquet"
+            "p00003-00000000000000000000-00000000000000049999-e7.parquet"
         );
         assert_eq!(parse_data_file_name(&name), Some(r));
+        // Lakes written before epochs.
+        let legacy = data_file_name(&r, 0);
+        assert_eq!(
+            legacy,
+            "p00003-00000000000000000000-00000000000000049999.parquet"
+        );
+        assert_eq!(parse_data_file_name(&legacy), Some(r));
         let later = Range {
             partition: 3,
             first: 50_000,
             last: 1_000_000,
         };
         assert!(
-            data_file_name(&later) > name,
+            data_file_name(&later, 1) > name,
             "lexical order is offset order"
         );
         assert_eq!(parse_data_file_name("part-0.parquet"), None);
         assert_eq!(parse_data_file_name("p1-2-3-4.parquet"), None);
+        assert_eq!(parse_data_file_name("p1-2-3-e4-5.parquet"), None);
         assert_eq!(r.len(), 50_000);
         let d = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
         let root = Path::from("dev");
         assert_eq!(
-            data_path(&root, "music_events", d, &r).as_ref(),
-            "dev/music_events/date=2026-11-25/p00003-00000000000000000000-00000000000000049999.parquet"
+            data_path(&root, "music_events", d, &r, 2).as_ref(),
+            "dev/music_events/date=2026-11-25/p00003-00000000000000000000-00000000000000049999-e2.parquet"
         );
         assert_eq!(
-            marker_path(&root, "music_events", &r).as_ref(),
-            "dev/_encore/music_events/commits/p00003/00000000000000000000-00000000000000049999.json"
+            marker_path(&root, "music_events", 3, 0).as_ref(),
+            "dev/_encore/music_events/commits/p00003/00000000000000000000.json"
         );
         assert_eq!(
-            parse_marker_name(3, "00000000000000000000-00000000000000049999.json"),
-            Some(r)
+            parse_marker_name("00000000000000000000.json"),
+            Some(MarkerName {
+                first: 0,
+                last: None
+            })
         );
+        assert_eq!(
+            parse_marker_name("00000000000000000000-00000000000000049999.json"),
+            Some(MarkerName {
+                first: 0,
+                last: Some(49_999)
+            })
+        );
+        assert_eq!(parse_marker_name("9-3.json"), None);
+        let intent = intent_path(&root, "music_events", &r, 5);
+        assert_eq!(
+            parse_intent_name(3, intent.filename().unwrap()),
+            Some((r, 5))
+        );
+        assert_eq!(
+            parse_intent_name(3, "00000000000000000000-00000000000000049999.json"),
+            Some((r, 0))
+        );
+        let claim = claim_path(&root, "music_events", 3, 12);
+        assert_eq!(parse_claim_name(claim.filename().unwrap()), Some(12));
     }
 
     #[test]

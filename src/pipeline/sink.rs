@@ -6,17 +6,19 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::actors::accumulator::Accumulator;
+use crate::actors::accumulator::ResyncWith;
 use crate::actors::bus::Bus;
 use crate::actors::bus_consumer::BusConsumer;
 use crate::actors::committer::{Committer, bus_target, kafka_target};
 use crate::actors::flusher::Flusher;
-use crate::actors::kafka_source::{KafkaSource, SinkHooks};
+use crate::actors::kafka_source::{KafkaSource, Recovery, SinkHooks};
 use crate::bus::Log;
 use crate::config::{KafkaConfig, SinkConfig};
 use crate::kafka::consumer::SinkConsumer;
 use crate::kafka::dlq::DeadLetterWriter;
 use crate::kafka::source_identity;
 use crate::lake::{Lake, writer_properties};
+use crate::messages::{Resume, ResumeAt};
 
 use super::control::Control;
 use super::summary::RunError;
@@ -72,29 +74,39 @@ fn start_stages(
     }
 }
 
-/// The first offset of each of `partitions` not yet in the lake, after rolling back what an
-/// earlier run left uncommitted. Every partition with bookkeeping is recovered, also those
-/// beyond this run's partition count.
+/// Where each of `partitions` resumes, after claiming it and rolling back what an earlier run
+/// left uncommitted. Every partition with bookkeeping is recovered, also those beyond this
+/// run's partition count.
 pub(super) async fn recover_bus_positions(
     lake: &Lake,
     source: &str,
     partitions: u32,
-) -> Result<Vec<i64>, RunError> {
+) -> Result<Vec<Resume>, RunError> {
     let mut to_recover: Vec<i32> = (0..partitions as i32).collect();
     to_recover.extend(lake.known_partitions().await?);
     to_recover.sort_unstable();
     to_recover.dedup();
-    let mut starts = vec![0; partitions as usize];
-    for p in to_recover {
-        let rec = lake.recover_partition(p, source).await?;
+    let recovered = futures::future::try_join_all(
+        to_recover
+            .iter()
+            .map(|&p| lake.recover_partition(p, source)),
+    )
+    .await?;
+    let mut starts = Vec::with_capacity(partitions as usize);
+    for rec in recovered {
         if !rec.removed.is_empty() {
-            tracing::info!(partition = p, removed = ?rec.removed, "removed uncommitted leftovers");
+            tracing::info!(partition = rec.partition, removed = ?rec.removed, "removed uncommitted leftovers");
         }
-        if let Some(slot) = starts.get_mut(p as usize) {
-            *slot = rec.next_offset.unwrap_or(0);
+        if rec.partition < partitions as i32 {
+            starts.push(Resume {
+                partition: rec.partition,
+                offset: Some(rec.next_offset.unwrap_or(0)),
+                epoch: rec.epoch,
+            });
         }
     }
-    tracing::info!(lake = lake.location(), ?starts, "lake recovered");
+    let offsets: Vec<i64> = starts.iter().filter_map(|r| r.offset).collect();
+    tracing::info!(lake = lake.location(), starts = ?offsets, "lake recovered");
     Ok(starts)
 }
 
@@ -103,9 +115,10 @@ pub(super) async fn recover_bus_positions(
 pub(super) fn start_bus_sink(
     sink: &SinkConfig,
     (lake, source): (&Lake, &str),
-    starts: Vec<i64>,
+    resume: Vec<Resume>,
     control: &Control,
 ) -> (Addr<Bus>, Addr<BusConsumer>, Stages) {
+    let starts: Vec<i64> = resume.iter().map(|r| r.offset.unwrap_or(0)).collect();
     let bus = {
         let log = Log::new(&starts, sink.bus_capacity);
         let stats = control.stats.clone();
@@ -120,6 +133,8 @@ pub(super) fn start_bus_sink(
     )
     .start();
     let stages = start_stages(sink, (lake, source), control, committer, None);
+    // Before the consumer exists, so before any record: each partition starts where it resumes.
+    stages.accumulator.do_send(ResumeAt { positions: resume });
     let consumer = {
         let (b, a) = (bus.clone(), stages.accumulator.clone());
         BusConsumer::start_in_arbiter(&control.arbiters.sink.handle(), move |_| {
@@ -165,13 +180,22 @@ pub(super) async fn start_kafka_sink(
         accumulator: stages.accumulator.clone(),
         supervisor: control.supervisor.clone(),
         lake: lake.clone(),
-        source,
+        source: source.clone(),
         io: control.arbiters.flush.handle(),
     }))?;
     let (c, a) = (member.consumer.clone(), stages.accumulator.clone());
+    let recovery = Recovery {
+        lake: lake.clone(),
+        source,
+        topic: topic.to_string(),
+        io: control.arbiters.flush.handle(),
+    };
     let consumer = KafkaSource::start_in_arbiter(&control.arbiters.consume.handle(), move |_| {
-        KafkaSource::new(c, a)
+        KafkaSource::new(c, a, recovery)
     });
+    stages
+        .accumulator
+        .do_send(ResyncWith(consumer.clone().recipient()));
     tracing::info!(topic, group = %k.group, lake = lake.location(), "sink joined the group");
     Ok((consumer, stages))
 }

@@ -56,6 +56,8 @@ pub struct DeadLetter {
 #[derive(Debug)]
 pub struct PendingBatch {
     pub range: Range,
+    /// The epoch of the writer's claim on the partition when the batch was taken.
+    pub epoch: u64,
     pub parts: Vec<(NaiveDate, RecordBatch, i64, i64)>,
     pub rejected: Vec<DeadLetter>,
     /// Set once `rejected` is in the dead-letter topic, so that a flush retried after a lake
@@ -79,7 +81,7 @@ pub fn prepare(batch: &PendingBatch, props: &WriterProperties) -> Result<Prepare
                 path: format!(
                     "{}/{}",
                     lake::date_dir(*date),
-                    lake::data_file_name(&batch.range)
+                    lake::data_file_name(&batch.range, batch.epoch)
                 ),
                 source,
             })?;
@@ -113,6 +115,8 @@ pub struct PartitionBuffer {
     /// Offsets between it and the next record hold no record (transaction markers, aborted
     /// records, compaction), and belong to the batch so that ranges stay contiguous.
     next: Option<i64>,
+    /// The epoch of this writer's claim on the partition (0: none, e.g. a unit test).
+    epoch: u64,
     first: Option<i64>,
     last: i64,
     files: BTreeMap<NaiveDate, EventBatchBuilder>,
@@ -127,6 +131,7 @@ impl PartitionBuffer {
         PartitionBuffer {
             partition,
             next: None,
+            epoch: 0,
             first: None,
             last: -1,
             files: BTreeMap::new(),
@@ -137,12 +142,20 @@ impl PartitionBuffer {
         }
     }
 
-    /// A buffer whose first batch starts at `offset` (where the lake resumes the partition).
-    pub fn resuming_at(partition: i32, offset: i64) -> Self {
+    /// A buffer whose first batch starts at `offset` (where the lake resumes the partition;
+    /// None: at the first record), committed by a writer of `epoch`.
+    pub fn resuming_at(partition: i32, offset: Option<i64>, epoch: u64) -> Self {
         PartitionBuffer {
-            next: Some(offset),
+            next: offset,
+            epoch,
             ..PartitionBuffer::new(partition)
         }
+    }
+
+    /// Whether `offset` comes before where the buffer's next batch starts: such a record is in
+    /// the lake already (it was fetched before the partition was resumed further on).
+    pub fn is_behind(&self, offset: i64) -> bool {
+        self.next.is_some_and(|n| offset < n) || (self.first.is_some() && offset <= self.last)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -216,6 +229,7 @@ impl PartitionBuffer {
             })
             .collect();
         let batch = PendingBatch {
+            epoch: self.epoch,
             range: Range {
                 partition: self.partition,
                 first,
@@ -314,7 +328,7 @@ mod tests {
     fn ranges_stay_contiguous_over_offsets_without_records() {
         let now = Instant::now();
         // The lake resumes at 100; 100-102 were an aborted transaction and its marker.
-        let mut b = PartitionBuffer::resuming_at(4, 100);
+        let mut b = PartitionBuffer::resuming_at(4, Some(100), 1);
         b.push(&record(103, 1_700_000_000_000), now).unwrap();
         b.push(&record(104, 1_700_000_000_000), now).unwrap();
         let first = b.take().unwrap();

@@ -148,6 +148,7 @@ mod tests {
             partition: 3,
             first_offset: 10,
             last_offset: 14,
+            epoch: 1,
             rows: 3,
             rejected_count: 2,
             rejected: vec![rejected(11), rejected(13)],

@@ -97,11 +97,14 @@ mod tests {
     #[test]
     fn listed_objects_are_named_below_the_table() {
         let table = Path::from("root/t");
-        let name = crate::lake::data_file_name(&Range {
-            partition: 2,
-            first: 10,
-            last: 19,
-        });
+        let name = crate::lake::data_file_name(
+            &Range {
+                partition: 2,
+                first: 10,
+                last: 19,
+            },
+            3,
+        );
         let m = meta(&format!("root/t/date=2026-01-02/{name}"));
         let f = DataFile::of(&m, &table, "t").unwrap();
         assert_eq!(f.rel_path, format!("date=2026-01-02/{name}"));

@@ -1,0 +1,167 @@
+//! Writing one batch: intent, data files, a last look at the claims, the marker created only if
+//! its name is free, then the intent removed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{PutPayload, WriteMultipart};
+
+use super::super::naming::{self, MarkerName};
+use super::super::{Lake, LakeError};
+use super::claims::Created;
+use super::marker::{CommitMarker, PreparedBatch};
+
+/// Files above this size are uploaded in parts (S3 multipart), in chunks of this size.
+const MULTIPART_THRESHOLD: usize = 32 << 20;
+const MULTIPART_CHUNK: usize = 16 << 20;
+/// A checkpoint every this many commits of a partition (whose first offset is a multiple of
+/// nothing: the writer counts), so that listings stay short whatever the lake's age.
+pub const CHECKPOINT_EVERY: u64 = 256;
+
+/// Who commits: the epoch its claim of the partition holds, and a flag its owner raises when
+/// the partition is taken away (a rebalance) so that nothing is committed after.
+#[derive(Clone, Debug, Default)]
+pub struct Fence {
+    pub epoch: u64,
+    pub revoked: Option<Arc<AtomicBool>>,
+}
+
+impl Fence {
+    pub fn new(epoch: u64, revoked: Arc<AtomicBool>) -> Fence {
+        Fence {
+            epoch,
+            revoked: Some(revoked),
+        }
+    }
+
+    fn is_revoked(&self) -> bool {
+        self.revoked
+            .as_ref()
+            .is_some_and(|r| r.load(Ordering::Acquire))
+    }
+}
+
+impl Lake {
+    async fn put(&self, path: &Path, bytes: Bytes, action: &'static str) -> Result<(), LakeError> {
+        let err = |e| LakeError::store(action, path, e);
+        if bytes.len() > MULTIPART_THRESHOLD {
+            let upload = self.store.put_multipart(path).await.map_err(err)?;
+            let mut w = WriteMultipart::new_with_chunk_size(upload, MULTIPART_CHUNK);
+            w.put(bytes);
+            w.finish().await.map_err(err)?;
+            Ok(())
+        } else {
+            self.store
+                .put(path, PutPayload::from_bytes(bytes))
+                .await
+                .map(drop)
+                .map_err(err)
+        }
+    }
+
+    /// Writes a batch with the intent → data → marker → cleanup sequence. When this returns
+    /// `Ok`, the range is durable and committed. [`LakeError::Fenced`]: the writer no longer
+    /// owns the partition; [`LakeError::Lost`]: another writer committed from the same offset
+    /// first. In both cases this writer's files are removed again.
+    pub async fn commit_batch(
+        &self,
+        source: &str,
+        batch: &PreparedBatch,
+        fence: &Fence,
+    ) -> Result<CommitMarker, LakeError> {
+        let (range, epoch) = (batch.range, fence.epoch);
+        let marker = self.marker_for(source, batch, epoch);
+        let json = Bytes::from(serde_json::to_vec_pretty(&marker).expect("marker serialises"));
+        let intent = naming::intent_path(&self.root, &self.table, &range, epoch);
+        self.put(&intent, json.clone(), "writing intent").await?;
+        for (file, entry) in batch.files.iter().zip(&marker.files) {
+            let path = self.abs(&entry.path);
+            self.put(&path, file.bytes.clone(), "writing data file")
+                .await?;
+        }
+        if let Err(e) = self.check_fence(range.partition, fence).await {
+            self.abandon(&intent, &marker).await?;
+            return Err(e);
+        }
+        let path = naming::marker_path(&self.root, &self.table, range.partition, range.first);
+        if let Created::Taken = self.create(&path, json, "writing commit marker").await? {
+            let winner = self
+                .marker_at(range.partition, MarkerName::at(range.first))
+                .await?;
+            // A retry after a lost answer finds its own marker: committed.
+            if let Some(w) = winner.filter(|w| w.epoch == epoch && w.range() == range) {
+                self.delete_if_exists(&intent).await?;
+                return Ok(w);
+            }
+            self.abandon(&intent, &marker).await?;
+            return Err(self.lost(range, epoch).await);
+        }
+        self.delete_if_exists(&intent).await?;
+        Ok(marker)
+    }
+
+    /// Moves the partition's checkpoint to this commit when it is due.
+    pub async fn checkpoint_if_due(
+        &self,
+        marker: &CommitMarker,
+        commits: u64,
+    ) -> Result<(), LakeError> {
+        if !commits.is_multiple_of(CHECKPOINT_EVERY) {
+            return Ok(());
+        }
+        self.write_checkpoint(marker.partition, marker.first_offset, marker.epoch)
+            .await
+    }
+
+    /// A writer that lost the partition must not commit.
+    async fn check_fence(&self, partition: i32, fence: &Fence) -> Result<(), LakeError> {
+        let why = if fence.is_revoked() {
+            "the partition was revoked"
+        } else if fence.epoch > 0 && self.superseded(partition, fence.epoch).await? {
+            "another writer claimed the partition since"
+        } else {
+            return Ok(());
+        };
+        Err(LakeError::Fenced {
+            partition,
+            epoch: fence.epoch,
+            why,
+        })
+    }
+
+    /// What a writer that lost the name of its marker learns: who won, and whether it is stale.
+    async fn lost(&self, range: naming::Range, epoch: u64) -> LakeError {
+        let winner = self
+            .marker_at(range.partition, MarkerName::at(range.first))
+            .await
+            .ok()
+            .flatten();
+        let stale = self
+            .superseded(range.partition, epoch)
+            .await
+            .unwrap_or(true);
+        LakeError::Lost {
+            partition: range.partition,
+            first: range.first,
+            winner_last: winner.as_ref().map(|w| w.last_offset),
+            winner_epoch: winner.map(|w| w.epoch),
+            stale,
+        }
+    }
+
+    /// Removes this writer's own files and intent (their names carry its epoch).
+    async fn abandon(&self, intent: &Path, marker: &CommitMarker) -> Result<(), LakeError> {
+        for f in &marker.files {
+            self.delete_if_exists(&self.abs(&f.path)).await?;
+        }
+        self.delete_if_exists(intent).await.map(drop)
+    }
+
+    pub(super) fn abs(&self, rel_path: &str) -> Path {
+        rel_path
+            .split('/')
+            .fold(self.root.clone(), |p, s| p.child(s))
+    }
+}

@@ -1,0 +1,245 @@
+//! Many writers of one partition on a real local filesystem (create-only writes by no-clobber
+//! links): a stale writer never makes a range visible once another recovered the partition,
+//! racing writers never commit overlapping ranges, and nothing committed is ever lost.
+
+mod common;
+
+use common::rt;
+use encore::event::{EventType, Platform, Profile, SimEvent, WireEvent};
+use encore::lake::{CommitMarker, Fence, Lake, LakeConfig, LakeError, PreparedBatch, Range};
+use encore::sink::{PartitionBuffer, SourceRecord, prepare};
+
+const DAY: i64 = 1_767_225_600_000;
+
+fn lake(dir: &std::path::Path) -> Lake {
+    let cfg = LakeConfig {
+        url: dir.display().to_string(),
+        ..Default::default()
+    };
+    Lake::open(&cfg, "music_events").unwrap()
+}
+
+/// Records `first..=last` of partition 3, event times from `ts_ms` on (one per ms).
+fn batch(first: i64, last: i64, ts_ms: i64) -> PreparedBatch {
+    let p = Profile {
+        user_id: uuid::Uuid::from_u128(1),
+        platform: Platform::Web,
+        platform_token: "web-1".into(),
+        ipv4: std::net::Ipv4Addr::new(1, 1, 1, 1),
+        country: "SE",
+        playlists: vec![],
+    };
+    let mut buf = PartitionBuffer::new(3);
+    for off in first..=last {
+        let ev = SimEvent {
+            event_id: uuid::Uuid::from_u128(off as u128 + 1),
+            event_type: EventType::TrackPlayback,
+            session_id: uuid::Uuid::from_u128(2),
+            ts_ms: ts_ms + off - first,
+            track_id: 1,
+            previous_track_id: None,
+            playlist_id: None,
+            liked: false,
+            position_ms: Some(0),
+        };
+        let mut v = Vec::new();
+        WireEvent::new(&p, &ev).encode_into(&mut v);
+        let rec = SourceRecord {
+            partition: 3,
+            offset: off,
+            timestamp_ms: 0,
+            key: None,
+            value: v.into(),
+        };
+        buf.push(&rec, std::time::Instant::now()).unwrap();
+    }
+    prepare(
+        &buf.take().unwrap(),
+        &encore::lake::writer_properties(Default::default()),
+    )
+    .unwrap()
+}
+
+fn fence(epoch: u64) -> Fence {
+    Fence {
+        epoch,
+        revoked: None,
+    }
+}
+
+fn exists(dir: &std::path::Path, m: &CommitMarker) -> Vec<bool> {
+    m.files.iter().map(|f| dir.join(&f.path).exists()).collect()
+}
+
+fn range(first: i64, last: i64) -> Range {
+    Range {
+        partition: 3,
+        first,
+        last,
+    }
+}
+
+/// The scenario that lost data before fencing: A is committing 1000-1999 (two dates) when B
+/// recovers the partition; B must not delete what A may still commit, A must not commit once
+/// B claimed, and C then resumes after B's range with every committed file in place.
+#[test]
+fn a_slow_writer_is_fenced_and_nothing_committed_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let (a, b) = (lake(dir.path()), lake(dir.path()));
+    rt.block_on(async {
+        let ea = a.recover_partition(3, "src").await.unwrap().epoch;
+        a.commit_batch("src", &batch(0, 999, DAY), &fence(ea))
+            .await
+            .unwrap();
+        // A's slow commit: the intent and the first date's file are written (by hand here).
+        let slow = batch(1000, 1999, DAY - 500);
+        assert_eq!(slow.files.len(), 2, "two dates");
+        let marker = a.marker_for("src", &slow, ea);
+        let intent = dir.path().join(format!(
+            "_encore/music_events/pending/p00003/{:020}-{:020}-e{ea}.json",
+            1000, 1999
+        ));
+        std::fs::create_dir_all(intent.parent().unwrap()).unwrap();
+        std::fs::write(&intent, serde_json::to_vec(&marker).unwrap()).unwrap();
+        let first_file = dir.path().join(&marker.files[0].path);
+        std::fs::create_dir_all(first_file.parent().unwrap()).unwrap();
+        std::fs::write(&first_file, &slow.files[0].bytes).unwrap();
+
+        // B takes over: its recovery leaves A's files alone (A may still be alive).
+        let rb = b.recover_partition(3, "src").await.unwrap();
+        assert_eq!((rb.next_offset, rb.contested), (Some(1000), 1));
+        assert!(first_file.exists(), "B deleted what A might still commit");
+        // A finishes its commit: its last look at the claims stops it, and it cleans its own.
+        let err = a.commit_batch("src", &slow, &fence(ea)).await.unwrap_err();
+        assert!(
+            matches!(err, LakeError::Fenced { partition: 3, .. }),
+            "{err}"
+        );
+        assert_eq!(exists(dir.path(), &marker), [false, false]);
+        // B commits its own range from the same offset.
+        let mb = b
+            .commit_batch("src", &batch(1000, 1499, DAY), &fence(rb.epoch))
+            .await
+            .unwrap();
+        // C resumes after B, and the lake holds exactly 0-1499 with every file present.
+        let rc = lake(dir.path()).recover_partition(3, "src").await.unwrap();
+        assert_eq!(rc.next_offset, Some(1500));
+        let markers = b.committed_markers(3).await.unwrap();
+        let ranges: Vec<Range> = markers.iter().map(CommitMarker::range).collect();
+        assert_eq!(ranges, [range(0, 999), range(1000, 1499)]);
+        for m in &markers {
+            assert!(exists(dir.path(), m).iter().all(|e| *e), "{m:?}");
+        }
+        assert_eq!(mb.epoch, rb.epoch);
+    });
+}
+
+/// Two writers continue the partition from the same offset with different batch ends: the
+/// first marker wins, the other is told who won, removes its files, and no range overlaps.
+#[test]
+fn racing_writers_contend_for_one_name_and_the_loser_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let (a, b) = (lake(dir.path()), lake(dir.path()));
+    rt.block_on(async {
+        let ea = a.recover_partition(3, "src").await.unwrap().epoch;
+        let eb = b.recover_partition(3, "src").await.unwrap().epoch;
+        assert!(eb > ea);
+        // The stale writer A tries to commit after B claimed.
+        let ma = a
+            .commit_batch("src", &batch(0, 1999, DAY), &fence(ea))
+            .await;
+        // A was superseded before it looked: fenced, nothing committed.
+        assert!(matches!(ma, Err(LakeError::Fenced { .. })), "{ma:?}");
+        // Now the other order: B commits 0-1499, then a writer that has not seen B's claim
+        // (epoch 0 skips the claim check, as a writer from before epochs would) loses the
+        // name and learns the winner's end.
+        let mb = b
+            .commit_batch("src", &batch(0, 1499, DAY), &fence(eb))
+            .await
+            .unwrap();
+        let late = batch(0, 1999, DAY);
+        let err = a.commit_batch("src", &late, &fence(0)).await.unwrap_err();
+        match &err {
+            LakeError::Lost {
+                first: 0,
+                winner_last: Some(1499),
+                winner_epoch: Some(e),
+                ..
+            } => assert_eq!(*e, eb),
+            other => panic!("expected Lost, got {other}"),
+        }
+        let loser = a.marker_for("src", &late, 0);
+        assert_eq!(
+            exists(dir.path(), &loser),
+            [false],
+            "the loser's files are gone"
+        );
+        assert_eq!(exists(dir.path(), &mb), [true], "the winner's stay");
+        let ranges = b.committed_ranges(3).await.unwrap();
+        assert_eq!(ranges, [range(0, 1499)]);
+        assert_eq!(b.committed_end(3).await.unwrap(), 1500);
+    });
+}
+
+/// A retried commit whose marker was written (the answer was lost) finds its own marker and
+/// counts as committed; a revoked writer never writes its marker.
+#[test]
+fn a_retry_finds_its_own_marker_and_a_revoked_writer_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let l = lake(dir.path());
+    rt.block_on(async {
+        let e = l.recover_partition(3, "src").await.unwrap().epoch;
+        let b = batch(0, 99, DAY);
+        let m1 = l.commit_batch("src", &b, &fence(e)).await.unwrap();
+        let m2 = l.commit_batch("src", &b, &fence(e)).await.unwrap();
+        assert_eq!(m1.range(), m2.range());
+        assert_eq!(m1.files, m2.files);
+        let revoked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let next = batch(100, 199, DAY);
+        let err = l
+            .commit_batch("src", &next, &Fence::new(e, revoked))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LakeError::Fenced { .. }), "{err}");
+        assert_eq!(exists(dir.path(), &l.marker_for("src", &next, e)), [false]);
+        assert_eq!(l.committed_end(3).await.unwrap(), 100);
+    });
+}
+
+/// Recovery reads from the partition's checkpoint on: markers before it are not listed, and
+/// the resume point is the highest committed last offset.
+#[test]
+fn recovery_lists_from_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let l = lake(dir.path());
+    rt.block_on(async {
+        let e = l.recover_partition(3, "src").await.unwrap().epoch;
+        for i in 0..5 {
+            let b = batch(i * 10, i * 10 + 9, DAY);
+            l.commit_batch("src", &b, &fence(e)).await.unwrap();
+        }
+        // Recovery moves the checkpoint to the newest marker.
+        let rec = l.recover_partition(3, "src").await.unwrap();
+        assert_eq!(rec.next_offset, Some(50));
+        let cp = dir
+            .path()
+            .join("_encore/music_events/checkpoints/p00003.json");
+        let text = std::fs::read_to_string(&cp).unwrap();
+        assert!(text.contains("\"slot\":40"), "{text}");
+        // Older markers are no longer listed: removing one changes nothing for recovery…
+        std::fs::remove_file(
+            dir.path()
+                .join("_encore/music_events/commits/p00003/00000000000000000000.json"),
+        )
+        .unwrap();
+        let again = l.recover_partition(3, "src").await.unwrap();
+        assert_eq!(again.next_offset, Some(50));
+        assert_eq!(again.epoch, rec.epoch + 1);
+        // …while a full read (verify's) still sees every remaining marker.
+        assert_eq!(l.committed_ranges(3).await.unwrap().len(), 4);
+    });
+}
