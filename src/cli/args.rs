@@ -1,0 +1,140 @@
+//! The flags of each command; the groups several commands share are in `flags`.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::flags::{ClickHouseArgs, FlushArgs, KafkaArgs, LakeArgs, SimArgs};
+use super::parse::{parse_date, parse_duration};
+
+#[derive(Args, Debug, Clone)]
+pub struct ClickHouseTargetArgs {
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// The clickstream topic.
+    #[arg(long, env = "ENCORE_TOPIC", default_value = "music_events")]
+    pub topic: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClickHouseSetupArgs {
+    #[command(flatten)]
+    pub target: ClickHouseTargetArgs,
+    /// Drop encore's tables and views first (their rows are lost), then create them.
+    #[arg(long, env = "ENCORE_CLICKHOUSE_RECREATE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub recreate: bool,
+    /// Partitions of the clickstream topic when setup creates it (with --brokers; the simple
+    /// topic gets 1, as `produce-simple` creates it).
+    #[arg(long, env = "ENCORE_PARTITIONS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub partitions: u32,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClickHouseQueryArgs {
+    /// The query to run.
+    #[arg(value_enum)]
+    pub preset: crate::clickhouse::setup::Preset,
+    #[command(flatten)]
+    pub target: ClickHouseTargetArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub sim: SimArgs,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    #[command(flatten)]
+    pub flush: FlushArgs,
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+    /// With --clickhouse-url: drop and recreate encore's ClickHouse tables at start.
+    #[arg(long, env = "ENCORE_CLICKHOUSE_RECREATE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub recreate: bool,
+    /// No live status line or progress log lines.
+    #[arg(long, env = "ENCORE_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_progress: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub sim: SimArgs,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// No live status line or progress log lines.
+    #[arg(long, env = "ENCORE_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_progress: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SinkArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Topic to consume (also the lake table name).
+    #[arg(long, env = "ENCORE_TOPIC", default_value = "music_events")]
+    pub topic: String,
+    /// Stop (drain and exit) after this long [default: until SIGINT/SIGTERM].
+    #[arg(long, env = "ENCORE_DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// No live status line or progress log lines.
+    #[arg(long, env = "ENCORE_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_progress: bool,
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    #[command(flatten)]
+    pub flush: FlushArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProduceSimpleArgs {
+    /// Kafka settings; without --brokers, JSON lines go to stdout.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Topic name.
+    #[arg(long, env = "ENCORE_SIMPLE_TOPIC", default_value = "my_topic")]
+    pub topic: String,
+    /// Messages per second (0.001 to 1000000).
+    #[arg(long, env = "ENCORE_RATE", default_value_t = 2.0)]
+    pub rate: f64,
+    /// Stop after this many messages [default: until interrupted].
+    #[arg(long, env = "ENCORE_COUNT")]
+    pub count: Option<u64>,
+    /// Seed of the names drawn [default: random].
+    #[arg(long, env = "ENCORE_SEED")]
+    pub seed: Option<u64>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    /// Table (topic) to check.
+    #[arg(long, env = "ENCORE_TOPIC", default_value = "music_events")]
+    pub topic: String,
+    /// Sample track_playback rows to print.
+    #[arg(long, env = "ENCORE_SAMPLES", default_value_t = 10)]
+    pub samples: usize,
+    /// Only check these dates (YYYY-MM-DD, inclusive); the topic's offsets are then not compared.
+    #[arg(long, value_parser = parse_date)]
+    pub date_from: Option<chrono::NaiveDate>,
+    /// Only check up to this date (YYYY-MM-DD, inclusive).
+    #[arg(long, value_parser = parse_date)]
+    pub date_to: Option<chrono::NaiveDate>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// How many ids or offsets each finding lists.
+    #[arg(long, default_value_t = 10)]
+    pub list: usize,
+    /// With --brokers: compare the lake's offsets with the topic's watermarks.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// With --clickhouse-url: compare the lake's events with ClickHouse's.
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+}
