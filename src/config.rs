@@ -1,4 +1,4 @@
-//! Every typed setting of a run, in one place: the CLI (`cli.rs`) produces these, the pipeline
+//! Every typed setting of a run, in one place: the CLI (`cli/`) produces these, the pipeline
 //! and the commands consume them. Each subsystem's own settings live with it and are re-exported
 //! here, so this module is the one list of what can be configured. Each is turned into a client
 //! in one function: [`KafkaConnection`] by `KafkaConnection::client_config`, [`ClickHouseConnection`] by
