@@ -209,8 +209,8 @@ fn a_retry_finds_its_own_marker_and_a_revoked_writer_stops() {
     });
 }
 
-/// Recovery reads from the partition's checkpoint on: markers before it are not listed, and
-/// the resume point is the highest committed last offset.
+/// Recovery walks the chain of markers from the partition's checkpoint: markers before it are
+/// not read, and the resume point is the highest committed last offset.
 #[test]
 fn recovery_lists_from_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
@@ -229,8 +229,8 @@ fn recovery_lists_from_the_checkpoint() {
             .path()
             .join("_encore/music_events/checkpoints/p00003.json");
         let text = std::fs::read_to_string(&cp).unwrap();
-        assert!(text.contains("\"slot\":40"), "{text}");
-        // Older markers are no longer listed: removing one changes nothing for recovery…
+        assert!(text.contains("\"next\":50"), "{text}");
+        // Older markers are no longer read: removing one changes nothing for recovery…
         std::fs::remove_file(
             dir.path()
                 .join("_encore/music_events/commits/p00003/00000000000000000000.json"),
@@ -242,4 +242,60 @@ fn recovery_lists_from_the_checkpoint() {
         // …while a full read (verify's) still sees every remaining marker.
         assert_eq!(l.committed_ranges(3).await.unwrap().len(), 4);
     });
+}
+
+/// Two `encore run` processes on one lake, the second started while the first writes: the
+/// second's claims fence the first, which stops with a clear error instead of writing on, and
+/// the lake stays sound (no overlapping or missing range, every committed file in place).
+#[test]
+fn a_second_run_on_the_same_lake_fences_the_first() {
+    use common::process::{Proc, encore};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let lake_dir = dir.path().join("lake");
+    let run = |duration: &str| {
+        let mut c = encore();
+        c.args([
+            "run",
+            "--users",
+            "200",
+            "--speed",
+            "20",
+            "--partitions",
+            "2",
+        ])
+        .args(["--flush-interval", "200ms", "--no-progress", "--lake"])
+        .arg(&lake_dir)
+        .args(["--duration", duration]);
+        c
+    };
+    let mut first = Proc::spawn_capturing(run("60s"), "first", dir.path());
+    let commits = lake_dir.join("_encore/music_events/commits/p00000");
+    common::wait_for(
+        "the first run's first commit",
+        Duration::from_secs(60),
+        || std::fs::read_dir(&commits).is_ok_and(|mut d| d.next().is_some()),
+    );
+    let mut second = Proc::spawn_capturing(run("3s"), "second", dir.path());
+    let (s1, _) = first.wait_output(Duration::from_secs(60));
+    let (s2, _) = second.wait_output(Duration::from_secs(60));
+    let (log1, log2) = (first.log(), second.log());
+    assert_eq!(s1.code(), Some(1), "{log1}");
+    assert!(
+        log1.contains("another run writes this lake's table from the same source"),
+        "{log1}"
+    );
+    // The second run wins, unless a commit of the first was already past its last look.
+    assert!(
+        s2.success() || log2.contains("another run writes this lake's table"),
+        "{log2}"
+    );
+    let out = encore()
+        .args(["verify", "--lake"])
+        .arg(&lake_dir)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(report.contains("verdict: CLEAN"), "{report}");
 }

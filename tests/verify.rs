@@ -189,10 +189,12 @@ fn verify_passes_a_clean_pipeline_and_names_each_kind_of_damage() {
     {
         let (loc, bytes) = &files[2];
         let r = parse_data_file_name(loc.rsplit('/').next().unwrap()).unwrap();
+        // Files carry their writer's epoch after the range: `…-<last>-e<epoch>.parquet`.
         let copy = loc.replace(
-            &format!("{:020}.parquet", r.last),
-            &format!("{:020}.parquet", r.last + 1_000_000),
+            &format!("-{:020}-e", r.last),
+            &format!("-{:020}-e", r.last + 1_000_000),
         );
+        assert_ne!(&copy, loc, "the copy has a name of its own");
         let report = p.verify_damaged(|| p.view.put(&copy, bytes.clone()), || p.view.delete(&copy));
         let rows = batches(bytes.clone(), loc)
             .iter()

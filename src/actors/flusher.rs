@@ -1,32 +1,39 @@
-//! Flusher: encodes a batch as Parquet and commits it to the lake.
+//! Flusher: encodes batches as Parquet and commits them to the lake, many partitions at once.
 //!
 //! Input: [`Flush`]; reply: [`Durable`] once the data files and the commit marker are written
-//! (see `lake::protocol`). One batch at a time. On any error it replies with the error and stops;
-//! actix's `Supervisor` restarts it with a freshly opened lake client, and the accumulator's
-//! flush task retries the batch with backoff.
+//! (see `lake::protocol`). Flushes of different partitions run concurrently: encoding on the
+//! blocking pool (at most one per core), uploads interleaved on this actor's thread. The
+//! accumulator sends a partition's next batch only after its previous one is committed, so each
+//! partition's commits stay in order, and a revoked partition's flush waits for no other.
+//! On an error the flush replies with it and the lake client is opened afresh for the next
+//! ones (dropping broken connections); the accumulator's flush task retries with backoff.
 //!
 //! With a dead-letter topic, a batch's rejected records are written there (and acknowledged)
 //! before its commit marker: a committed range never has a rejected record that is not in it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use actix::prelude::*;
 use parquet::file::properties::WriterProperties;
+use tokio::sync::Semaphore;
 
 use crate::kafka::dlq::DeadLetterWriter;
-use crate::lake::{Lake, LakeConfig, LakeError};
+use crate::lake::{CommitMarker, Fence, Lake, LakeConfig, LakeError, PreparedBatch};
 use crate::messages::{Durable, Flush};
-use crate::sink::prepare;
+use crate::sink::{PendingBatch, prepare};
 
 pub struct Flusher {
     lake: Lake,
     config: LakeConfig,
-    props: WriterProperties,
+    props: Arc<WriterProperties>,
     /// Identity of the source, written into every marker.
-    source: String,
+    source: Arc<str>,
     /// Where rejected records go (Kafka sources); the in-process bus has none.
     dead_letters: Option<Arc<DeadLetterWriter>>,
+    /// Encodings running at once: one per core, so that flushing never starves the rest.
+    encoders: Arc<Semaphore>,
     /// Commits per partition and epoch so far: the first clears what beaten writers left, and
     /// every so often one moves the partition's checkpoint.
     commits: Arc<std::sync::Mutex<BTreeMap<(i32, u64), u64>>>,
@@ -40,25 +47,21 @@ impl Flusher {
         source: String,
         dead_letters: Option<Arc<DeadLetterWriter>>,
     ) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Flusher {
             lake,
             config,
-            props,
-            source,
+            props: Arc::new(props),
+            source: source.into(),
             dead_letters,
+            encoders: Arc::new(Semaphore::new(cores)),
             commits: Arc::default(),
         }
     }
-}
 
-impl Actor for Flusher {
-    type Context = Context<Self>;
-}
-
-impl Supervised for Flusher {
-    fn restarting(&mut self, _ctx: &mut Self::Context) {
-        // A new client drops broken connections; keep the old one if the lake cannot be
-        // reopened right now (the next flush reports the error).
+    /// A new client drops broken connections; the old one stays if the lake cannot be
+    /// reopened right now (the next flush reports the error).
+    fn reopen(&mut self) {
         if !self.config.url.is_empty()
             && let Ok(lake) = Lake::open(&self.config, self.lake.table())
         {
@@ -67,73 +70,110 @@ impl Supervised for Flusher {
     }
 }
 
-impl Handler<Flush> for Flusher {
-    type Result = AtomicResponse<Self, Result<Durable, Arc<LakeError>>>;
+impl Actor for Flusher {
+    type Context = Context<Self>;
+}
 
-    fn handle(&mut self, msg: Flush, ctx: &mut Self::Context) -> Self::Result {
-        let prepared = match prepare(&msg.batch, &self.props) {
-            Ok(p) => p,
-            Err(e) => {
-                ctx.stop();
-                return AtomicResponse::new(Box::pin(fut::ready(Err(Arc::new(e)))));
-            }
+impl Handler<Flush> for Flusher {
+    type Result = ResponseActFuture<Self, Result<Durable, Arc<LakeError>>>;
+
+    fn handle(&mut self, msg: Flush, _ctx: &mut Self::Context) -> Self::Result {
+        let job = FlushJob {
+            lake: self.lake.clone(),
+            props: self.props.clone(),
+            source: self.source.clone(),
+            dead_letters: self.dead_letters.clone(),
+            encoders: self.encoders.clone(),
+            commits: self.commits.clone(),
         };
-        let lake = self.lake.clone();
-        let source = self.source.clone();
-        let dead_letters = self.dead_letters.clone();
-        let commits = self.commits.clone();
-        let (batch, fence) = (msg.batch, msg.fence);
-        AtomicResponse::new(Box::pin(
-            async move {
-                let unsent = !batch.rejected.is_empty()
-                    && !batch
-                        .letters_sent
-                        .load(std::sync::atomic::Ordering::Acquire);
-                if let Some(dlq) = dead_letters.filter(|_| unsent) {
-                    dlq.write(batch.range.partition, &batch.rejected)
-                        .await
-                        .map_err(|source| LakeError::DeadLetters {
-                            topic: dlq.topic().to_string(),
-                            count: batch.rejected.len(),
-                            source,
-                        })?;
-                    batch
-                        .letters_sent
-                        .store(true, std::sync::atomic::Ordering::Release);
-                }
-                let marker = lake.commit_batch(&source, &prepared, &fence).await?;
-                let n = {
-                    let mut c = commits.lock().unwrap_or_else(|p| p.into_inner());
-                    let n = c.entry((marker.partition, marker.epoch)).or_default();
-                    *n += 1;
-                    *n
-                };
-                // Housekeeping after the commit point: a failure here loses nothing (the next
-                // recovery does the same).
-                let p = marker.partition;
-                if n == 1
-                    && let Err(e) = lake.clear_beaten(p, marker.first_offset, marker.epoch).await
-                {
-                    tracing::warn!(partition = p, error = %e, "leftovers of beaten writers not removed yet");
-                }
-                if let Err(e) = lake.checkpoint_if_due(&marker, n).await {
-                    tracing::warn!(partition = p, error = %e, "checkpoint not moved");
-                }
-                Ok::<_, LakeError>(Durable {
-                    range: marker.range(),
-                    rows: marker.rows,
-                    rejected: marker.rejected_count,
-                    files: marker.files.len() as u64,
-                    bytes: marker.files.iter().map(|f| f.bytes).sum(),
-                })
-            }
-            .into_actor(self)
-            .map(|res, _act, ctx| {
-                res.map_err(|e| {
-                    ctx.stop();
-                    Arc::new(e)
-                })
-            }),
-        ))
+        Box::pin(
+            job.run(msg.batch, msg.fence)
+                .into_actor(self)
+                .map(|res, act, _| {
+                    res.map_err(|e| {
+                        if e.is_retriable() {
+                            act.reopen();
+                        }
+                        Arc::new(e)
+                    })
+                }),
+        )
+    }
+}
+
+/// One flush, independent of the actor once started.
+struct FlushJob {
+    lake: Lake,
+    props: Arc<WriterProperties>,
+    source: Arc<str>,
+    dead_letters: Option<Arc<DeadLetterWriter>>,
+    encoders: Arc<Semaphore>,
+    commits: Arc<std::sync::Mutex<BTreeMap<(i32, u64), u64>>>,
+}
+
+impl FlushJob {
+    async fn run(self, batch: Arc<PendingBatch>, fence: Fence) -> Result<Durable, LakeError> {
+        let prepared = self.encode(batch.clone()).await?;
+        self.send_dead_letters(&batch).await?;
+        let marker = self
+            .lake
+            .commit_batch(&self.source, &prepared, &fence)
+            .await?;
+        self.after_commit(&marker).await;
+        Ok(Durable {
+            range: marker.range(),
+            rows: marker.rows,
+            rejected: marker.rejected_count,
+            files: marker.files.len() as u64,
+            bytes: marker.files.iter().map(|f| f.bytes).sum(),
+        })
+    }
+
+    /// Parquet encoding is CPU work: off the actor's thread, a bounded number at once.
+    async fn encode(&self, batch: Arc<PendingBatch>) -> Result<PreparedBatch, LakeError> {
+        let _permit = self.encoders.acquire().await.expect("never closed");
+        let props = self.props.clone();
+        tokio::task::spawn_blocking(move || prepare(&batch, &props))
+            .await
+            .expect("encoding does not panic")
+    }
+
+    async fn send_dead_letters(&self, batch: &PendingBatch) -> Result<(), LakeError> {
+        let unsent = !batch.rejected.is_empty() && !batch.letters_sent.load(Ordering::Acquire);
+        let Some(dlq) = self.dead_letters.as_ref().filter(|_| unsent) else {
+            return Ok(());
+        };
+        dlq.write(batch.range.partition, &batch.rejected)
+            .await
+            .map_err(|source| LakeError::DeadLetters {
+                topic: dlq.topic().to_string(),
+                count: batch.rejected.len(),
+                source,
+            })?;
+        batch.letters_sent.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Housekeeping after the commit point: a failure here loses nothing (the next recovery
+    /// does the same).
+    async fn after_commit(&self, marker: &CommitMarker) {
+        let n = {
+            let mut c = self.commits.lock().unwrap_or_else(|p| p.into_inner());
+            let n = c.entry((marker.partition, marker.epoch)).or_default();
+            *n += 1;
+            *n
+        };
+        let p = marker.partition;
+        if n == 1
+            && let Err(e) = self
+                .lake
+                .clear_beaten(p, marker.first_offset, marker.epoch)
+                .await
+        {
+            tracing::warn!(partition = p, error = %e, "leftovers of beaten writers not removed yet");
+        }
+        if let Err(e) = self.lake.checkpoint_if_due(marker, n).await {
+            tracing::warn!(partition = p, error = %e, "checkpoint not moved");
+        }
     }
 }

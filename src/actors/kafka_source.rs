@@ -7,8 +7,10 @@
 //! prefetch queue plus `--max-unflushed` batches). Positions come from the lake on every
 //! assignment (see `kafka::consumer`); records of revoked partitions polled in the same batch
 //! are discarded. Inputs: [`DrainTo`] (reply once every owned partition reached its target),
-//! [`StopConsuming`], [`CloseConsumer`]. Group offsets are committed by the committer after
-//! the lake has the data.
+//! [`StopConsuming`], [`CloseConsumer`], [`Resync`] (another writer committed part of a
+//! partition first: recover it again, seek to the lake's new end, resume the accumulator there).
+//! Group offsets are committed by the committer after the lake has the data. The rebalance
+//! hooks are in `sink_hooks.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,26 +22,17 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, Timestamp};
 use tokio::sync::oneshot;
 
-use crate::kafka::consumer::{AssignmentChange, RebalanceHooks, RecoveryError, SinkContext};
+use crate::kafka::consumer::{AssignmentChange, SinkContext};
 use crate::lake::{Lake, LakeError, PartitionRecovery};
-use crate::messages::{
-    CloseConsumer, DrainTo, Records, Resume, ResumeAt, Resync, Revoke, StopConsuming, StopReason,
-    StopRun,
-};
+use crate::messages::{CloseConsumer, DrainTo, Records, Resume, ResumeAt, Resync, StopConsuming};
 use crate::sink::SourceRecord;
 
 use super::accumulator::Accumulator;
-use super::supervisor::Supervisor;
 
 /// Records per hand-over to the accumulator.
 const BATCH_MAX: usize = 8192;
 /// How long one poll waits for a record.
 const POLL_WAIT: Duration = Duration::from_millis(100);
-/// How long a revocation waits for the revoked partitions' commit in progress.
-const REVOKE_PATIENCE: Duration = Duration::from_secs(30);
-/// How long recovery of assigned partitions may keep failing (lake unreachable) before the
-/// run stops.
-const RECOVERY_PATIENCE: Duration = Duration::from_secs(60);
 
 pub struct KafkaSource {
     consumer: Option<Arc<BaseConsumer<SinkContext>>>,
@@ -386,107 +379,6 @@ impl Handler<Recovered> for KafkaSource {
                 epoch: rec.epoch,
             }],
         });
-    }
-}
-
-/// The rebalance hooks of a sink: revocation goes through the accumulator, recovery through
-/// the lake on another arbiter (the polling thread must not run the lake's I/O itself).
-pub struct SinkHooks {
-    pub accumulator: Addr<Accumulator>,
-    pub supervisor: Addr<Supervisor>,
-    pub lake: Lake,
-    pub source: String,
-    /// Where recovery runs.
-    pub io: ArbiterHandle,
-}
-
-impl RebalanceHooks for SinkHooks {
-    fn revoke(&self, partitions: &[i32]) {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let send = self.accumulator.send(Revoke {
-            partitions: partitions.to_vec(),
-        });
-        // Awaited on the lake's arbiter, bounded here: the polling thread must not hang on a
-        // lake that does not answer. The accumulator stops retrying revoked batches, so the
-        // wait normally ends with the commit attempt in progress.
-        let spawned = self.io.spawn(async move {
-            let _ = tx.send(send.await.is_ok());
-        });
-        if spawned && rx.recv_timeout(REVOKE_PATIENCE).is_err() {
-            tracing::error!(
-                ?partitions,
-                "a batch of revoked partitions is still being written after {}s; the next owner may write an overlapping range",
-                REVOKE_PATIENCE.as_secs()
-            );
-        }
-    }
-
-    fn assign(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, RecoveryError> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (lake, source, parts) = (self.lake.clone(), self.source.clone(), partitions.to_vec());
-        let spawned = self.io.spawn(async move {
-            let _ = tx.send(recover_all(&lake, &source, &parts).await);
-        });
-        if !spawned {
-            return Err(RecoveryError::ArbiterGone);
-        }
-        let recovered = rx.recv().map_err(|_| RecoveryError::Interrupted)??;
-        // Sent before the consumer can fetch this assignment's records: the accumulator sees
-        // it first, so each partition's first range starts where the lake resumes.
-        let positions = recovered
-            .iter()
-            .map(|r| Resume {
-                partition: r.partition,
-                offset: r.next_offset,
-                epoch: r.epoch,
-            })
-            .collect();
-        self.accumulator.do_send(ResumeAt { positions });
-        Ok(recovered.iter().map(|r| r.next_offset).collect())
-    }
-
-    fn fatal(&self, error: String) {
-        tracing::error!("{error}");
-        self.supervisor.do_send(StopRun {
-            reason: StopReason::Fatal(error),
-        });
-    }
-}
-
-/// Recovers the partitions, at once, each retrying transient lake errors with backoff for a
-/// while; in the order given.
-async fn recover_all(
-    lake: &Lake,
-    source: &str,
-    parts: &[i32],
-) -> Result<Vec<PartitionRecovery>, LakeError> {
-    let started = std::time::Instant::now();
-    futures::future::try_join_all(parts.iter().map(|&p| recover_one(lake, source, p, started)))
-        .await
-}
-
-async fn recover_one(
-    lake: &Lake,
-    source: &str,
-    p: i32,
-    started: std::time::Instant,
-) -> Result<PartitionRecovery, LakeError> {
-    let mut delay = Duration::from_millis(200);
-    loop {
-        match lake.recover_partition(p, source).await {
-            Ok(rec) => {
-                if !rec.removed.is_empty() {
-                    tracing::info!(partition = p, removed = ?rec.removed, "removed uncommitted leftovers");
-                }
-                return Ok(rec);
-            }
-            Err(e) if e.is_retriable() && started.elapsed() < RECOVERY_PATIENCE => {
-                tracing::warn!(partition = p, %e, "recovering from the lake failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            Err(e) => return Err(e),
-        }
     }
 }
 

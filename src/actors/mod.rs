@@ -7,9 +7,10 @@
 //! | Publisher | `publisher.rs` | SimEvents, DrainPublisher | Append, StopRun, Progress |
 //! | Bus | `bus.rs` | Append, Fetch, CommitOffset, GetHighWatermarks | Progress |
 //! | BusConsumer | `bus_consumer.rs` | DrainTo | Fetch, Records |
-//! | KafkaSource | `kafka_source.rs` | DrainTo, StopConsuming, CloseConsumer | Records, ResumeAt, Revoke, StopRun |
-//! | Accumulator | `accumulator.rs` | Records, FlushAll, FlushDone | Flush, Durable, ActorFailed |
-//! | Flusher | `flusher.rs` | Flush | (replies Durable) |
+//! | KafkaSource | `kafka_source.rs` | DrainTo, StopConsuming, CloseConsumer, Resync | Records, ResumeAt, Revoke, StopRun |
+//! | Accumulator | `accumulator.rs` | Records, ResumeAt, Revoke, PartitionLost, FlushAll, FlushDone | (starts flush tasks), Resync, StopRun |
+//! | Flusher | `flusher.rs` | Flush (many partitions at once) | (replies Durable) |
+//! | (flush task, one per partition in flight) | `flush_task.rs` | — | Flush, Durable, PartitionLost, ActorFailed |
 //! | Committer | `committer.rs` | Durable, GetCommitted | CommitOffset, Progress |
 //! | Supervisor | `supervisor.rs` | ActorFailed, StopRun, GetRestarts | Progress |
 //! | Stats | `stats.rs` | Progress | (terminal / log) |
@@ -21,9 +22,11 @@ pub mod bus_consumer;
 pub mod clickhouse_ddl;
 pub mod committer;
 pub mod conductor;
+pub mod flush_task;
 pub mod flusher;
 pub mod kafka_source;
 pub mod listener;
 pub mod publisher;
+pub mod sink_hooks;
 pub mod stats;
 pub mod supervisor;

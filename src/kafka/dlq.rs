@@ -38,6 +38,9 @@ pub const MAX_COPIED_VALUE: usize = 900 * 1024;
 /// librdkafka's and Kafka's default 1 MB limit, so no record can make its letter unsendable.
 pub const MAX_COPIED_KEY: usize = 16 * 1024;
 
+/// How long a dead letter may take to be acknowledged.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The default name of a topic's dead-letter topic.
 pub fn default_topic(topic: &str) -> String {
     format!("{topic}.dlq")
@@ -61,9 +64,16 @@ impl DeadLetterWriter {
         partitions: u32,
     ) -> Result<DeadLetterWriter, KafkaSetupError> {
         let mut c = cfg.client_config();
+        // Bounded: a batch waits for its letters before its commit, and a broker that does not
+        // take them must fail the flush (which retries) rather than hold it for librdkafka's
+        // default five minutes.
         c.set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", "5");
+            .set("linger.ms", "5")
+            .set(
+                "message.timeout.ms",
+                DELIVERY_TIMEOUT.as_millis().to_string(),
+            );
         let producer = c
             .create_with_context(EncoreContext)
             .map_err(KafkaSetupError::settings("dead-letter producer"))?;
@@ -114,8 +124,8 @@ impl DeadLetterWriter {
             if let Some(k) = &d.key {
                 rec = rec.key(&k[..k.len().min(MAX_COPIED_KEY)]);
             }
-            // Waits for queue room instead of failing when librdkafka's queue is full.
-            self.producer.send(rec, Timeout::Never)
+            // Waits for queue room (bounded) instead of failing when librdkafka's queue is full.
+            self.producer.send(rec, Timeout::After(DELIVERY_TIMEOUT))
         });
         for res in futures::future::join_all(sends).await {
             res.map_err(|(e, _)| ProduceError::Delivery(e))?;

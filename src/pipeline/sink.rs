@@ -11,7 +11,8 @@ use crate::actors::bus::Bus;
 use crate::actors::bus_consumer::BusConsumer;
 use crate::actors::committer::{Committer, bus_target, kafka_target};
 use crate::actors::flusher::Flusher;
-use crate::actors::kafka_source::{KafkaSource, Recovery, SinkHooks};
+use crate::actors::kafka_source::{KafkaSource, Recovery};
+use crate::actors::sink_hooks::SinkHooks;
 use crate::bus::Log;
 use crate::config::{KafkaConfig, SinkConfig};
 use crate::kafka::consumer::SinkConsumer;
@@ -55,7 +56,7 @@ fn start_stages(
         let (lake, cfg) = (lake.clone(), sink.lake.clone());
         let props = writer_properties(sink.compression);
         let source = source.to_string();
-        actix::Supervisor::start_in_arbiter(&control.arbiters.flush.handle(), move |_| {
+        Flusher::start_in_arbiter(&control.arbiters.flush.handle(), move |_| {
             Flusher::new(lake, cfg, props, source, dead_letters)
         })
     };

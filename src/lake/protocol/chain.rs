@@ -1,5 +1,9 @@
-//! Reading what a partition has committed: its markers, listed from the partition's
-//! checkpoint, and the checkpoint itself.
+//! Reading what a partition has committed: its markers, and where its chain of ranges ends.
+//!
+//! Markers chain: the range after one starts at its `last + 1`, and its marker is named by that
+//! offset. So the end of a partition is found by walking from a known point (the partition's
+//! checkpoint) marker by marker until a name is free: a few reads, whatever the number of
+//! markers before, and no listing (whose cost grows with the directory on every store).
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -14,14 +18,26 @@ use super::marker::CommitMarker;
 /// Markers read at once when a listing's ranges need their markers.
 const READ_AHEAD: usize = 16;
 
-/// Where a partition's listings may start: everything before is older than what it names.
+/// A known point of a partition's chain: walking on from here finds its end.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub(super) struct Checkpoint {
-    /// First offset of a committed marker: no later commit starts before it.
-    pub slot: i64,
-    /// An epoch that was claimed: every later claim is greater.
+    /// A position the chain passes: the offset where a committed range ends + 1 (0: the
+    /// start).
+    pub next: i64,
+    /// An epoch that was claimed: claims are consecutive, so the latest is found from here.
     pub epoch: u64,
+    /// The source of the ranges before `next` (empty when there are none).
+    pub source: String,
     pub written_at_ms: i64,
+}
+
+/// Where a partition's committed ranges end.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct ChainEnd {
+    /// The first offset not committed; None when nothing ever was.
+    pub next: Option<i64>,
+    /// The source the committed ranges were read from.
+    pub source: Option<String>,
 }
 
 impl Lake {
@@ -46,19 +62,11 @@ impl Lake {
         }
     }
 
-    /// File names in `dir`, those after `from` (inclusive of names that start with it) when
-    /// given: S3 lists from there, so the cost follows what comes after.
-    pub(super) async fn list_names(
-        &self,
-        dir: &Path,
-        from: Option<&str>,
-    ) -> Result<Vec<String>, LakeError> {
-        let listing = match from {
-            // Every name that starts with `from` sorts after it.
-            Some(f) => self.store.list_with_offset(Some(dir), &dir.child(f)),
-            None => self.store.list(Some(dir)),
-        };
-        let metas: Vec<_> = listing
+    /// File names in `dir`, sorted.
+    pub(super) async fn list_names(&self, dir: &Path) -> Result<Vec<String>, LakeError> {
+        let metas: Vec<_> = self
+            .store
+            .list(Some(dir))
             .try_collect()
             .await
             .map_err(|e| LakeError::store("listing", dir, e))?;
@@ -88,23 +96,23 @@ impl Lake {
             })
     }
 
-    pub(super) async fn checkpoint(&self, partition: i32) -> Result<Checkpoint, LakeError> {
+    pub(super) async fn checkpoint(&self, partition: i32) -> Result<Option<Checkpoint>, LakeError> {
         let path = naming::checkpoint_path(&self.root, &self.table, partition);
-        Ok(self.read_json(&path).await?.unwrap_or_default())
+        self.read_json(&path).await
     }
 
-    /// Moves the checkpoint to a committed marker and a claimed epoch. Never past what was
-    /// committed, so a stale writer that overwrites it with older values only makes the next
-    /// listing longer.
+    /// Records a known point of the chain. Only ever a point the chain passes, so a stale
+    /// writer that overwrites it with an older one only makes the next walk longer.
     pub(super) async fn write_checkpoint(
         &self,
         partition: i32,
-        slot: i64,
+        end: &ChainEnd,
         epoch: u64,
     ) -> Result<(), LakeError> {
         let c = Checkpoint {
-            slot,
+            next: end.next.unwrap_or(0),
             epoch,
+            source: end.source.clone().unwrap_or_default(),
             written_at_ms: chrono::Utc::now().timestamp_millis(),
         };
         let json = Bytes::from(serde_json::to_vec(&c).expect("checkpoint serialises"));
@@ -112,23 +120,65 @@ impl Lake {
         self.put_bytes(&path, json, "writing checkpoint").await
     }
 
-    /// Marker names of a partition in offset order: all of them, or from its checkpoint on.
-    async fn marker_names(
-        &self,
-        partition: i32,
-        from_checkpoint: bool,
-    ) -> Result<Vec<MarkerName>, LakeError> {
-        let from = match from_checkpoint {
-            true => self.checkpoint(partition).await?.slot,
-            false => 0,
-        };
+    /// Every marker name of a partition, in offset order (a listing: verify, and a partition
+    /// without a checkpoint yet).
+    async fn marker_names(&self, partition: i32) -> Result<Vec<MarkerName>, LakeError> {
         let dir = naming::commits_dir(&self.root, &self.table, partition);
-        let from = (from > 0).then(|| format!("{from:020}"));
-        let names = self.list_names(&dir, from.as_deref()).await?;
+        let names = self.list_names(&dir).await?;
         Ok(names
             .iter()
             .filter_map(|n| naming::parse_marker_name(n))
             .collect())
+    }
+
+    /// Where the partition's chain ends: walked from its checkpoint, or found by listing when
+    /// it has none (a new partition, or a lake written before checkpoints).
+    pub(super) async fn chain_end(&self, partition: i32) -> Result<ChainEnd, LakeError> {
+        let start = match self.checkpoint(partition).await? {
+            Some(c) => ChainEnd {
+                next: (c.next > 0 || !c.source.is_empty()).then_some(c.next),
+                source: (!c.source.is_empty()).then_some(c.source),
+            },
+            None => self.listed_end(partition).await?,
+        };
+        self.walk(partition, start).await
+    }
+
+    /// Follows the chain from `end` until a marker's name is free.
+    async fn walk(&self, partition: i32, mut end: ChainEnd) -> Result<ChainEnd, LakeError> {
+        let from = end.next.unwrap_or(0);
+        let mut at = MarkerName::at(from);
+        while let Some(m) = self.marker_at(partition, at).await? {
+            at = MarkerName::at(m.last_offset + 1);
+            end = ChainEnd {
+                next: Some(m.last_offset + 1),
+                source: Some(m.source),
+            };
+        }
+        Ok(end)
+    }
+
+    /// The end of the committed ranges from a listing: the marker that ends furthest (names
+    /// from before epochs carry their range; of the others the newest is read).
+    async fn listed_end(&self, partition: i32) -> Result<ChainEnd, LakeError> {
+        let names = self.marker_names(partition).await?;
+        let newest = names.iter().rev().find(|n| n.last.is_none());
+        let legacy = names
+            .iter()
+            .filter(|n| n.last.is_some())
+            .max_by_key(|n| n.last);
+        let mut best: Option<CommitMarker> = None;
+        for n in newest.into_iter().chain(legacy) {
+            if let Some(m) = self.marker_at(partition, *n).await?
+                && best.as_ref().is_none_or(|b| m.last_offset > b.last_offset)
+            {
+                best = Some(m);
+            }
+        }
+        Ok(ChainEnd {
+            next: best.as_ref().map(|m| m.last_offset + 1),
+            source: best.map(|m| m.source),
+        })
     }
 
     /// The marker of the range that starts at `first` (in either naming).
@@ -170,7 +220,7 @@ impl Lake {
 
     /// Every marker of a partition, read (a few at a time), in offset order.
     pub async fn committed_markers(&self, partition: i32) -> Result<Vec<CommitMarker>, LakeError> {
-        let names = self.marker_names(partition, false).await?;
+        let names = self.marker_names(partition).await?;
         futures::stream::iter(names)
             .map(|n| async move {
                 self.marker_at(partition, n).await?.ok_or_else(|| {
@@ -193,32 +243,9 @@ impl Lake {
             .collect())
     }
 
-    /// The committed marker that ends furthest: where the partition resumes. Reads one marker
-    /// of the new naming; names from before epochs carry their range.
-    pub async fn last_marker(&self, partition: i32) -> Result<Option<CommitMarker>, LakeError> {
-        let names = self.marker_names(partition, true).await?;
-        let newest = names.iter().rev().find(|n| n.last.is_none());
-        let legacy = names
-            .iter()
-            .filter(|n| n.last.is_some())
-            .max_by_key(|n| n.last);
-        let mut best: Option<CommitMarker> = None;
-        for n in newest.into_iter().chain(legacy) {
-            if let Some(m) = self.marker_at(partition, *n).await?
-                && best.as_ref().is_none_or(|b| m.last_offset > b.last_offset)
-            {
-                best = Some(m);
-            }
-        }
-        Ok(best)
-    }
-
-    /// The first offset not committed yet (0 when nothing is).
+    /// The first offset not committed yet (0 when nothing is): a walk from the checkpoint.
     pub async fn committed_end(&self, partition: i32) -> Result<i64, LakeError> {
-        Ok(self
-            .last_marker(partition)
-            .await?
-            .map_or(0, |m| m.last_offset + 1))
+        Ok(self.chain_end(partition).await?.next.unwrap_or(0))
     }
 
     /// Partitions that have at least one commit marker.

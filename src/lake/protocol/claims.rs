@@ -121,17 +121,23 @@ impl Lake {
         Err(LakeError::Contended { partition })
     }
 
-    /// The highest epoch claimed (0: none), listed from the checkpoint's.
+    /// The highest epoch claimed (0: none). Claims are consecutive: from the checkpoint's
+    /// epoch the next ones are looked up one by one; without a checkpoint they are listed.
     async fn latest_claim(&self, partition: i32) -> Result<u64, LakeError> {
-        let from = self.checkpoint(partition).await?.epoch;
-        let dir = naming::claims_dir(&self.root, &self.table, partition);
-        let from = (from > 0).then(|| format!("{from:020}"));
-        let names = self.list_names(&dir, from.as_deref()).await?;
-        Ok(names
-            .iter()
-            .filter_map(|n| naming::parse_claim_name(n))
-            .max()
-            .unwrap_or(0))
+        let Some(cp) = self.checkpoint(partition).await? else {
+            let dir = naming::claims_dir(&self.root, &self.table, partition);
+            let names = self.list_names(&dir).await?;
+            return Ok(names
+                .iter()
+                .filter_map(|n| naming::parse_claim_name(n))
+                .max()
+                .unwrap_or(0));
+        };
+        let mut epoch = cp.epoch;
+        while self.superseded(partition, epoch).await? {
+            epoch += 1;
+        }
+        Ok(epoch)
     }
 
     /// Whether a writer claimed `partition` after the writer of `epoch` (claims are never

@@ -16,8 +16,8 @@ use super::marker::{CommitMarker, PreparedBatch};
 /// Files above this size are uploaded in parts (S3 multipart), in chunks of this size.
 const MULTIPART_THRESHOLD: usize = 32 << 20;
 const MULTIPART_CHUNK: usize = 16 << 20;
-/// A checkpoint every this many commits of a partition (whose first offset is a multiple of
-/// nothing: the writer counts), so that listings stay short whatever the lake's age.
+/// A checkpoint every this many commits of a writer to a partition, so that finding the end of
+/// the partition's chain reads at most about this many markers, whatever the lake's age.
 pub const CHECKPOINT_EVERY: u64 = 256;
 
 /// Who commits: the epoch its claim of the partition holds, and a flag its owner raises when
@@ -111,7 +111,11 @@ impl Lake {
         if !commits.is_multiple_of(CHECKPOINT_EVERY) {
             return Ok(());
         }
-        self.write_checkpoint(marker.partition, marker.first_offset, marker.epoch)
+        let end = super::chain::ChainEnd {
+            next: Some(marker.last_offset + 1),
+            source: Some(marker.source.clone()),
+        };
+        self.write_checkpoint(marker.partition, &end, marker.epoch)
             .await
     }
 

@@ -23,9 +23,10 @@
 //! one ended), so a crash at any instant, or any number of racing writers, leaves each range
 //! either wholly committed or wholly absent, never two overlapping.
 //!
-//! Cost: a per-partition checkpoint records where the listings may start (the newest marker
-//! and claim it saw), so recovery and the drain check read what was written since, whatever
-//! the lake's age.
+//! Cost: markers chain (each range's marker is named by where the previous one ended), so the
+//! end of a partition is found by walking from its checkpoint (a known point of the chain and
+//! a claimed epoch, moved by recovery and every few hundred commits): recovery and the drain
+//! check read a bounded number of small objects, whatever the lake's age, and list nothing.
 
 mod chain;
 mod claims;

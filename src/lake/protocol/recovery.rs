@@ -29,11 +29,11 @@ impl Lake {
         // The claim comes first: from here every earlier writer is stale, and its next commit
         // fails its last look at the claims.
         let epoch = self.claim(partition).await?;
-        let last = self.last_marker(partition).await?;
-        if let Some(m) = &last {
-            check_source(partition, &m.source, source)?;
+        let end = self.chain_end(partition).await?;
+        if let Some(found) = &end.source {
+            check_source(partition, found, source)?;
         }
-        let next_offset = last.as_ref().map(|m| m.last_offset + 1);
+        let next_offset = end.next;
         let mut out = PartitionRecovery {
             partition,
             epoch,
@@ -41,7 +41,7 @@ impl Lake {
             ..PartitionRecovery::default()
         };
         let pending = naming::pending_dir(&self.root, &self.table, partition);
-        for name in self.list_names(&pending, None).await? {
+        for name in self.list_names(&pending).await? {
             let Some((range, writer)) = naming::parse_intent_name(partition, &name) else {
                 continue;
             };
@@ -57,11 +57,8 @@ impl Lake {
             self.delete_if_exists(&intent).await?;
             out.intents += 1;
         }
-        if let Some(m) = &last {
-            // Listings start here from now on.
-            self.write_checkpoint(partition, m.first_offset, epoch)
-                .await?;
-        }
+        // The next recovery walks from here.
+        self.write_checkpoint(partition, &end, epoch).await?;
         Ok(out)
     }
 
@@ -75,7 +72,7 @@ impl Lake {
     ) -> Result<Vec<String>, LakeError> {
         let pending = naming::pending_dir(&self.root, &self.table, partition);
         let mut removed = Vec::new();
-        for name in self.list_names(&pending, None).await? {
+        for name in self.list_names(&pending).await? {
             match naming::parse_intent_name(partition, &name) {
                 Some((r, writer)) if r.first == first && writer != epoch && writer != 0 => {
                     let intent = pending.child(name.as_str());
