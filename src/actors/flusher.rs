@@ -2,7 +2,7 @@
 //!
 //! Input: [`Flush`]; reply: [`Durable`] once the data files and the commit marker are written
 //! (see `lake::protocol`). Flushes of different partitions run concurrently: encoding on the
-//! blocking pool (at most one per core), uploads interleaved on this actor's thread. The
+//! blocking pool (one per two cores), uploads interleaved on this actor's thread. The
 //! accumulator sends a partition's next batch only after its previous one is committed, so each
 //! partition's commits stay in order, and a revoked partition's flush waits for no other.
 //! On an error the flush replies with it and the lake client is opened afresh for the next
@@ -32,7 +32,8 @@ pub struct Flusher {
     source: Arc<str>,
     /// Where rejected records go (Kafka sources); the in-process bus has none.
     dead_letters: Option<Arc<DeadLetterWriter>>,
-    /// Encodings running at once: one per core, so that flushing never starves the rest.
+    /// Encodings running at once: one per two cores (at least one), so that flushing never
+    /// starves decoding and simulation, and the batches held for encoding stay few.
     encoders: Arc<Semaphore>,
     /// Commits per partition and epoch so far: the first clears what beaten writers left, and
     /// every so often one moves the partition's checkpoint.
@@ -48,13 +49,14 @@ impl Flusher {
         dead_letters: Option<Arc<DeadLetterWriter>>,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let encoders = (cores / 2).max(1);
         Flusher {
             lake,
             config,
             props: Arc::new(props),
             source: source.into(),
             dead_letters,
-            encoders: Arc::new(Semaphore::new(cores)),
+            encoders: Arc::new(Semaphore::new(encoders)),
             commits: Arc::default(),
         }
     }
