@@ -18,6 +18,8 @@ const BATCHES: u64 = 1_000_000;
 const ROWS_PER_BATCH: i64 = 10;
 const TABLE: &str = "music_events";
 const PARTITION: i32 = 3;
+/// The S3 bucket of the fixtures.
+const BUCKET: &str = "encore-bench";
 
 /// Writes a chain of `batches` markers for partition 3 (and its claim and checkpoint) under
 /// `root`, unless a finished one is there.
@@ -127,11 +129,13 @@ fn s3(c: &mut Criterion) {
     };
     for batches in [1, BATCHES] {
         let prefix = format!("bench-recovery-{batches}");
-        // s3s-fs keeps each object as a file: <its directory>/<bucket>/<key>.
-        let root = Path::new(&dir).join("data/s3/lake").join(&prefix);
+        // s3s-fs keeps each object as a file: <its directory>/<bucket>/<key>. A bucket of its
+        // own: s3s-fs walks a whole bucket for every listing, and the tests' bucket must not
+        // carry a million objects.
+        let root = Path::new(&dir).join("data/s3").join(BUCKET).join(&prefix);
         fixture(&root, batches);
         let cfg = LakeConfig {
-            url: format!("s3://lake/{prefix}"),
+            url: format!("s3://{BUCKET}/{prefix}"),
             s3_endpoint: Some(endpoint.clone()),
             ..LakeConfig::default()
         };
