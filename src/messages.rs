@@ -210,6 +210,9 @@ pub struct Resume {
 #[rtype(result = "()")]
 pub struct PartitionLost {
     pub partition: i32,
+    /// The epoch the batch was written under: a loss from before a newer assignment of the
+    /// partition is not the new one's.
+    pub epoch: u64,
     pub error: Arc<LakeError>,
 }
 

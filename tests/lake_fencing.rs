@@ -212,7 +212,7 @@ fn a_retry_finds_its_own_marker_and_a_revoked_writer_stops() {
 /// Recovery walks the chain of markers from the partition's checkpoint: markers before it are
 /// not read, and the resume point is the highest committed last offset.
 #[test]
-fn recovery_lists_from_the_checkpoint() {
+fn recovery_walks_from_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let rt = rt();
     let l = lake(dir.path());
@@ -298,4 +298,37 @@ fn a_second_run_on_the_same_lake_fences_the_first() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{report}");
     assert!(report.contains("verdict: CLEAN"), "{report}");
+}
+
+/// A partition whose offsets do not start at 0 (the topic's older records expired): its chain
+/// is found again by every later recovery, and a retry of a batch whose marker was written
+/// (its answer lost) returns that commit even when the writer has been fenced since, without
+/// touching its files.
+#[test]
+fn a_chain_above_zero_is_found_again_and_a_committed_retry_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let l = lake(dir.path());
+    rt.block_on(async {
+        let first = l.recover_partition(3, "src").await.unwrap();
+        assert_eq!(first.next_offset, None);
+        let b = batch(5000, 5099, DAY);
+        let m = l
+            .commit_batch("src", &b, &fence(first.epoch))
+            .await
+            .unwrap();
+        let again = l.recover_partition(3, "src").await.unwrap();
+        assert_eq!(again.next_offset, Some(5100), "the chain starts above 0");
+        assert_eq!(l.committed_end(3).await.unwrap(), 5100);
+        // The first writer retries its batch after the new claim: committed, files kept.
+        let revoked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let retry = l
+            .commit_batch("src", &b, &Fence::new(first.epoch, revoked))
+            .await
+            .unwrap();
+        assert_eq!(retry.range(), m.range());
+        assert_eq!(exists(dir.path(), &m), [true]);
+        let third = l.recover_partition(3, "src").await.unwrap();
+        assert_eq!(third.next_offset, Some(5100));
+    });
 }

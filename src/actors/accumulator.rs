@@ -286,6 +286,15 @@ impl Handler<ResumeAt> for Accumulator {
 
     fn handle(&mut self, msg: ResumeAt, _ctx: &mut Self::Context) {
         for r in msg.positions {
+            // A recovery that finished after a newer one (a resync overtaken by a rebalance)
+            // holds a stale claim: its commits would all be fenced.
+            if self
+                .buffers
+                .get(&r.partition)
+                .is_some_and(|b| b.epoch() > r.epoch)
+            {
+                continue;
+            }
             // Revocation removed the partition's buffer before this assignment; records still
             // buffered would predate the lake's resume point.
             let fresh = PartitionBuffer::resuming_at(r.partition, r.offset, r.epoch);
@@ -331,6 +340,10 @@ impl Handler<PartitionLost> for Accumulator {
 
     fn handle(&mut self, msg: PartitionLost, _ctx: &mut Self::Context) {
         let p = msg.partition;
+        // Revoked since, or assigned again under a newer claim: that writer's business.
+        if self.buffers.get(&p).is_none_or(|b| b.epoch() != msg.epoch) {
+            return;
+        }
         let dropped = self.give_up(p);
         self.release();
         let stale = match &*msg.error {

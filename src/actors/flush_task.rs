@@ -79,6 +79,7 @@ pub(super) async fn flush_task(
                 tracing::warn!(partition, error = %e, "batch not committed");
                 me.do_send(PartitionLost {
                     partition,
+                    epoch: batch.epoch,
                     error: e,
                 });
                 break;

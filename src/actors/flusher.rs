@@ -161,6 +161,8 @@ impl FlushJob {
     async fn after_commit(&self, marker: &CommitMarker) {
         let n = {
             let mut c = self.commits.lock().unwrap_or_else(|p| p.into_inner());
+            // Earlier claims of the partition are over.
+            c.retain(|(p, e), _| *p != marker.partition || *e >= marker.epoch);
             let n = c.entry((marker.partition, marker.epoch)).or_default();
             *n += 1;
             *n

@@ -28,6 +28,7 @@ use crate::messages::{CloseConsumer, DrainTo, Records, Resume, ResumeAt, Resync,
 use crate::sink::SourceRecord;
 
 use super::accumulator::Accumulator;
+use super::sink_hooks::recover_one;
 
 /// Records per hand-over to the accumulator.
 const BATCH_MAX: usize = 8192;
@@ -325,7 +326,9 @@ impl Handler<Resync> for KafkaSource {
         let r = self.recovery.clone();
         let me = ctx.address();
         r.io.clone().spawn(async move {
-            let rec = r.lake.recover_partition(msg.partition, &r.source).await;
+            // With the same patience for a lake hiccup as an assignment's recovery.
+            let started = std::time::Instant::now();
+            let rec = recover_one(&r.lake, &r.source, msg.partition, started).await;
             me.do_send(Recovered(rec));
         });
     }
@@ -345,29 +348,26 @@ impl Handler<Recovered> for KafkaSource {
                 return;
             }
         };
-        let (p, Some(next)) = (rec.partition, rec.next_offset) else {
-            return;
-        };
+        let p = rec.partition;
         // Revoked meanwhile: the next owner recovers it.
         if !self.positions.contains_key(&p) {
             return;
         }
+        // Another writer committed, so the lake has an end; from the start otherwise.
+        let to = rec
+            .next_offset
+            .map_or(rdkafka::Offset::Beginning, rdkafka::Offset::Offset);
         if let Some(c) = &self.consumer
-            && let Err(e) = c.seek(
-                &self.recovery.topic,
-                p,
-                rdkafka::Offset::Offset(next),
-                Duration::from_secs(10),
-            )
+            && let Err(e) = c.seek(&self.recovery.topic, p, to, Duration::from_secs(10))
         {
             c.context()
-                .fatal(format!("seeking partition {p} to offset {next}: {e}"));
+                .fatal(format!("seeking partition {p} to {to:?}: {e}"));
             return;
         }
-        self.positions.insert(p, Some(next));
+        self.positions.insert(p, rec.next_offset);
         tracing::info!(
             partition = p,
-            offset = next,
+            offset = ?rec.next_offset,
             epoch = rec.epoch,
             "partition resumed after another writer's commit"
         );
@@ -375,7 +375,7 @@ impl Handler<Recovered> for KafkaSource {
         self.accumulator.do_send(ResumeAt {
             positions: vec![Resume {
                 partition: p,
-                offset: Some(next),
+                offset: rec.next_offset,
                 epoch: rec.epoch,
             }],
         });

@@ -45,7 +45,7 @@ impl RebalanceHooks for SinkHooks {
         if spawned && rx.recv_timeout(REVOKE_PATIENCE).is_err() {
             tracing::error!(
                 ?partitions,
-                "a batch of revoked partitions is still being written after {}s; the next owner may write an overlapping range",
+                "a batch of revoked partitions is still being written after {}s; its commit is fenced by the next owner's claim",
                 REVOKE_PATIENCE.as_secs()
             );
         }
@@ -95,7 +95,7 @@ async fn recover_all(
         .await
 }
 
-async fn recover_one(
+pub(super) async fn recover_one(
     lake: &Lake,
     source: &str,
     p: i32,

@@ -5,7 +5,7 @@
 //! <root>/_encore/<table>/commits/p<partition:05>/<first:020>.json                         commit markers
 //! <root>/_encore/<table>/pending/p<partition:05>/<first:020>-<last:020>-e<epoch>.json     write intents
 //! <root>/_encore/<table>/claims/p<partition:05>/<epoch:020>.json                          ownership claims
-//! <root>/_encore/<table>/checkpoints/p<partition:05>.json                                 where listing starts
+//! <root>/_encore/<table>/checkpoints/p<partition:05>.json                                 where finding the end starts
 //! ```
 //! Zero padding makes lexical order equal offset order. A commit marker is named by the first
 //! offset of its range alone, so two writers that continue a partition from the same point

@@ -162,6 +162,11 @@ impl PartitionBuffer {
         self.records == 0
     }
 
+    /// The epoch of the writer's claim this buffer's batches are committed under.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// Offset of the last record pushed, if any.
     pub fn last_offset(&self) -> Option<i64> {
         self.first.map(|_| self.last)

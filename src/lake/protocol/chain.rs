@@ -96,9 +96,18 @@ impl Lake {
             })
     }
 
+    /// The partition's checkpoint; None when it has none or it cannot be read (the callers
+    /// then list, which is slower and always right).
     pub(super) async fn checkpoint(&self, partition: i32) -> Result<Option<Checkpoint>, LakeError> {
         let path = naming::checkpoint_path(&self.root, &self.table, partition);
-        self.read_json(&path).await
+        match self.read_json::<Checkpoint>(&path).await {
+            Ok(c) => Ok(c.filter(|c| !c.source.is_empty())),
+            Err(LakeError::BadMarker { reason, .. }) => {
+                tracing::warn!(partition, %reason, "checkpoint unreadable; listing instead");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Records a known point of the chain. Only ever a point the chain passes, so a stale
@@ -136,8 +145,8 @@ impl Lake {
     pub(super) async fn chain_end(&self, partition: i32) -> Result<ChainEnd, LakeError> {
         let start = match self.checkpoint(partition).await? {
             Some(c) => ChainEnd {
-                next: (c.next > 0 || !c.source.is_empty()).then_some(c.next),
-                source: (!c.source.is_empty()).then_some(c.source),
+                next: Some(c.next),
+                source: Some(c.source),
             },
             None => self.listed_end(partition).await?,
         };
@@ -146,9 +155,24 @@ impl Lake {
 
     /// Follows the chain from `end` until a marker's name is free.
     async fn walk(&self, partition: i32, mut end: ChainEnd) -> Result<ChainEnd, LakeError> {
-        let from = end.next.unwrap_or(0);
+        let Some(from) = end.next else {
+            // Nothing committed: the listing found no marker, there is no chain to follow.
+            return Ok(end);
+        };
         let mut at = MarkerName::at(from);
         while let Some(m) = self.marker_at(partition, at).await? {
+            // A marker under another range's name (copied, or damaged) must not send the walk
+            // elsewhere, or round in circles.
+            if m.first_offset != at.first || m.last_offset < m.first_offset {
+                let path = naming::marker_path(&self.root, &self.table, partition, at.first);
+                return Err(LakeError::BadMarker {
+                    path: path.to_string(),
+                    reason: format!(
+                        "it holds offsets {}-{}, its name says it starts at {}",
+                        m.first_offset, m.last_offset, at.first
+                    ),
+                });
+            }
             at = MarkerName::at(m.last_offset + 1);
             end = ChainEnd {
                 next: Some(m.last_offset + 1),

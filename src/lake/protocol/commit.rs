@@ -72,9 +72,18 @@ impl Lake {
         fence: &Fence,
     ) -> Result<CommitMarker, LakeError> {
         let (range, epoch) = (batch.range, fence.epoch);
+        let intent = naming::intent_path(&self.root, &self.table, &range, epoch);
+        // A retry must not touch a range that is already decided: its own marker means the
+        // earlier attempt committed (its answer was lost, or a step after the marker failed),
+        // and anyone else's means it lost. Nothing of a committed range is ever rewritten or
+        // deleted.
+        match self.settled(range, epoch, &intent).await? {
+            Some(Ok(m)) => return Ok(m),
+            Some(Err(lost)) => return Err(lost),
+            None => {}
+        }
         let marker = self.marker_for(source, batch, epoch);
         let json = Bytes::from(serde_json::to_vec_pretty(&marker).expect("marker serialises"));
-        let intent = naming::intent_path(&self.root, &self.table, &range, epoch);
         self.put(&intent, json.clone(), "writing intent").await?;
         for (file, entry) in batch.files.iter().zip(&marker.files) {
             let path = self.abs(&entry.path);
@@ -87,19 +96,42 @@ impl Lake {
         }
         let path = naming::marker_path(&self.root, &self.table, range.partition, range.first);
         if let Created::Taken = self.create(&path, json, "writing commit marker").await? {
-            let winner = self
-                .marker_at(range.partition, MarkerName::at(range.first))
-                .await?;
-            // A retry after a lost answer finds its own marker: committed.
-            if let Some(w) = winner.filter(|w| w.epoch == epoch && w.range() == range) {
-                self.delete_if_exists(&intent).await?;
-                return Ok(w);
-            }
-            self.abandon(&intent, &marker).await?;
-            return Err(self.lost(range, epoch).await);
+            // Taken between the first look and now: settled by whoever holds it.
+            return match self.settled(range, epoch, &intent).await? {
+                Some(Ok(m)) => Ok(m),
+                Some(Err(lost)) => {
+                    self.abandon(&intent, &marker).await?;
+                    Err(lost)
+                }
+                None => Err(LakeError::BadMarker {
+                    path: path.to_string(),
+                    reason: "taken, then gone".into(),
+                }),
+            };
         }
         self.delete_if_exists(&intent).await?;
         Ok(marker)
+    }
+
+    /// Whether the name of the marker of `range` is taken: by this writer (committed: the
+    /// intent goes) or by another (lost). None while it is free.
+    async fn settled(
+        &self,
+        range: naming::Range,
+        epoch: u64,
+        intent: &Path,
+    ) -> Result<Option<Result<CommitMarker, LakeError>>, LakeError> {
+        let Some(m) = self
+            .marker_at(range.partition, MarkerName::at(range.first))
+            .await?
+        else {
+            return Ok(None);
+        };
+        if m.epoch == epoch && m.range() == range {
+            self.delete_if_exists(intent).await?;
+            return Ok(Some(Ok(m)));
+        }
+        Ok(Some(Err(self.lost(range, epoch, m).await)))
     }
 
     /// Moves the partition's checkpoint to this commit when it is due.
@@ -135,22 +167,18 @@ impl Lake {
         })
     }
 
-    /// What a writer that lost the name of its marker learns: who won, and whether it is stale.
-    async fn lost(&self, range: naming::Range, epoch: u64) -> LakeError {
-        let winner = self
-            .marker_at(range.partition, MarkerName::at(range.first))
-            .await
-            .ok()
-            .flatten();
+    /// What a writer that lost the name of its marker learns: who won, and whether it is stale
+    /// (when the claims cannot be read, it is not: it recovers again, which settles it).
+    async fn lost(&self, range: naming::Range, epoch: u64, winner: CommitMarker) -> LakeError {
         let stale = self
             .superseded(range.partition, epoch)
             .await
-            .unwrap_or(true);
+            .unwrap_or(false);
         LakeError::Lost {
             partition: range.partition,
             first: range.first,
-            winner_last: winner.as_ref().map(|w| w.last_offset),
-            winner_epoch: winner.map(|w| w.epoch),
+            winner_last: Some(winner.last_offset),
+            winner_epoch: Some(winner.epoch),
             stale,
         }
     }

@@ -57,8 +57,11 @@ impl Lake {
             self.delete_if_exists(&intent).await?;
             out.intents += 1;
         }
-        // The next recovery walks from here.
-        self.write_checkpoint(partition, &end, epoch).await?;
+        // The next recovery walks from here (a partition with nothing committed has no known
+        // point yet: its first offset need not be 0).
+        if end.next.is_some() {
+            self.write_checkpoint(partition, &end, epoch).await?;
+        }
         Ok(out)
     }
 
