@@ -116,7 +116,8 @@ PY
 # Delete one lake file: verify must name its partition and offset range as a gap and exit 1.
 victim=$(python3 scripts/lake_delete_one.py "$ENCORE_S3_ENDPOINT" "$run_id" "dev/$run_id")
 echo "deleted $victim"
-read -r part first last < <(sed -E 's/.*p0*([0-9]+)-0*([0-9]+)-0*([0-9]+)\.parquet$/\1 \2 \3/' <<<"$victim")
+# Data files are p<partition>-<first>-<last>-e<writer epoch>.parquet (no -e… before epochs).
+read -r part first last < <(sed -E 's/.*p0*([0-9]+)-0*([0-9]+)-0*([0-9]+)(-e[0-9]+)?\.parquet$/\1 \2 \3/' <<<"$victim")
 set +e
 ./target/release/encore verify --lake "s3://$run_id/dev" --topic "$run_id" --brokers "$ENCORE_BROKERS" \
   --clickhouse-url "$ENCORE_CLICKHOUSE_URL" --clickhouse-database "$ch_db" >/tmp/encore-verify-damaged.log
