@@ -4,60 +4,12 @@
 
 mod common;
 
-use common::rt;
-use encore::event::{EventType, Platform, Profile, SimEvent, WireEvent};
-use encore::lake::{CommitMarker, Fence, Lake, LakeConfig, LakeError, PreparedBatch, Range};
-use encore::sink::{PartitionBuffer, SourceRecord, prepare};
+use common::{DAY, local_lake as lake, rt};
+use encore::lake::{CommitMarker, Fence, LakeError, PreparedBatch, Range};
 
-const DAY: i64 = 1_767_225_600_000;
-
-fn lake(dir: &std::path::Path) -> Lake {
-    let cfg = LakeConfig {
-        url: dir.display().to_string(),
-        ..Default::default()
-    };
-    Lake::open(&cfg, "music_events").unwrap()
-}
-
-/// Records `first..=last` of partition 3, event times from `ts_ms` on (one per ms).
+/// Records `first..=last` of partition 3.
 fn batch(first: i64, last: i64, ts_ms: i64) -> PreparedBatch {
-    let p = Profile {
-        user_id: uuid::Uuid::from_u128(1),
-        platform: Platform::Web,
-        platform_token: "web-1".into(),
-        ipv4: std::net::Ipv4Addr::new(1, 1, 1, 1),
-        country: "SE",
-        playlists: vec![],
-    };
-    let mut buf = PartitionBuffer::new(3);
-    for off in first..=last {
-        let ev = SimEvent {
-            event_id: uuid::Uuid::from_u128(off as u128 + 1),
-            event_type: EventType::TrackPlayback,
-            session_id: uuid::Uuid::from_u128(2),
-            ts_ms: ts_ms + off - first,
-            track_id: 1,
-            previous_track_id: None,
-            playlist_id: None,
-            liked: false,
-            position_ms: Some(0),
-        };
-        let mut v = Vec::new();
-        WireEvent::new(&p, &ev).encode_into(&mut v);
-        let rec = SourceRecord {
-            partition: 3,
-            offset: off,
-            timestamp_ms: 0,
-            key: None,
-            value: v.into(),
-        };
-        buf.push(&rec, std::time::Instant::now()).unwrap();
-    }
-    prepare(
-        &buf.take().unwrap(),
-        &encore::lake::writer_properties(Default::default()),
-    )
-    .unwrap()
+    common::prepared_batch(3, first, last, ts_ms)
 }
 
 fn fence(epoch: u64) -> Fence {

@@ -3,63 +3,8 @@
 
 mod common;
 
-use common::rt;
-use encore::event::{EventType, Platform, Profile, SimEvent, WireEvent};
-use encore::lake::{Fence, Lake, LakeConfig, LakeError, Range};
-use encore::sink::{PartitionBuffer, SourceRecord, prepare};
-
-fn lake(dir: &std::path::Path) -> Lake {
-    Lake::open(
-        &LakeConfig {
-            url: dir.display().to_string(),
-            ..Default::default()
-        },
-        "music_events",
-    )
-    .unwrap()
-}
-
-fn batch(partition: i32, first: i64, last: i64, ts_ms: i64) -> encore::lake::PreparedBatch {
-    let p = Profile {
-        user_id: uuid::Uuid::from_u128(1),
-        platform: Platform::Android,
-        platform_token: "android-1".into(),
-        ipv4: std::net::Ipv4Addr::new(8, 8, 8, 8),
-        country: "BR",
-        playlists: vec![1],
-    };
-    let mut buf = PartitionBuffer::new(partition);
-    for off in first..=last {
-        let ev = SimEvent {
-            event_id: uuid::Uuid::from_u128(off as u128 + 1_000_000 * partition as u128),
-            event_type: EventType::TrackPlayback,
-            session_id: uuid::Uuid::from_u128(2),
-            ts_ms: ts_ms + off,
-            track_id: 1,
-            previous_track_id: None,
-            playlist_id: None,
-            liked: false,
-            position_ms: Some(0),
-        };
-        let mut v = Vec::new();
-        WireEvent::new(&p, &ev).encode_into(&mut v);
-        buf.push(
-            &SourceRecord {
-                partition,
-                offset: off,
-                timestamp_ms: 0,
-                key: None,
-                value: v.into(),
-            },
-            std::time::Instant::now(),
-        )
-        .expect("a valid event");
-    }
-    let props = encore::lake::writer_properties(Default::default());
-    prepare(&buf.take().unwrap(), &props).unwrap()
-}
-
-const DAY: i64 = 1_767_225_600_000;
+use common::{DAY, local_lake as lake, prepared_batch as batch, rt};
+use encore::lake::{Fence, LakeError, Range};
 
 #[test]
 fn committed_ranges_resume_and_markers_list_files() {

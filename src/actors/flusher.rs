@@ -25,19 +25,9 @@ use crate::messages::{Durable, Flush};
 use crate::sink::{PendingBatch, prepare};
 
 pub struct Flusher {
-    lake: Lake,
+    /// What every flush needs; its lake client is replaced after a failure.
+    job: FlushJob,
     config: LakeConfig,
-    props: Arc<WriterProperties>,
-    /// Identity of the source, written into every marker.
-    source: Arc<str>,
-    /// Where rejected records go (Kafka sources); the in-process bus has none.
-    dead_letters: Option<Arc<DeadLetterWriter>>,
-    /// Encodings running at once: one per two cores (at least one), so that flushing never
-    /// starves decoding and simulation, and the batches held for encoding stay few.
-    encoders: Arc<Semaphore>,
-    /// Commits per partition and epoch so far: the first clears what beaten writers left, and
-    /// every so often one moves the partition's checkpoint.
-    commits: Arc<std::sync::Mutex<BTreeMap<(i32, u64), u64>>>,
 }
 
 impl Flusher {
@@ -50,24 +40,24 @@ impl Flusher {
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let encoders = (cores / 2).max(1);
-        Flusher {
+        let job = FlushJob {
             lake,
-            config,
             props: Arc::new(props),
             source: source.into(),
             dead_letters,
             encoders: Arc::new(Semaphore::new(encoders)),
             commits: Arc::default(),
-        }
+        };
+        Flusher { job, config }
     }
 
     /// A new client drops broken connections; the old one stays if the lake cannot be
     /// reopened right now (the next flush reports the error).
     fn reopen(&mut self) {
         if !self.config.url.is_empty()
-            && let Ok(lake) = Lake::open(&self.config, self.lake.table())
+            && let Ok(lake) = Lake::open(&self.config, self.job.lake.table())
         {
-            self.lake = lake;
+            self.job.lake = lake;
         }
     }
 }
@@ -80,14 +70,7 @@ impl Handler<Flush> for Flusher {
     type Result = ResponseActFuture<Self, Result<Durable, Arc<LakeError>>>;
 
     fn handle(&mut self, msg: Flush, _ctx: &mut Self::Context) -> Self::Result {
-        let job = FlushJob {
-            lake: self.lake.clone(),
-            props: self.props.clone(),
-            source: self.source.clone(),
-            dead_letters: self.dead_letters.clone(),
-            encoders: self.encoders.clone(),
-            commits: self.commits.clone(),
-        };
+        let job = self.job.clone();
         Box::pin(
             job.run(msg.batch, msg.fence)
                 .into_actor(self)
@@ -103,13 +86,20 @@ impl Handler<Flush> for Flusher {
     }
 }
 
-/// One flush, independent of the actor once started.
+/// What a flush needs, cloned into each one so that it runs independently of the actor.
+#[derive(Clone)]
 struct FlushJob {
     lake: Lake,
     props: Arc<WriterProperties>,
+    /// Identity of the source, written into every marker.
     source: Arc<str>,
+    /// Where rejected records go (Kafka sources); the in-process bus has none.
     dead_letters: Option<Arc<DeadLetterWriter>>,
+    /// Encodings running at once: one per two cores (at least one), so that flushing never
+    /// starves decoding and simulation, and the batches held for encoding stay few.
     encoders: Arc<Semaphore>,
+    /// Commits per partition and epoch so far: the first clears what beaten writers left, and
+    /// every so often one moves the partition's checkpoint.
     commits: Arc<std::sync::Mutex<BTreeMap<(i32, u64), u64>>>,
 }
 

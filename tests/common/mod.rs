@@ -20,14 +20,67 @@ use std::time::Duration;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type, TimestampMillisecondType};
 use encore::config::{ClockMode, RunOptions, SimConfig, SinkConfig};
-use encore::lake::{Compression, LakeConfig};
+use encore::event::{EventType, Platform, Profile, SimEvent, WireEvent};
+use encore::lake::{Compression, Lake, LakeConfig, PreparedBatch};
 use encore::pipeline::Summary;
 use encore::sim::BehaviourConfig;
-use encore::sink::FlushPolicy;
+use encore::sink::{FlushPolicy, PartitionBuffer, SourceRecord, prepare};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::reader::ChunkReader;
 
 pub const MIDNIGHT_MINUS_10MIN: i64 = 1_767_225_000_000; // 2025-12-31T23:50:00Z
+/// 2026-01-01T00:00:00Z.
+pub const DAY: i64 = 1_767_225_600_000;
+
+/// The `music_events` table of a lake in a local directory.
+pub fn local_lake(dir: &Path) -> Lake {
+    let cfg = LakeConfig {
+        url: dir.display().to_string(),
+        ..Default::default()
+    };
+    Lake::open(&cfg, "music_events").unwrap()
+}
+
+/// Records `first..=last` of `partition` encoded as a batch ready to commit: valid
+/// track_playback events, event times from `ts_ms` on (one per ms, so a batch can straddle
+/// midnight), ids unique across partitions.
+pub fn prepared_batch(partition: i32, first: i64, last: i64, ts_ms: i64) -> PreparedBatch {
+    let p = Profile {
+        user_id: uuid::Uuid::from_u128(1),
+        platform: Platform::Android,
+        platform_token: "android-1".into(),
+        ipv4: std::net::Ipv4Addr::new(8, 8, 8, 8),
+        country: "BR",
+        playlists: vec![1],
+    };
+    let mut buf = PartitionBuffer::new(partition);
+    for off in first..=last {
+        let ev = SimEvent {
+            event_id: uuid::Uuid::from_u128(off as u128 + 1_000_000 * partition as u128),
+            event_type: EventType::TrackPlayback,
+            session_id: uuid::Uuid::from_u128(2),
+            ts_ms: ts_ms + off - first,
+            track_id: 1,
+            previous_track_id: None,
+            playlist_id: None,
+            liked: false,
+            position_ms: Some(0),
+        };
+        let mut v = Vec::new();
+        WireEvent::new(&p, &ev).encode_into(&mut v);
+        let rec = SourceRecord {
+            partition,
+            offset: off,
+            timestamp_ms: 0,
+            key: None,
+            value: v.into(),
+        };
+        buf.push(&rec, std::time::Instant::now())
+            .expect("a valid event");
+    }
+    let props = encore::lake::writer_properties(Default::default());
+    prepare(&buf.take().unwrap(), &props).unwrap()
+}
 
 pub fn sim(events: u64, users: u32, seed: u64) -> SimConfig {
     SimConfig {
