@@ -39,6 +39,11 @@ step "real stack (scripts/stack.sh up: a cold install takes a few minutes, mostl
 if scripts/stack.sh status >/dev/null 2>&1; then
   echo "already up: left running afterwards"
 else
+  # The suite's own stack starts empty, in a state directory of its own (a user's stack data is
+  # never touched): every test makes topics and buckets of its own, and after a few runs thousands
+  # of partitions keep the broker replaying its logs past the start deadline.
+  export ENCORE_STACK_DIR=${ENCORE_TEST_STACK_DIR:-$HOME/.cache/encore/test-stack}
+  scripts/stack.sh reset
   if [[ ${ENCORE_KEEP_STACK:-0} != 1 ]]; then
     trap 'scripts/stack.sh down || true' EXIT
   fi
