@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reads an encore lake with pyarrow as a Hive-partitioned dataset and checks it.
 
-usage: check_lake.py LAKE_DIR EXPECTED_ROWS
+usage: check_lake.py LAKE_DIR EXPECTED_ROWS [TABLE]
 
 Fails (exit 1) unless the dataset has exactly EXPECTED_ROWS rows, no duplicate event id, and
 every row's event_time falls on its date= partition (UTC). encore's bookkeeping under _encore/
@@ -15,7 +15,8 @@ import pyarrow.dataset as ds
 
 def main() -> int:
     lake, expected = sys.argv[1], int(sys.argv[2])
-    data = ds.dataset(f"{lake}/music_events", format="parquet", partitioning="hive")
+    table_name = sys.argv[3] if len(sys.argv) > 3 else "music_events"
+    data = ds.dataset(f"{lake}/{table_name}", format="parquet", partitioning="hive")
     table = data.to_table(columns=["event_id", "event_time", "event_type", "date"])
     rows = table.num_rows
     distinct = len(pc.unique(table["event_id"]))

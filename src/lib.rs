@@ -12,6 +12,7 @@ pub mod clickhouse;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod failpoint;
 pub mod kafka;
 pub mod lake;
 pub mod messages;

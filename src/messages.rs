@@ -255,6 +255,8 @@ pub struct Flush {
     pub batch: Arc<PendingBatch>,
     /// Who commits it: the epoch and the revocation flag of its partition.
     pub fence: crate::lake::Fence,
+    /// A retry first looks whether an earlier attempt committed (its answer lost).
+    pub attempt: crate::lake::Attempt,
 }
 
 /// Flusher → Committer (via the flush task): a range is committed in the lake.

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{DAY, local_lake as lake, rt};
-use encore::lake::{CommitMarker, Fence, LakeError, PreparedBatch, Range};
+use encore::lake::{Attempt, CommitMarker, Fence, LakeError, PreparedBatch, Range};
 
 /// Records `first..=last` of partition 3.
 fn batch(first: i64, last: i64, ts_ms: i64) -> PreparedBatch {
@@ -41,7 +41,7 @@ fn a_slow_writer_is_fenced_and_nothing_committed_is_lost() {
     let (a, b) = (lake(dir.path()), lake(dir.path()));
     rt.block_on(async {
         let ea = a.recover_partition(3, "src").await.unwrap().epoch;
-        a.commit_batch("src", &batch(0, 999, DAY), &fence(ea))
+        a.commit_batch("src", &batch(0, 999, DAY), &fence(ea), Attempt::First)
             .await
             .unwrap();
         // A's slow commit: the intent and the first date's file are written (by hand here).
@@ -63,7 +63,10 @@ fn a_slow_writer_is_fenced_and_nothing_committed_is_lost() {
         assert_eq!((rb.next_offset, rb.contested), (Some(1000), 1));
         assert!(first_file.exists(), "B deleted what A might still commit");
         // A finishes its commit: its last look at the claims stops it, and it cleans its own.
-        let err = a.commit_batch("src", &slow, &fence(ea)).await.unwrap_err();
+        let err = a
+            .commit_batch("src", &slow, &fence(ea), Attempt::First)
+            .await
+            .unwrap_err();
         assert!(
             matches!(err, LakeError::Fenced { partition: 3, .. }),
             "{err}"
@@ -71,7 +74,12 @@ fn a_slow_writer_is_fenced_and_nothing_committed_is_lost() {
         assert_eq!(exists(dir.path(), &marker), [false, false]);
         // B commits its own range from the same offset.
         let mb = b
-            .commit_batch("src", &batch(1000, 1499, DAY), &fence(rb.epoch))
+            .commit_batch(
+                "src",
+                &batch(1000, 1499, DAY),
+                &fence(rb.epoch),
+                Attempt::First,
+            )
             .await
             .unwrap();
         // C resumes after B, and the lake holds exactly 0-1499 with every file present.
@@ -100,7 +108,7 @@ fn racing_writers_contend_for_one_name_and_the_loser_cleans_up() {
         assert!(eb > ea);
         // The stale writer A tries to commit after B claimed.
         let ma = a
-            .commit_batch("src", &batch(0, 1999, DAY), &fence(ea))
+            .commit_batch("src", &batch(0, 1999, DAY), &fence(ea), Attempt::First)
             .await;
         // A was superseded before it looked: fenced, nothing committed.
         assert!(matches!(ma, Err(LakeError::Fenced { .. })), "{ma:?}");
@@ -108,11 +116,14 @@ fn racing_writers_contend_for_one_name_and_the_loser_cleans_up() {
         // (epoch 0 skips the claim check, as a writer from before epochs would) loses the
         // name and learns the winner's end.
         let mb = b
-            .commit_batch("src", &batch(0, 1499, DAY), &fence(eb))
+            .commit_batch("src", &batch(0, 1499, DAY), &fence(eb), Attempt::First)
             .await
             .unwrap();
         let late = batch(0, 1999, DAY);
-        let err = a.commit_batch("src", &late, &fence(0)).await.unwrap_err();
+        let err = a
+            .commit_batch("src", &late, &fence(0), Attempt::First)
+            .await
+            .unwrap_err();
         match &err {
             LakeError::Lost {
                 first: 0,
@@ -145,14 +156,20 @@ fn a_retry_finds_its_own_marker_and_a_revoked_writer_stops() {
     rt.block_on(async {
         let e = l.recover_partition(3, "src").await.unwrap().epoch;
         let b = batch(0, 99, DAY);
-        let m1 = l.commit_batch("src", &b, &fence(e)).await.unwrap();
-        let m2 = l.commit_batch("src", &b, &fence(e)).await.unwrap();
+        let m1 = l
+            .commit_batch("src", &b, &fence(e), Attempt::First)
+            .await
+            .unwrap();
+        let m2 = l
+            .commit_batch("src", &b, &fence(e), Attempt::Retry)
+            .await
+            .unwrap();
         assert_eq!(m1.range(), m2.range());
         assert_eq!(m1.files, m2.files);
         let revoked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let next = batch(100, 199, DAY);
         let err = l
-            .commit_batch("src", &next, &Fence::new(e, revoked))
+            .commit_batch("src", &next, &Fence::new(e, revoked), Attempt::First)
             .await
             .unwrap_err();
         assert!(matches!(err, LakeError::Fenced { .. }), "{err}");
@@ -172,7 +189,9 @@ fn recovery_walks_from_the_checkpoint() {
         let e = l.recover_partition(3, "src").await.unwrap().epoch;
         for i in 0..5 {
             let b = batch(i * 10, i * 10 + 9, DAY);
-            l.commit_batch("src", &b, &fence(e)).await.unwrap();
+            l.commit_batch("src", &b, &fence(e), Attempt::First)
+                .await
+                .unwrap();
         }
         // Recovery moves the checkpoint to the newest marker.
         let rec = l.recover_partition(3, "src").await.unwrap();
@@ -266,7 +285,7 @@ fn a_chain_above_zero_is_found_again_and_a_committed_retry_is_left_alone() {
         assert_eq!(first.next_offset, None);
         let b = batch(5000, 5099, DAY);
         let m = l
-            .commit_batch("src", &b, &fence(first.epoch))
+            .commit_batch("src", &b, &fence(first.epoch), Attempt::First)
             .await
             .unwrap();
         let again = l.recover_partition(3, "src").await.unwrap();
@@ -275,7 +294,7 @@ fn a_chain_above_zero_is_found_again_and_a_committed_retry_is_left_alone() {
         // The first writer retries its batch after the new claim: committed, files kept.
         let revoked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let retry = l
-            .commit_batch("src", &b, &Fence::new(first.epoch, revoked))
+            .commit_batch("src", &b, &Fence::new(first.epoch, revoked), Attempt::Retry)
             .await
             .unwrap();
         assert_eq!(retry.range(), m.range());

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{DAY, local_lake as lake, prepared_batch as batch, rt};
-use encore::lake::{Fence, LakeError, Range};
+use encore::lake::{Attempt, Fence, LakeError, Range};
 
 #[test]
 fn committed_ranges_resume_and_markers_list_files() {
@@ -19,7 +19,7 @@ fn committed_ranges_resume_and_markers_list_files() {
             revoked: None,
         };
         let m = l
-            .commit_batch("src", &batch(0, 0, 99, DAY), &fence)
+            .commit_batch("src", &batch(0, 0, 99, DAY), &fence, Attempt::First)
             .await
             .unwrap();
         assert_eq!(m.rows, 100);
@@ -29,7 +29,7 @@ fn committed_ranges_resume_and_markers_list_files() {
             "{}",
             m.files[0].path
         );
-        l.commit_batch("src", &batch(0, 100, 149, DAY), &fence)
+        l.commit_batch("src", &batch(0, 100, 149, DAY), &fence, Attempt::First)
             .await
             .unwrap();
         let rec = l.recover_partition(0, "src").await.unwrap();
@@ -119,7 +119,9 @@ fn a_crash_at_any_step_leaves_all_or_nothing() {
             epoch: rec.epoch,
             revoked: None,
         };
-        let again = rt.block_on(l.commit_batch("src", &b, &fence)).unwrap();
+        let again = rt
+            .block_on(l.commit_batch("src", &b, &fence, Attempt::First))
+            .unwrap();
         assert_eq!(present(&again), [true, true]);
         let removed = rt.block_on(l.clear_beaten(3, 0, rec.epoch)).unwrap();
         assert_eq!(

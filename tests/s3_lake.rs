@@ -7,7 +7,7 @@ use bytes::Bytes;
 use chrono::NaiveDate;
 use common::rt;
 use common::stack::{Stack, unique};
-use encore::lake::{Fence, Lake, LakeError, PreparedBatch, PreparedFile, Range};
+use encore::lake::{Attempt, Fence, Lake, LakeError, PreparedBatch, PreparedFile, Range};
 use object_store::ObjectStore;
 
 #[test]
@@ -52,7 +52,7 @@ fn a_missing_bucket_is_created_and_a_40mib_file_goes_up_in_parts_intact() {
         revoked: None,
     };
     let marker = rt
-        .block_on(lake.commit_batch("test/big", &batch, &fence))
+        .block_on(lake.commit_batch("test/big", &batch, &fence, Attempt::First))
         .expect("committing a 40 MiB batch");
     assert_eq!(marker.files.len(), 1);
     let rel = &marker.files[0].path;
@@ -103,14 +103,18 @@ fn on_s3_a_superseded_writer_is_fenced_and_racing_markers_have_one_winner() {
         let ea = a.recover_partition(1, "src").await.unwrap().epoch;
         let eb = b.recover_partition(1, "src").await.unwrap().epoch;
         assert_eq!(eb, ea + 1);
-        let stale = a.commit_batch("src", &small(0, 99), &fence(ea)).await;
+        let stale = a
+            .commit_batch("src", &small(0, 99), &fence(ea), Attempt::First)
+            .await;
         assert!(matches!(stale, Err(LakeError::Fenced { .. })), "{stale:?}");
         let won = b
-            .commit_batch("src", &small(0, 49), &fence(eb))
+            .commit_batch("src", &small(0, 49), &fence(eb), Attempt::First)
             .await
             .unwrap();
         // A writer that skips the claim check (epoch 0) still cannot take the name.
-        let lost = a.commit_batch("src", &small(0, 99), &fence(0)).await;
+        let lost = a
+            .commit_batch("src", &small(0, 99), &fence(0), Attempt::First)
+            .await;
         assert!(
             matches!(
                 lost,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::lake::{Fence, LakeError};
+use crate::lake::{Attempt, Fence, LakeError};
 use crate::messages::{ActorFailed, Flush, FlushDone, PartitionLost};
 use crate::sink::PendingBatch;
 
@@ -42,6 +42,7 @@ pub(super) async fn flush_task(
 ) {
     let partition = batch.range.partition;
     let fence = Fence::new(batch.epoch, revoked.clone());
+    let mut attempt = Attempt::First;
     loop {
         // While the lake fails, attempts go one at a time, each after the shared delay.
         let mut probe = if health.failing.load(Ordering::Acquire) {
@@ -63,6 +64,7 @@ pub(super) async fn flush_task(
             .send(Flush {
                 batch: batch.clone(),
                 fence: fence.clone(),
+                attempt,
             })
             .await
         {
@@ -87,6 +89,7 @@ pub(super) async fn flush_task(
             Ok(Err(e)) => e.to_string(),
             Err(e) => format!("flusher unreachable: {e}"),
         };
+        attempt = Attempt::Retry;
         health.failing.store(true, Ordering::Release);
         let mut guard = match probe.take() {
             Some(g) => g,

@@ -20,7 +20,7 @@ use parquet::file::properties::WriterProperties;
 use tokio::sync::Semaphore;
 
 use crate::kafka::dlq::DeadLetterWriter;
-use crate::lake::{CommitMarker, Fence, Lake, LakeConfig, LakeError, PreparedBatch};
+use crate::lake::{Attempt, CommitMarker, Fence, Lake, LakeConfig, LakeError, PreparedBatch};
 use crate::messages::{Durable, Flush};
 use crate::sink::{PendingBatch, prepare};
 
@@ -72,7 +72,7 @@ impl Handler<Flush> for Flusher {
     fn handle(&mut self, msg: Flush, _ctx: &mut Self::Context) -> Self::Result {
         let job = self.job.clone();
         Box::pin(
-            job.run(msg.batch, msg.fence)
+            job.run(msg.batch, msg.fence, msg.attempt)
                 .into_actor(self)
                 .map(|res, act, _| {
                     res.map_err(|e| {
@@ -104,12 +104,17 @@ struct FlushJob {
 }
 
 impl FlushJob {
-    async fn run(self, batch: Arc<PendingBatch>, fence: Fence) -> Result<Durable, LakeError> {
+    async fn run(
+        self,
+        batch: Arc<PendingBatch>,
+        fence: Fence,
+        attempt: Attempt,
+    ) -> Result<Durable, LakeError> {
         let prepared = self.encode(batch.clone()).await?;
         self.send_dead_letters(&batch).await?;
         let marker = self
             .lake
-            .commit_batch(&self.source, &prepared, &fence)
+            .commit_batch(&self.source, &prepared, &fence, attempt)
             .await?;
         self.after_commit(&marker).await;
         Ok(Durable {

@@ -1,10 +1,13 @@
 //! KafkaSource: a consumer-group member feeding the accumulator.
 //!
 //! Runs on its own arbiter because librdkafka's `poll` blocks (at most `POLL_WAIT`) and runs
-//! the rebalance callback on the polling thread. A self-driven loop: poll a batch →
-//! `send(Records).await` → poll again. The accumulator holds its reply back while too much
-//! waits for the lake, so a slow lake pauses consumption (memory stays bounded by librdkafka's
-//! prefetch queue plus `--max-unflushed` batches). Positions come from the lake on every
+//! the rebalance callback on the polling thread. A self-driven loop: poll a batch → hand it to
+//! the accumulator → poll again once it is taken. The accumulator holds its reply back while
+//! too much waits for the lake; a hand-over that waits longer than `BACKPRESSURE_AFTER` pauses
+//! the assigned partitions in librdkafka and the member goes on polling, with nothing fetched:
+//! polls are what serve the group's rebalances and `max.poll.interval.ms`, so a member behind a
+//! slow lake still hands its partitions over when the group asks (memory stays bounded by
+//! librdkafka's prefetch queue plus `--max-unflushed` batches). Positions come from the lake on every
 //! assignment (see `kafka::consumer`); records of revoked partitions polled in the same batch
 //! are discarded. Inputs: [`DrainTo`] (reply once every owned partition reached its target),
 //! [`StopConsuming`], [`CloseConsumer`], [`Resync`] (another writer committed part of a
@@ -14,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
@@ -48,6 +51,14 @@ pub struct KafkaSource {
     denied_since: Option<(std::time::Instant, String)>,
     /// How to recover a partition again (the lake, on the lake's arbiter).
     recovery: Recovery,
+    /// The hand-over to the accumulator waiting for its reply: its number and since when.
+    handing_over: Option<(u64, Instant)>,
+    handovers: u64,
+    /// Partitions paused in librdkafka while a hand-over waits.
+    paused: bool,
+    /// Records polled while a hand-over waited (fetched before the pause took hold): the next
+    /// hand-over's first.
+    held: Vec<SourceRecord>,
 }
 
 /// What recovering a partition needs: the lake, the source identity, the topic to seek in and
@@ -73,6 +84,14 @@ const DENIED_PATIENCE: Duration = Duration::from_secs(10);
 #[rtype(result = "()")]
 struct Poll;
 
+/// While the hand-over numbered so waits: pause, and poll for the group's sake.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct KeepAlive(u64);
+
+/// How long a hand-over may wait before the partitions are paused and polling goes on.
+const BACKPRESSURE_AFTER: Duration = Duration::from_millis(500);
+
 impl KafkaSource {
     pub fn new(
         consumer: Arc<BaseConsumer<SinkContext>>,
@@ -88,6 +107,10 @@ impl KafkaSource {
             drain: None,
             stopped: false,
             denied_since: None,
+            handing_over: None,
+            handovers: 0,
+            paused: false,
+            held: Vec::new(),
         }
     }
 
@@ -104,6 +127,7 @@ impl KafkaSource {
                         self.positions.remove(p);
                     }
                     batch.retain(|r| !list.contains(&r.partition));
+                    self.held.retain(|r| !list.contains(&r.partition));
                 }
             }
         }
@@ -121,6 +145,11 @@ impl KafkaSource {
             let changes = consumer.context().take_changes();
             if !changes.is_empty() {
                 self.apply(changes, &mut batch);
+                // librdkafka keeps a partition's pause across a revocation: one paused while a
+                // hand-over waited and assigned again must fetch.
+                if !self.paused {
+                    self.set_paused(false);
+                }
             }
             match polled {
                 None => break,
@@ -211,7 +240,9 @@ impl KafkaSource {
         let reached = match &self.drain {
             // Every partition with records must be owned here and read up to its target: a
             // partition revoked mid-run (a session lost while the broker was away) is waited
-            // for until the group gives it back.
+            // for until the group gives it back. Records held back from a hand-over are not
+            // with the accumulator yet.
+            Some(_) if !self.held.is_empty() => false,
             Some((targets, _)) => targets.iter().enumerate().all(|(p, &target)| {
                 target <= 0
                     || self
@@ -238,37 +269,88 @@ impl Actor for KafkaSource {
 }
 
 impl Handler<Poll> for KafkaSource {
-    type Result = AtomicResponse<Self, ()>;
+    type Result = ();
 
-    fn handle(&mut self, _: Poll, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: Poll, ctx: &mut Self::Context) {
         if self.stopped {
-            return AtomicResponse::new(Box::pin(fut::ready(())));
+            return;
         }
-        let records = self.poll_batch();
+        let mut records = std::mem::take(&mut self.held);
+        records.extend(self.poll_batch());
+        if records.is_empty() {
+            self.check_drain();
+            ctx.notify(Poll);
+            return;
+        }
         let n = records.len() as u64;
-        let accumulator = self.accumulator.clone();
-        AtomicResponse::new(Box::pin(
-            async move {
-                if n > 0 {
-                    accumulator.send(Records { records }).await.is_ok()
-                } else {
-                    true
+        // Counted when handed over: a drain that stops consuming meanwhile finds them in the
+        // accumulator's mailbox ahead of its flush.
+        self.consumed += n;
+        self.handovers += 1;
+        let number = self.handovers;
+        self.handing_over = Some((number, Instant::now()));
+        ctx.run_later(BACKPRESSURE_AFTER, move |_, ctx| {
+            ctx.notify(KeepAlive(number))
+        });
+        // Enqueued now (before a drain can learn the positions were reached and ask the
+        // accumulator to flush): the drain's flush comes after these records.
+        let send = self.accumulator.send(Records { records });
+        self.check_drain();
+        ctx.spawn(async move { send.await.is_ok() }.into_actor(self).map(
+            move |alive, act, ctx| {
+                act.handing_over = None;
+                if act.paused {
+                    act.set_paused(false);
                 }
-            }
-            .into_actor(self)
-            .map(move |alive, act, ctx| {
                 if !alive {
-                    // The accumulator is gone: the pipeline is stopping; a waiting drain learns
-                    // it now (its caller checks the lake) rather than after its patience.
+                    // The accumulator is gone: the pipeline is stopping; a waiting drain
+                    // learns it now (its caller checks the lake) rather than after its patience.
                     act.stopped = true;
                     act.check_drain();
                     return;
                 }
-                act.consumed += n;
                 act.check_drain();
                 ctx.notify(Poll);
-            }),
-        ))
+            },
+        ));
+    }
+}
+
+impl Handler<KeepAlive> for KafkaSource {
+    type Result = ();
+
+    fn handle(&mut self, KeepAlive(number): KeepAlive, ctx: &mut Self::Context) {
+        match self.handing_over {
+            Some((waiting, since)) if waiting == number && !self.stopped => {
+                if !self.paused {
+                    tracing::debug!(
+                        waited_ms = since.elapsed().as_millis() as u64,
+                        "the accumulator is full: partitions paused, polling goes on"
+                    );
+                }
+                // Again on every round: partitions assigned meanwhile are paused too.
+                self.set_paused(true);
+                let polled = self.poll_batch();
+                self.held.extend(polled);
+                self.check_drain();
+                ctx.notify(KeepAlive(number));
+            }
+            _ => {}
+        }
+    }
+}
+
+impl KafkaSource {
+    /// Pauses (or resumes) fetching for every assigned partition.
+    fn set_paused(&mut self, pause: bool) {
+        let Some(c) = &self.consumer else { return };
+        let result =
+            c.assignment()
+                .and_then(|tpl| if pause { c.pause(&tpl) } else { c.resume(&tpl) });
+        match result {
+            Ok(()) => self.paused = pause,
+            Err(e) => tracing::warn!(%e, pause, "pausing or resuming the assigned partitions"),
+        }
     }
 }
 
@@ -288,7 +370,8 @@ impl Handler<StopConsuming> for KafkaSource {
     type Result = u64;
 
     fn handle(&mut self, _: StopConsuming, _ctx: &mut Self::Context) -> u64 {
-        // Atomic poll handlers: every polled record is with the accumulator by now.
+        // Every record handed over is in the accumulator's mailbox, ahead of the drain's flush;
+        // records held back (polled while a hand-over waited) are left to the next reader.
         self.stopped = true;
         self.check_drain();
         self.consumed
@@ -365,6 +448,8 @@ impl Handler<Recovered> for KafkaSource {
             return;
         }
         self.positions.insert(p, rec.next_offset);
+        // Records held from before the seek are behind (or beside) the new position.
+        self.held.retain(|r| r.partition != p);
         tracing::info!(
             partition = p,
             offset = ?rec.next_offset,

@@ -12,7 +12,7 @@ pub use naming::{
 };
 pub use parquet_props::{Compression, encode, writer_properties};
 pub use protocol::{
-    CHECKPOINT_EVERY, CommitMarker, Fence, FileEntry, PartitionRecovery, PreparedBatch,
+    Attempt, CHECKPOINT_EVERY, CommitMarker, Fence, FileEntry, PartitionRecovery, PreparedBatch,
     PreparedFile, Rejected,
 };
 

@@ -98,6 +98,16 @@ impl Proc {
         assert!(status.success(), "kill {sig} {}", self.name);
     }
 
+    /// SIGSTOP: the process keeps its sockets and stops answering (a long GC pause, a frozen VM).
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`Proc::freeze`].
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
     /// SIGKILL, and reap.
     pub fn kill(mut self) {
         self.signal("-KILL");

@@ -62,15 +62,17 @@ impl Lake {
         }
     }
 
-    /// File names in `dir`, sorted.
+    /// File names in `dir` (its direct children: the protocol's directories are flat), sorted.
+    /// A delimited listing, so that a store that walks objects to list them (s3s-fs does, for
+    /// any recursive listing) stays inside `dir` instead of walking the whole lake.
     pub(super) async fn list_names(&self, dir: &Path) -> Result<Vec<String>, LakeError> {
-        let metas: Vec<_> = self
+        let listed = self
             .store
-            .list(Some(dir))
-            .try_collect()
+            .list_with_delimiter(Some(dir))
             .await
             .map_err(|e| LakeError::store("listing", dir, e))?;
-        let mut names: Vec<String> = metas
+        let mut names: Vec<String> = listed
+            .objects
             .into_iter()
             .filter_map(|m| m.location.filename().map(str::to_string))
             .collect();

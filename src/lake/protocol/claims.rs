@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::super::naming;
 use super::super::{Lake, LakeError};
+use crate::failpoint;
 
 /// Claims a writer attempts before it gives up (each lost one means another writer claimed
 /// the same epoch at the same moment).
@@ -114,7 +115,9 @@ impl Lake {
             };
             let json = Bytes::from(serde_json::to_vec(&claim).expect("claim serialises"));
             let path = naming::claim_path(&self.root, &self.table, partition, epoch);
+            failpoint::at(failpoint::CLAIM_BEFORE).await;
             if let Created::Yes = self.create(&path, json, "claiming the partition").await? {
+                failpoint::at(failpoint::CLAIM_AFTER).await;
                 return Ok(epoch);
             }
         }

@@ -12,13 +12,25 @@ use super::super::naming::{self, MarkerName};
 use super::super::{Lake, LakeError};
 use super::claims::Created;
 use super::marker::{CommitMarker, PreparedBatch};
+use crate::failpoint;
 
 /// Files above this size are uploaded in parts (S3 multipart), in chunks of this size.
 const MULTIPART_THRESHOLD: usize = 32 << 20;
 const MULTIPART_CHUNK: usize = 16 << 20;
 /// A checkpoint every this many commits of a writer to a partition, so that finding the end of
 /// the partition's chain reads at most about this many markers, whatever the lake's age.
-pub const CHECKPOINT_EVERY: u64 = 256;
+/// (On a server that answers a GET in tens of milliseconds, s3s-fs on loopback, 16 keeps the
+/// walk well under a second.)
+pub const CHECKPOINT_EVERY: u64 = 16;
+
+/// Whether a batch was tried before. Only a retry can find its range already committed by
+/// itself (an earlier attempt whose answer was lost), so only a retry pays the look for it; a
+/// first attempt that meets another writer's marker learns it when creating its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    First,
+    Retry,
+}
 
 /// Who commits: the epoch its claim of the partition holds, and a flag its owner raises when
 /// the partition is taken away (a rebalance) so that nothing is committed after.
@@ -70,6 +82,7 @@ impl Lake {
         source: &str,
         batch: &PreparedBatch,
         fence: &Fence,
+        attempt: Attempt,
     ) -> Result<CommitMarker, LakeError> {
         let (range, epoch) = (batch.range, fence.epoch);
         let intent = naming::intent_path(&self.root, &self.table, &range, epoch);
@@ -77,23 +90,28 @@ impl Lake {
         // earlier attempt committed (its answer was lost, or a step after the marker failed),
         // and anyone else's means it lost. Nothing of a committed range is ever rewritten or
         // deleted.
-        match self.settled(range, epoch, &intent).await? {
-            Some(Ok(m)) => return Ok(m),
-            Some(Err(lost)) => return Err(lost),
-            None => {}
+        if attempt == Attempt::Retry {
+            match self.settled(range, epoch, &intent).await? {
+                Some(Ok(m)) => return Ok(m),
+                Some(Err(lost)) => return Err(lost),
+                None => {}
+            }
         }
         let marker = self.marker_for(source, batch, epoch);
         let json = Bytes::from(serde_json::to_vec_pretty(&marker).expect("marker serialises"));
         self.put(&intent, json.clone(), "writing intent").await?;
+        failpoint::at(failpoint::COMMIT_AFTER_INTENT).await;
         for (file, entry) in batch.files.iter().zip(&marker.files) {
             let path = self.abs(&entry.path);
             self.put(&path, file.bytes.clone(), "writing data file")
                 .await?;
+            failpoint::at(failpoint::COMMIT_AFTER_FILE).await;
         }
         if let Err(e) = self.check_fence(range.partition, fence).await {
             self.abandon(&intent, &marker).await?;
             return Err(e);
         }
+        failpoint::at(failpoint::COMMIT_BEFORE_MARKER).await;
         let path = naming::marker_path(&self.root, &self.table, range.partition, range.first);
         if let Created::Taken = self.create(&path, json, "writing commit marker").await? {
             // Taken between the first look and now: settled by whoever holds it.
@@ -109,7 +127,9 @@ impl Lake {
                 }),
             };
         }
+        failpoint::at(failpoint::COMMIT_AFTER_MARKER).await;
         self.delete_if_exists(&intent).await?;
+        failpoint::at(failpoint::COMMIT_DONE).await;
         Ok(marker)
     }
 

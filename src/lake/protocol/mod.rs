@@ -34,7 +34,7 @@ mod commit;
 mod marker;
 mod recovery;
 
-pub use commit::{CHECKPOINT_EVERY, Fence};
+pub use commit::{Attempt, CHECKPOINT_EVERY, Fence};
 pub use marker::{
     CommitMarker, FileEntry, PartitionRecovery, PreparedBatch, PreparedFile, Rejected,
 };

@@ -6,6 +6,7 @@ use object_store::path::Path;
 use super::super::naming::{self, MarkerName, Range};
 use super::super::{Lake, LakeError};
 use super::marker::{CommitMarker, PartitionRecovery};
+use crate::failpoint;
 
 /// What became of an intent an earlier writer left.
 enum Fate {
@@ -59,6 +60,7 @@ impl Lake {
         }
         // The next recovery walks from here (a partition with nothing committed has no known
         // point yet: its first offset need not be 0).
+        failpoint::at(failpoint::RECOVERY_BEFORE_CHECKPOINT).await;
         if end.next.is_some() {
             self.write_checkpoint(partition, &end, epoch).await?;
         }
@@ -80,6 +82,7 @@ impl Lake {
                 Some((r, writer)) if r.first == first && writer != epoch && writer != 0 => {
                     let intent = pending.child(name.as_str());
                     self.roll_back(&intent, &mut removed).await?;
+                    failpoint::at(failpoint::BEATEN_AFTER_FILES).await;
                     self.delete_if_exists(&intent).await?;
                 }
                 _ => {}
