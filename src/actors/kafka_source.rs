@@ -344,9 +344,11 @@ impl KafkaSource {
     /// Pauses (or resumes) fetching for every assigned partition.
     fn set_paused(&mut self, pause: bool) {
         let Some(c) = &self.consumer else { return };
-        let result =
-            c.assignment()
-                .and_then(|tpl| if pause { c.pause(&tpl) } else { c.resume(&tpl) });
+        let result = match c.assignment() {
+            Ok(tpl) if pause => c.pause(&tpl),
+            Ok(tpl) => c.resume(&tpl),
+            Err(e) => Err(e),
+        };
         match result {
             Ok(()) => self.paused = pause,
             Err(e) => tracing::warn!(%e, pause, "pausing or resuming the assigned partitions"),
