@@ -6,13 +6,16 @@
 //! `ENCORE_STACK_DIR`, since a million PUTs would take most of an hour).
 //!
 //! The fixture is what a long-lived sink leaves: markers chained batch after batch, one claim,
-//! and the checkpoint as the writer last moved it (up to 255 commits behind the end). Built
-//! once and kept under `target/bench-lakes/`.
+//! the checkpoint as the writer last moved it (up to CHECKPOINT_EVERY - 1 commits behind the
+//! end) and, on the local disk, a manifest per MANIFEST_EVERY commits. Built once and kept under
+//! `target/bench-lakes/`. `history_local` measures what verify reads of the markers: every
+//! one, listed, from the manifests (its cost still grows with the lake's age, by one read per
+//! MANIFEST_EVERY commits and a listing).
 
 use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use encore::lake::{CHECKPOINT_EVERY, Lake, LakeConfig};
+use encore::lake::{CHECKPOINT_EVERY, Lake, LakeConfig, MANIFEST_EVERY};
 
 const BATCHES: u64 = 1_000_000;
 const ROWS_PER_BATCH: i64 = 10;
@@ -33,20 +36,53 @@ fn fixture(root: &Path, batches: u64) {
     std::fs::create_dir_all(&commits).unwrap();
     for i in 0..batches as i64 {
         let first = i * ROWS_PER_BATCH;
-        let marker = serde_json::json!({
-            "version": 2, "table": TABLE, "source": "bench", "partition": PARTITION,
-            "first_offset": first, "last_offset": first + ROWS_PER_BATCH - 1, "epoch": 1,
-            "rows": ROWS_PER_BATCH, "rejected_count": 0, "rejected": [], "files": [],
-            "committed_at_ms": 0
-        });
         let name = commits.join(format!("{first:020}.json"));
-        std::fs::write(name, serde_json::to_vec(&marker).unwrap()).unwrap();
+        std::fs::write(name, serde_json::to_vec(&marker(i)).unwrap()).unwrap();
     }
     let claims = meta.join(format!("claims/p{PARTITION:05}"));
     std::fs::create_dir_all(&claims).unwrap();
     std::fs::write(claims.join(format!("{:020}.json", 1)), b"{\"epoch\":1}").unwrap();
     std::fs::create_dir_all(meta.join("checkpoints")).unwrap();
     reset(root, batches);
+    std::fs::write(done, b"").unwrap();
+}
+
+/// The marker of the i-th batch.
+fn marker(i: i64) -> serde_json::Value {
+    let first = i * ROWS_PER_BATCH;
+    serde_json::json!({
+        "version": 2, "table": TABLE, "source": "bench", "partition": PARTITION,
+        "first_offset": first, "last_offset": first + ROWS_PER_BATCH - 1, "epoch": 1,
+        "rows": ROWS_PER_BATCH, "rejected_count": 0, "rejected": [], "files": [],
+        "committed_at_ms": 0
+    })
+}
+
+/// The manifests the writer of the fixture's chain leaves: one per MANIFEST_EVERY commits.
+fn manifests(root: &Path, batches: u64) {
+    let done = root.join(format!(".manifests-{batches}"));
+    if done.exists() {
+        return;
+    }
+    let dir = root
+        .join("_encore")
+        .join(TABLE)
+        .join(format!("manifests/p{PARTITION:05}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let every = MANIFEST_EVERY as i64;
+    for start in (0..batches as i64 / every).map(|k| k * every) {
+        let markers: Vec<_> = (start..start + every).map(marker).collect();
+        let first = start * ROWS_PER_BATCH;
+        let m = serde_json::json!({
+            "version": 1, "partition": PARTITION, "first": first,
+            "last": (start + every) * ROWS_PER_BATCH - 1, "markers": markers
+        });
+        std::fs::write(
+            dir.join(format!("{first:020}.json")),
+            serde_json::to_vec(&m).unwrap(),
+        )
+        .unwrap();
+    }
     std::fs::write(done, b"").unwrap();
 }
 
@@ -104,16 +140,35 @@ fn recover(c: &mut Criterion, group: &str, lake: &Lake, root: &Path, batches: u6
     );
 }
 
+/// What verify reads of the markers: every one, from the manifests where they copy them.
+fn history(c: &mut Criterion, group: &str, lake: &Lake, batches: u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    c.benchmark_group(group).sample_size(10).bench_function(
+        format!("committed_markers/{batches}_batches"),
+        |b| {
+            b.iter(|| {
+                let all = rt.block_on(lake.committed_markers(PARTITION)).unwrap();
+                assert_eq!(all.len() as u64, batches);
+            })
+        },
+    );
+}
+
 fn local(c: &mut Criterion) {
     for batches in [1, BATCHES] {
         let root = bench_dir(&format!("local-{batches}"));
         fixture(&root, batches);
+        manifests(&root, batches);
         let cfg = LakeConfig {
             url: root.display().to_string(),
             ..LakeConfig::default()
         };
         let lake = Lake::open(&cfg, TABLE).unwrap();
         recover(c, "recovery_local", &lake, &root, batches);
+        history(c, "history_local", &lake, batches);
     }
 }
 

@@ -623,7 +623,10 @@ cmd_up() {
     for svc in "${pending[@]}"; do
         started=$(now)
         until healthy "$svc"; do
-            service_pid "$svc" >/dev/null || fail_service "$svc" "exited during startup"
+            # Not ours yet may mean not exec'd yet (subshell → setsid → env → the server):
+            # only a process that is gone has exited.
+            service_pid "$svc" >/dev/null || [[ -d /proc/$(<"$(pid_file "$svc")") ]] ||
+                fail_service "$svc" "exited during startup"
             (($(now) < deadline)) || fail_service "$svc" "not healthy after ${START_TIMEOUT}s"
             sleep 0.2
         done

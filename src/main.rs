@@ -158,7 +158,7 @@ fn sink(args: SinkArgs) -> Result<(), CommandError> {
         &args.topic,
         sink,
         kafka,
-        args.duration,
+        (args.duration, args.exit_at_end),
         opts,
     )))
 }

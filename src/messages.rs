@@ -195,6 +195,15 @@ pub struct ResumeAt {
     pub positions: Vec<Resume>,
 }
 
+/// Kafka source → Accumulator (at a drain): the consumer's position in `partition` reached
+/// `to` with no record after those handed over; the range to commit reaches it.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct AdvanceTo {
+    pub partition: i32,
+    pub to: i64,
+}
+
 /// Where one partition resumes, and the epoch of this writer's claim on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resume {
@@ -320,6 +329,8 @@ pub enum StopReason {
     Signal(&'static str),
     /// Whoever read the output (stdout) went away.
     OutputClosed,
+    /// `encore sink --exit-at-end`: the topic's end as it was at start is read.
+    EndOfTopic,
     /// The restart budget is exhausted: stop without a full drain, exit non-zero.
     Fatal(String),
 }

@@ -120,6 +120,43 @@ fn aborted_transactions_leave_holes_the_sink_drains_and_verify_accepts() {
     assert!(!report.contains("[gap]"), "{report}");
 }
 
+/// Partitions that end on transaction markers (a commit's, then an abort's): `encore sink
+/// --exit-at-end` reaches the end it saw at start (librdkafka's position passes the markers,
+/// no record does), commits ranges that cover them, and exits 0; verify finds nothing in
+/// flight.
+#[test]
+fn exit_at_end_reaches_an_end_made_of_transaction_markers() {
+    let stack = Stack::get();
+    let topic = unique("txnend");
+    let lake = format!("s3://{}/e", unique("lake"));
+    let dir = tempfile::tempdir().unwrap();
+    stack.produce(&topic, PARTITIONS, 4_000, 35);
+    transaction(&stack, &topic, 20, b"{\"not\": \"an event\"}", true);
+    transaction(&stack, &topic, 50, b"{\"aborted\": 4}", false);
+    let targets = stack.high_watermarks(&topic);
+    let mut c = stack.encore();
+    c.args(["sink", "--topic", &topic, "--group", &unique("g")])
+        .args(["--lake", &lake, "--exit-at-end"]);
+    let mut s = Proc::spawn_capturing(c, "sink", dir.path());
+    let (status, out) = s.wait_output(Duration::from_secs(180));
+    assert!(status.success(), "exit {status}:\n{out}\n{}", s.log());
+    assert!(out.contains("--exit-at-end"), "the stop reason:\n{out}");
+    let view = LakeView::open(&stack, &lake, &topic);
+    assert_eq!(
+        view.committed_ends(PARTITIONS as usize),
+        targets,
+        "the lake reaches the markers"
+    );
+    let letters = 20 * PARTITIONS as u64;
+    let (code, report) = stack.verify(&topic, &lake, &[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.contains("verdict: CLEAN (4000 rows"), "{report}");
+    assert!(
+        report.contains(&format!("dead letters {letters} + ")) && report.contains("in flight 0"),
+        "{report}"
+    );
+}
+
 #[test]
 fn a_topic_deleted_and_created_again_is_refused_by_the_sink() {
     let stack = Stack::get();

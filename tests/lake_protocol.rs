@@ -1,10 +1,11 @@
 //! The commit protocol on a real local filesystem: committed ranges resume, interrupted
-//! commits are rolled back at any step, and a lake follows one source.
+//! commits are rolled back at any step, a lake follows one source, and a long history is read
+//! through manifests.
 
 mod common;
 
-use common::{DAY, local_lake as lake, prepared_batch as batch, rt};
-use encore::lake::{Attempt, Fence, LakeError, Range};
+use common::{DAY, local_lake as lake, prepared_batch as batch, rt, verify_clean};
+use encore::lake::{Attempt, Fence, LakeError, MANIFEST_EVERY, Range};
 
 #[test]
 fn committed_ranges_resume_and_markers_list_files() {
@@ -160,4 +161,64 @@ fn recovery_finds_partitions_beyond_the_current_count() {
     assert_eq!(s.rows, 100);
     assert!(!data.exists(), "partition 9's uncommitted file was removed");
     assert!(!intent.exists());
+}
+
+/// A long history (two manifests' worth of commits and a few more, written as the sink writes
+/// them): readers of the whole history take the markers' copies from the manifests (a damaged
+/// marker a manifest copies does not reach them; one no manifest copies is read, and reported
+/// when damaged), recovery walks from the checkpoint, and verify is clean.
+#[test]
+fn a_long_history_is_read_through_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let l = lake(dir.path());
+    let n = 2 * MANIFEST_EVERY + 5;
+    let commits = dir.path().join("_encore/music_events/commits/p00000");
+    rt.block_on(async {
+        let rec = l.recover_partition(0, "src").await.unwrap();
+        let fence = Fence {
+            epoch: rec.epoch,
+            revoked: None,
+        };
+        let (mut segment, mut all) = (Vec::new(), Vec::new());
+        for i in 0..n as i64 {
+            let b = batch(0, 2 * i, 2 * i + 1, DAY);
+            let m = l
+                .commit_batch("src", &b, &fence, Attempt::First)
+                .await
+                .unwrap();
+            l.checkpoint_if_due(&m, i as u64 + 1).await.unwrap();
+            segment.push(m.clone());
+            all.push(m);
+            if segment.len() == MANIFEST_EVERY {
+                l.write_manifest(&segment).await.unwrap();
+                segment.clear();
+            }
+        }
+        assert_eq!(l.committed_markers(0).await.unwrap(), all);
+
+        let covered = commits.join(format!("{:020}.json", 10));
+        let kept = std::fs::read(&covered).unwrap();
+        std::fs::write(&covered, b"not json").unwrap();
+        assert_eq!(
+            l.committed_markers(0).await.unwrap(),
+            all,
+            "a marker a manifest copies is not read"
+        );
+        std::fs::write(&covered, kept).unwrap();
+
+        let last = all.last().unwrap().first_offset;
+        let uncovered = commits.join(format!("{last:020}.json"));
+        let kept = std::fs::read(&uncovered).unwrap();
+        std::fs::write(&uncovered, b"not json").unwrap();
+        assert!(
+            l.committed_markers(0).await.is_err(),
+            "a marker no manifest copies is read"
+        );
+        std::fs::write(&uncovered, kept).unwrap();
+
+        let again = l.recover_partition(0, "src").await.unwrap();
+        assert_eq!(again.next_offset, Some(2 * n as i64));
+    });
+    verify_clean(dir.path(), 2 * n as u64);
 }

@@ -25,8 +25,8 @@ use tokio::sync::oneshot;
 
 use crate::lake::LakeError;
 use crate::messages::{
-    FlushAll, FlushDone, PartitionLost, Progress, Records, ResumeAt, Resync, Revoke, SinkCounters,
-    StopReason, StopRun,
+    AdvanceTo, FlushAll, FlushDone, PartitionLost, Progress, Records, ResumeAt, Resync, Revoke,
+    SinkCounters, StopReason, StopRun,
 };
 use crate::sink::{FlushPolicy, PartitionBuffer, PendingBatch};
 
@@ -308,6 +308,16 @@ impl Handler<ResumeAt> for Accumulator {
                     r.offset
                 );
             }
+        }
+    }
+}
+
+impl Handler<AdvanceTo> for Accumulator {
+    type Result = ();
+
+    fn handle(&mut self, msg: AdvanceTo, _ctx: &mut Self::Context) {
+        if let Some(b) = self.buffers.get_mut(&msg.partition) {
+            b.advance_to(msg.to, Instant::now());
         }
     }
 }

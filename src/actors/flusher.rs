@@ -20,7 +20,9 @@ use parquet::file::properties::WriterProperties;
 use tokio::sync::Semaphore;
 
 use crate::kafka::dlq::DeadLetterWriter;
-use crate::lake::{Attempt, CommitMarker, Fence, Lake, LakeConfig, LakeError, PreparedBatch};
+use crate::lake::{
+    Attempt, CommitMarker, Fence, Lake, LakeConfig, LakeError, MANIFEST_EVERY, PreparedBatch,
+};
 use crate::messages::{Durable, Flush};
 use crate::sink::{PendingBatch, prepare};
 
@@ -98,9 +100,17 @@ struct FlushJob {
     /// Encodings running at once: one per two cores (at least one), so that flushing never
     /// starves decoding and simulation, and the batches held for encoding stay few.
     encoders: Arc<Semaphore>,
-    /// Commits per partition and epoch so far: the first clears what beaten writers left, and
-    /// every so often one moves the partition's checkpoint.
-    commits: Arc<std::sync::Mutex<BTreeMap<(i32, u64), u64>>>,
+    /// What was committed per partition and epoch: the first commit clears what beaten writers
+    /// left, every so often one moves the partition's checkpoint or writes a manifest.
+    commits: Arc<std::sync::Mutex<BTreeMap<(i32, u64), Written>>>,
+}
+
+/// A writer's commits to one partition under one claim.
+#[derive(Default)]
+struct Written {
+    commits: u64,
+    /// The markers committed since the last manifest, in order.
+    since_manifest: Vec<CommitMarker>,
 }
 
 impl FlushJob {
@@ -154,13 +164,18 @@ impl FlushJob {
     /// Housekeeping after the commit point: a failure here loses nothing (the next recovery
     /// does the same).
     async fn after_commit(&self, marker: &CommitMarker) {
-        let n = {
+        let (n, segment) = {
             let mut c = self.commits.lock().unwrap_or_else(|p| p.into_inner());
             // Earlier claims of the partition are over.
             c.retain(|(p, e), _| *p != marker.partition || *e >= marker.epoch);
-            let n = c.entry((marker.partition, marker.epoch)).or_default();
-            *n += 1;
-            *n
+            let w = c.entry((marker.partition, marker.epoch)).or_default();
+            w.commits += 1;
+            w.since_manifest.push(marker.clone());
+            let full = w.since_manifest.len() >= MANIFEST_EVERY;
+            (
+                w.commits,
+                full.then(|| std::mem::take(&mut w.since_manifest)),
+            )
         };
         let p = marker.partition;
         if n == 1
@@ -173,6 +188,12 @@ impl FlushJob {
         }
         if let Err(e) = self.lake.checkpoint_if_due(marker, n).await {
             tracing::warn!(partition = p, error = %e, "checkpoint not moved");
+        }
+        // Only readers of the whole history use manifests: without one they read the markers.
+        if let Some(segment) = segment
+            && let Err(e) = self.lake.write_manifest(&segment).await
+        {
+            tracing::warn!(partition = p, error = %e, "manifest not written");
         }
     }
 }

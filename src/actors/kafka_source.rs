@@ -27,7 +27,9 @@ use tokio::sync::oneshot;
 
 use crate::kafka::consumer::{AssignmentChange, SinkContext};
 use crate::lake::{Lake, LakeError, PartitionRecovery};
-use crate::messages::{CloseConsumer, DrainTo, Records, Resume, ResumeAt, Resync, StopConsuming};
+use crate::messages::{
+    AdvanceTo, CloseConsumer, DrainTo, Records, Resume, ResumeAt, Resync, StopConsuming,
+};
 use crate::sink::SourceRecord;
 
 use super::accumulator::Accumulator;
@@ -237,6 +239,12 @@ impl KafkaSource {
     }
 
     fn check_drain(&mut self) {
+        if let Some((targets, _)) = &self.drain
+            && self.held.is_empty()
+        {
+            let targets = targets.clone();
+            self.advance_over_markers(&targets);
+        }
         let reached = match &self.drain {
             // Every partition with records must be owned here and read up to its target: a
             // partition revoked mid-run (a session lost while the broker was away) is waited
@@ -256,6 +264,47 @@ impl KafkaSource {
             && let Some((_, tx)) = self.drain.take()
         {
             let _ = tx.send(self.consumed);
+        }
+    }
+}
+
+impl KafkaSource {
+    /// A partition whose last offsets are transaction markers (or aborted records) never
+    /// delivers a record at them: librdkafka's position passes them. Once it is at the target
+    /// with every record handed over, the accumulator's range is advanced to it, so that the
+    /// lake reaches the target too.
+    fn advance_over_markers(&mut self, targets: &[i64]) {
+        let short: Vec<(i32, i64)> = targets
+            .iter()
+            .enumerate()
+            .filter_map(|(p, &t)| {
+                let pos = (*self.positions.get(&(p as i32))?)?;
+                (pos < t).then_some((p as i32, t))
+            })
+            .collect();
+        let Some(c) = self.consumer.as_ref().filter(|_| !short.is_empty()) else {
+            return;
+        };
+        let Ok(at) = c.position() else { return };
+        for (p, target) in short {
+            let fetched =
+                at.find_partition(&self.recovery.topic, p)
+                    .and_then(|e| match e.offset() {
+                        rdkafka::Offset::Offset(o) => Some(o),
+                        _ => None,
+                    });
+            if fetched.is_some_and(|f| f >= target) {
+                tracing::debug!(
+                    partition = p,
+                    to = target,
+                    "offsets without a record at the end"
+                );
+                self.accumulator.do_send(AdvanceTo {
+                    partition: p,
+                    to: target,
+                });
+                self.positions.insert(p, Some(target));
+            }
         }
     }
 }

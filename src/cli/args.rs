@@ -81,6 +81,10 @@ pub struct SinkArgs {
     /// Stop (drain and exit) after this long [default: until SIGINT/SIGTERM].
     #[arg(long, env = "ENCORE_DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Read up to the topic's end as it is at start (its high watermarks), commit, exit 0: a
+    /// backfill. For a sink alone in its group (it must read every partition to get there).
+    #[arg(long, env = "ENCORE_EXIT_AT_END", value_parser = clap::builder::FalseyValueParser::new())]
+    pub exit_at_end: bool,
     /// No live status line or progress log lines.
     #[arg(long, env = "ENCORE_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_progress: bool,

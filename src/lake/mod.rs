@@ -12,8 +12,8 @@ pub use naming::{
 };
 pub use parquet_props::{Compression, encode, writer_properties};
 pub use protocol::{
-    Attempt, CHECKPOINT_EVERY, CommitMarker, Fence, FileEntry, PartitionRecovery, PreparedBatch,
-    PreparedFile, Rejected,
+    Attempt, CHECKPOINT_EVERY, CommitMarker, Fence, FileEntry, MANIFEST_EVERY, PartitionRecovery,
+    PreparedBatch, PreparedFile, Rejected,
 };
 
 use std::fmt;

@@ -6,6 +6,7 @@
 //! <root>/_encore/<table>/pending/p<partition:05>/<first:020>-<last:020>-e<epoch>.json     write intents
 //! <root>/_encore/<table>/claims/p<partition:05>/<epoch:020>.json                          ownership claims
 //! <root>/_encore/<table>/checkpoints/p<partition:05>.json                                 where finding the end starts
+//! <root>/_encore/<table>/manifests/p<partition:05>/<first:020>.json                       copies of many markers
 //! ```
 //! Zero padding makes lexical order equal offset order. A commit marker is named by the first
 //! offset of its range alone, so two writers that continue a partition from the same point
@@ -218,6 +219,15 @@ pub fn commits_dir(root: &Path, table: &str, partition: i32) -> Path {
 
 pub fn pending_dir(root: &Path, table: &str, partition: i32) -> Path {
     meta_dir(root, table, "pending", partition)
+}
+
+pub fn manifests_dir(root: &Path, table: &str, partition: i32) -> Path {
+    meta_dir(root, table, "manifests", partition)
+}
+
+/// Copies of the markers of consecutive commits from `first` on.
+pub fn manifest_path(root: &Path, table: &str, partition: i32, first: i64) -> Path {
+    manifests_dir(root, table, partition).child(format!("{first:020}.json"))
 }
 
 pub fn claims_dir(root: &Path, table: &str, partition: i32) -> Path {

@@ -8,6 +8,7 @@
 //! summary reports them, and the next run continues after the last committed offset.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -15,12 +16,13 @@ use actix::prelude::*;
 use crate::actors::bus::Bus;
 use crate::actors::bus_consumer::BusConsumer;
 use crate::actors::kafka_source::KafkaSource;
+use crate::actors::supervisor::Supervisor;
 use crate::kafka::producer::KafkaProducer;
 use crate::kafka::{WatermarkError, fetch_high_watermarks};
 use crate::lake::{Lake, LakeError};
 use crate::messages::{
     CloseConsumer, CommitCounters, DrainTo, FlushAll, GetCommitted, GetHighWatermarks,
-    PublishError, PublisherCounters, StopConsuming, StopReason,
+    PublishError, PublisherCounters, StopConsuming, StopReason, StopRun,
 };
 
 use super::control::Control;
@@ -204,6 +206,27 @@ async fn drain(
     })
 }
 
+/// Once the consumer has read up to `ends`, stops the run (the drain then commits up to them).
+pub(super) fn stop_at(
+    consumer: &Addr<KafkaSource>,
+    ends: Vec<i64>,
+    reached: Arc<AtomicBool>,
+    supervisor: Addr<Supervisor>,
+) {
+    let consumer = consumer.clone();
+    actix::spawn(async move {
+        let Ok(caught_up) = consumer.send(DrainTo { targets: ends }).await else {
+            return;
+        };
+        if caught_up.await.is_ok() {
+            reached.store(true, Ordering::Release);
+            supervisor.do_send(StopRun {
+                reason: StopReason::EndOfTopic,
+            });
+        }
+    });
+}
+
 /// The in-process bus and its consumer.
 pub(super) struct BusSource {
     pub bus: Addr<Bus>,
@@ -244,12 +267,18 @@ impl Source for BusSource {
 pub(super) struct KafkaTopic {
     pub consumer: Addr<KafkaSource>,
     pub producer: Option<(Arc<KafkaProducer>, u32)>,
+    /// `--exit-at-end`: the high watermarks at start, and whether they were reached (a signal
+    /// before that stops where the sink is, like any sink).
+    pub at_end: Option<(Vec<i64>, Arc<AtomicBool>)>,
     pub lake: Lake,
     pub group: String,
 }
 
 impl Source for KafkaTopic {
     async fn ends(&self) -> Result<Option<Vec<i64>>, DrainError> {
+        if let Some((ends, reached)) = &self.at_end {
+            return Ok(reached.load(Ordering::Acquire).then(|| ends.clone()));
+        }
         let Some((p, parts)) = self.producer.clone() else {
             return Ok(None);
         };

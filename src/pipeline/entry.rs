@@ -3,6 +3,7 @@
 //! called inside an actix `System`.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::actors::publisher::Backend;
@@ -13,11 +14,13 @@ use crate::messages::{DrainPublisher, PublisherCounters, StopListening, StopReas
 
 use super::clickhouse::start_clickhouse;
 use super::control::Control;
-use super::drain::{BusSource, KafkaTopic, Run};
+use super::drain::{BusSource, KafkaTopic, Run, stop_at};
 use super::front::Front;
 use super::sink::{bus_source, open_lake, recover_bus_positions, start_bus_sink, start_kafka_sink};
 use super::summary::{Counts, RunError, RunFacts, Summary};
-use super::topics::{check_dlq, existing_topic, prepare_clickhouse_topics, prepare_topic};
+use super::topics::{
+    check_dlq, existing_topic, prepare_clickhouse_topics, prepare_topic, topic_ends,
+};
 
 /// `encore run`: listeners → publisher → in-process bus → consumer → accumulator → flusher →
 /// lake.
@@ -80,6 +83,7 @@ pub async fn run_kafka(
         source: KafkaTopic {
             consumer,
             producer: Some((producer, sim.partitions)),
+            at_end: None,
             lake,
             group: k.group.clone(),
         },
@@ -97,22 +101,40 @@ pub async fn run_kafka(
 }
 
 /// `encore sink`: topic → lake, as one member of the consumer group, until a signal or
-/// `duration`.
+/// `duration`, or with `exit_at_end` once the topic's end at start is read.
 pub async fn sink_kafka(
     topic: &str,
     sink: SinkConfig,
     k: KafkaConfig,
-    duration: Option<Duration>,
+    (duration, exit_at_end): (Option<Duration>, bool),
     opts: RunOptions,
 ) -> Result<Summary, RunError> {
     check_dlq(&k, topic)?;
     let partitions = existing_topic(topic, &k).await?;
     tracing::info!(topic, partitions, "topic found");
+    let ends = match exit_at_end {
+        true => Some(topic_ends(topic, &k).await?),
+        false => None,
+    };
     let lake = open_lake(&sink, topic).await?;
     let restarts = (sink.restart_budget, sink.restart_window);
     let control = Control::start(opts, restarts, 1, true);
     let (consumer, stages) = start_kafka_sink(topic, &sink, &k, &lake, &control).await?;
     control.arm_duration(duration);
+    let at_end = ends.map(|ends| {
+        tracing::info!(
+            ?ends,
+            "reading up to the topic's end at start, then exiting"
+        );
+        let reached = Arc::new(AtomicBool::new(false));
+        stop_at(
+            &consumer,
+            ends.clone(),
+            reached.clone(),
+            control.supervisor.clone(),
+        );
+        (ends, reached)
+    });
     Run {
         control,
         seed: 0,
@@ -122,6 +144,7 @@ pub async fn sink_kafka(
         source: KafkaTopic {
             consumer,
             producer: None,
+            at_end,
             lake,
             group: k.group.clone(),
         },

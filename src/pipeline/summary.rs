@@ -155,6 +155,7 @@ pub(crate) fn describe(r: &StopReason) -> String {
         StopReason::EventLimit => "--events reached".into(),
         StopReason::Signal(s) => format!("{s} (drained)"),
         StopReason::OutputClosed => "output closed".into(),
+        StopReason::EndOfTopic => "--exit-at-end: the topic's end at start reached".into(),
         StopReason::Fatal(e) => format!("fatal error: {e}"),
     }
 }

@@ -88,3 +88,12 @@ pub async fn prepare_clickhouse_topics(
     prepare_topic(&target.simple_topic, 1, k, write).await?;
     Ok(())
 }
+
+/// The high watermarks of `topic` now.
+pub(super) async fn topic_ends(topic: &str, k: &KafkaConfig) -> Result<Vec<i64>, RunError> {
+    let (cfg, t) = (k.connection.clone(), topic.to_string());
+    let marks = blocking(move || crate::kafka::watermarks(&cfg, &t))
+        .await?
+        .ok_or_else(|| RunError::Kafka(KafkaSetupError::TopicMissing(topic.to_string())))?;
+    Ok(marks.into_iter().map(|(_, high)| high).collect())
+}

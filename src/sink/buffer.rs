@@ -158,8 +158,27 @@ impl PartitionBuffer {
         self.next.is_some_and(|n| offset < n) || (self.first.is_some() && offset <= self.last)
     }
 
+    /// No batch open: nothing pushed or advanced over since the last take.
     pub fn is_empty(&self) -> bool {
-        self.records == 0
+        self.first.is_none()
+    }
+
+    /// The consumer's position reached `to` with no record after the last one pushed: the
+    /// offsets before it hold none (transaction markers, aborted records). The open batch is
+    /// extended over them, or a batch of no record is opened from where the next one starts,
+    /// so that the committed range reaches the position. Nothing when the start is unknown.
+    pub fn advance_to(&mut self, to: i64, now: Instant) {
+        let end = to - 1;
+        if self.first.is_none() {
+            match self.next {
+                Some(start) if start <= end => {
+                    self.first = Some(start);
+                    self.opened_at = Some(now);
+                }
+                _ => return,
+            }
+        }
+        self.last = self.last.max(end);
     }
 
     /// The epoch of the writer's claim this buffer's batches are committed under.
@@ -327,6 +346,34 @@ mod tests {
         let prepared = prepare(&batch, &props).unwrap();
         assert_eq!(prepared.files.len(), 2);
         assert_eq!(prepared.rows(), 3);
+    }
+
+    #[test]
+    fn advancing_covers_offsets_without_records_up_to_the_position() {
+        let now = Instant::now();
+        // A batch open: extended to the position.
+        let mut b = PartitionBuffer::resuming_at(4, Some(10), 1);
+        b.push(&record(10, 0), now).unwrap();
+        b.advance_to(13, now);
+        let batch = b.take().unwrap();
+        assert_eq!(
+            (batch.range.first, batch.range.last, batch.rows()),
+            (10, 12, 1)
+        );
+        // None open: a batch of no record from where the next starts.
+        b.advance_to(15, now);
+        assert!(!b.is_empty());
+        let empty = b.take().unwrap();
+        assert_eq!(
+            (empty.range.first, empty.range.last, empty.rows()),
+            (13, 14, 0)
+        );
+        // At the position already, or no known start: nothing.
+        b.advance_to(15, now);
+        assert!(b.is_empty());
+        let mut fresh = PartitionBuffer::resuming_at(4, None, 1);
+        fresh.advance_to(5, now);
+        assert!(fresh.is_empty());
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! markers before, and no listing (whose cost grows with the directory on every store).
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
 use object_store::PutPayload;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
@@ -14,9 +13,6 @@ use serde::{Deserialize, Serialize};
 use super::super::naming::{self, MarkerName, Range};
 use super::super::{Lake, LakeError};
 use super::marker::CommitMarker;
-
-/// Markers read at once when a listing's ranges need their markers.
-const READ_AHEAD: usize = 16;
 
 /// A known point of a partition's chain: walking on from here finds its end.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -133,7 +129,7 @@ impl Lake {
 
     /// Every marker name of a partition, in offset order (a listing: verify, and a partition
     /// without a checkpoint yet).
-    async fn marker_names(&self, partition: i32) -> Result<Vec<MarkerName>, LakeError> {
+    pub(super) async fn marker_names(&self, partition: i32) -> Result<Vec<MarkerName>, LakeError> {
         let dir = naming::commits_dir(&self.root, &self.table, partition);
         let names = self.list_names(&dir).await?;
         Ok(names
@@ -244,21 +240,6 @@ impl Lake {
             .ok_or_else(|| LakeError::store("reading", &legacy, not_found(&legacy)))
     }
 
-    /// Every marker of a partition, read (a few at a time), in offset order.
-    pub async fn committed_markers(&self, partition: i32) -> Result<Vec<CommitMarker>, LakeError> {
-        let names = self.marker_names(partition).await?;
-        futures::stream::iter(names)
-            .map(|n| async move {
-                self.marker_at(partition, n).await?.ok_or_else(|| {
-                    let p = naming::commits_dir(&self.root, &self.table, partition);
-                    LakeError::store("reading", &p, not_found(&p))
-                })
-            })
-            .buffered(READ_AHEAD)
-            .try_collect()
-            .await
-    }
-
     /// Committed ranges of a partition, in offset order.
     pub async fn committed_ranges(&self, partition: i32) -> Result<Vec<Range>, LakeError> {
         Ok(self
@@ -306,7 +287,7 @@ impl Lake {
     }
 }
 
-fn not_found(path: &Path) -> object_store::Error {
+pub(super) fn not_found(path: &Path) -> object_store::Error {
     object_store::Error::NotFound {
         path: path.to_string(),
         source: "no commit marker".into(),

@@ -25,16 +25,20 @@
 //!
 //! Cost: markers chain (each range's marker is named by where the previous one ended), so the
 //! end of a partition is found by walking from its checkpoint (a known point of the chain and
-//! a claimed epoch, moved by recovery and every few hundred commits): recovery and the drain
-//! check read a bounded number of small objects, whatever the lake's age, and list nothing.
+//! a claimed epoch, moved by recovery and every few commits): recovery and the drain check
+//! read a bounded number of small objects, whatever the lake's age, and list no marker. Readers
+//! of the whole history (verify) read the markers' copies in manifests, one per few hundred
+//! commits.
 
 mod chain;
 mod claims;
 mod commit;
+mod manifest;
 mod marker;
 mod recovery;
 
 pub use commit::{Attempt, CHECKPOINT_EVERY, Fence};
+pub use manifest::MANIFEST_EVERY;
 pub use marker::{
     CommitMarker, FileEntry, PartitionRecovery, PreparedBatch, PreparedFile, Rejected,
 };
