@@ -14,21 +14,6 @@ use common::stack::{Stack, unique};
 
 const PARTITIONS: u32 = 4;
 
-/// `encore sink` with small batches (many commits, so kills land between and inside them).
-fn sink_cmd(stack: &Stack, topic: &str, group: &str, lake: &str) -> std::process::Command {
-    let mut c = stack.encore();
-    c.args(["sink", "--topic", topic, "--group", group, "--lake", lake])
-        .args([
-            "--batch-rows",
-            "2000",
-            "--flush-interval",
-            "1s",
-            "--max-unflushed",
-            "2",
-        ]);
-    c
-}
-
 /// A topic holding `n` events from `encore simulate`, and an empty lake for it.
 struct Produced {
     topic: String,
@@ -111,7 +96,7 @@ fn simulate_then_sink_is_exactly_once_and_a_second_sink_adds_nothing() {
     } = Produced::new(&stack, "sim", n, 7);
 
     let sink = Proc::spawn(
-        sink_cmd(&stack, &topic, &unique("g"), &lake),
+        stack.small_batch_sink(&topic, &unique("g"), &lake),
         "sink",
         dir.path(),
     );
@@ -123,7 +108,7 @@ fn simulate_then_sink_is_exactly_once_and_a_second_sink_adds_nothing() {
     // Once it owns its partitions (positions from the lake) it has nothing to read; its drain
     // on SIGTERM flushes whatever it did read, which must be nothing.
     let again = Proc::spawn(
-        sink_cmd(&stack, &topic, &unique("g"), &lake),
+        stack.small_batch_sink(&topic, &unique("g"), &lake),
         "again",
         dir.path(),
     );
@@ -164,7 +149,7 @@ fn crash_in_the_same_group(prefix: &str, seed: u64, static_id: bool) {
     let group = unique("g");
     let instance = unique("sink");
     let member = || {
-        let mut c = sink_cmd(&stack, &topic, &group, &lake);
+        let mut c = stack.small_batch_sink(&topic, &group, &lake);
         if static_id {
             c.args(["--instance-id", &instance]);
         } else {
@@ -306,7 +291,11 @@ fn rolling_restart_of_three_sinks_in_one_group_is_exactly_once() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let spawn = |name: &str| {
-        let p = Proc::spawn(sink_cmd(&stack, &topic, &group, &lake), name, dir.path());
+        let p = Proc::spawn(
+            stack.small_batch_sink(&topic, &group, &lake),
+            name,
+            dir.path(),
+        );
         p.wait_log("partitions assigned", Duration::from_secs(60));
         p
     };
@@ -328,7 +317,7 @@ fn rolling_restart_of_three_sinks_in_one_group_is_exactly_once() {
             let old = std::mem::replace(
                 &mut members[i],
                 Proc::spawn(
-                    sink_cmd(&stack, &topic, &group, &lake),
+                    stack.small_batch_sink(&topic, &group, &lake),
                     &format!("{}{round}", ["a", "b", "c"][i]),
                     dir.path(),
                 ),
@@ -378,8 +367,16 @@ fn a_member_leaving_mid_run_hands_its_partitions_over_exactly_once() {
     } = Produced::new(&stack, "rebal", n, 13);
     let group = unique("g");
 
-    let a = Proc::spawn(sink_cmd(&stack, &topic, &group, &lake), "a", dir.path());
-    let b = Proc::spawn(sink_cmd(&stack, &topic, &group, &lake), "b", dir.path());
+    let a = Proc::spawn(
+        stack.small_batch_sink(&topic, &group, &lake),
+        "a",
+        dir.path(),
+    );
+    let b = Proc::spawn(
+        stack.small_batch_sink(&topic, &group, &lake),
+        "b",
+        dir.path(),
+    );
     // Both members own partitions and the lake has moved, but is far from done.
     let started = Instant::now();
     loop {

@@ -16,21 +16,6 @@ use encore::failpoint;
 
 const PARTITIONS: u32 = 4;
 
-/// `encore sink` with small batches (many commits).
-fn sink_cmd(stack: &Stack, topic: &str, group: &str, lake: &str) -> std::process::Command {
-    let mut c = stack.encore();
-    c.args(["sink", "--topic", topic, "--group", group, "--lake", lake])
-        .args([
-            "--batch-rows",
-            "2000",
-            "--flush-interval",
-            "1s",
-            "--max-unflushed",
-            "2",
-        ]);
-    c
-}
-
 /// A topic of `n` events and a lake for it (`lake` is an S3 URL or a local directory).
 fn topic_and_view(stack: &Stack, prefix: &str, n: u64, seed: u64, lake: &str) -> Topic {
     let topic = unique(prefix);
@@ -94,7 +79,7 @@ fn a_crash_at_every_step_of_the_protocol_is_recovered_exactly_once() {
     // A static member takes its partitions back at once after a crash.
     let instance = unique("sink");
     let member = || {
-        let mut c = sink_cmd(&stack, &t.name, &group, &lake);
+        let mut c = stack.small_batch_sink(&t.name, &group, &lake);
         c.args(["--instance-id", &instance]);
         c
     };
@@ -144,7 +129,7 @@ fn held_past_revocation(step: &str, prefix: &str, seed: u64) {
     let group = unique("g");
     let release = dir.path().join("release");
 
-    let mut a_cmd = sink_cmd(&stack, &t.name, &group, &lake);
+    let mut a_cmd = stack.small_batch_sink(&t.name, &group, &lake);
     a_cmd.env(
         "ENCORE_FAILPOINTS",
         format!("{step}=hold:{}", release.display()),
@@ -160,7 +145,11 @@ fn held_past_revocation(step: &str, prefix: &str, seed: u64) {
         "A committed although every commit of it is held"
     );
 
-    let b = Proc::spawn(sink_cmd(&stack, &t.name, &group, &lake), "b", dir.path());
+    let b = Proc::spawn(
+        stack.small_batch_sink(&t.name, &group, &lake),
+        "b",
+        dir.path(),
+    );
     // B owns some partitions and has committed on each of them: from the offsets A holds.
     let started = Instant::now();
     let taken = loop {
@@ -215,7 +204,7 @@ fn a_member_frozen_past_its_session_is_fenced_and_every_event_lands_once() {
     let t = topic_and_view(&stack, "frozen", n, 37, &lake);
     let group = unique("g");
     let member = |name: &str| {
-        let mut c = sink_cmd(&stack, &t.name, &group, &lake);
+        let mut c = stack.small_batch_sink(&t.name, &group, &lake);
         c.args(["--kafka-config", "session.timeout.ms=6000"]);
         Proc::spawn(c, name, dir.path())
     };

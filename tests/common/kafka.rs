@@ -53,6 +53,22 @@ impl Stack {
         );
     }
 
+    /// `encore sink` with small batches and 1 s flushes: many commits, so that crashes and
+    /// takeovers land between and inside them.
+    pub fn small_batch_sink(&self, topic: &str, group: &str, lake: &str) -> std::process::Command {
+        let mut c = self.encore();
+        c.args(["sink", "--topic", topic, "--group", group, "--lake", lake])
+            .args([
+                "--batch-rows",
+                "2000",
+                "--flush-interval",
+                "1s",
+                "--max-unflushed",
+                "2",
+            ]);
+        c
+    }
+
     /// Sends each value as one record (no key) and waits until every one is acknowledged;
     /// a record the broker refuses fails the test.
     pub fn produce_raw(&self, topic: &str, values: &[Vec<u8>]) {
