@@ -49,6 +49,18 @@ pub async fn at(name: &'static str) {
     imp::at(name).await
 }
 
+/// Checks `ENCORE_FAILPOINTS` at start (a test with a typo in it fails at once, not at the
+/// first step reached).
+#[cfg(feature = "failpoints")]
+pub fn check() -> Result<(), String> {
+    imp::check()
+}
+
+#[cfg(not(feature = "failpoints"))]
+pub fn check() -> Result<(), String> {
+    Ok(())
+}
+
 /// Without the `failpoints` feature, nothing.
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
@@ -68,13 +80,21 @@ mod imp {
 
     fn actions() -> &'static HashMap<String, Action> {
         static ACTIONS: OnceLock<HashMap<String, Action>> = OnceLock::new();
-        ACTIONS.get_or_init(|| {
-            let spec = std::env::var("ENCORE_FAILPOINTS").unwrap_or_default();
-            spec.split(';')
-                .filter(|s| !s.trim().is_empty())
-                .map(|s| parse(s).unwrap_or_else(|e| panic!("ENCORE_FAILPOINTS: {e}")))
-                .collect()
-        })
+        ACTIONS.get_or_init(|| parse_all().unwrap_or_else(|e| panic!("ENCORE_FAILPOINTS: {e}")))
+    }
+
+    fn parse_all() -> Result<HashMap<String, Action>, String> {
+        let spec = std::env::var("ENCORE_FAILPOINTS").unwrap_or_default();
+        spec.split(';')
+            .filter(|s| !s.trim().is_empty())
+            .map(parse)
+            .collect()
+    }
+
+    pub fn check() -> Result<(), String> {
+        parse_all()
+            .map(drop)
+            .map_err(|e| format!("ENCORE_FAILPOINTS: {e}"))
     }
 
     fn parse(item: &str) -> Result<(String, Action), String> {

@@ -23,6 +23,9 @@ fn main() -> ExitCode {
     if let Err(e) = init_tracing(&cli.log) {
         return exit(CommandError::Usage(format!("{e:#}")));
     }
+    if let Err(e) = encore::failpoint::check() {
+        return exit(CommandError::Usage(e));
+    }
     let result = match cli.command {
         Command::Run(args) => run(*args),
         Command::Simulate(args) => simulate(args),

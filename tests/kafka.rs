@@ -472,3 +472,37 @@ fn sink_refuses_a_missing_topic_and_creates_nothing() {
         "the sink created the topic"
     );
 }
+
+/// `--exit-at-end` on a topic that keeps growing (a producer writes all along): the sink reads
+/// at least up to the ends it saw at start, commits and exits 0.
+#[test]
+fn exit_at_end_stops_at_the_start_ends_while_the_topic_grows() {
+    let stack = Stack::get();
+    let Produced {
+        topic,
+        lake,
+        targets,
+        dir,
+        view,
+    } = Produced::new(&stack, "growing", 50_000, 51);
+    let mut simulate = stack.encore();
+    simulate.args(["simulate", "--topic", &topic, "--users", "2000"]);
+    simulate.args(["--duration", "5m"]);
+    let producer = Proc::spawn(simulate, "producer", dir.path());
+    let before: i64 = targets.iter().sum();
+    common::wait_for("the topic to grow", Duration::from_secs(60), || {
+        stack.high_watermarks(&topic).iter().sum::<i64>() > before
+    });
+    let mut c = stack.small_batch_sink(&topic, &unique("g"), &lake);
+    c.arg("--exit-at-end");
+    let mut sink = Proc::spawn_capturing(c, "sink", dir.path());
+    let (status, out) = sink.wait_output(Duration::from_secs(180));
+    assert!(status.success(), "exit {status}:\n{out}\n{}", sink.log());
+    assert!(out.contains("--exit-at-end"), "the stop reason:\n{out}");
+    let ends = view.committed_ends(targets.len());
+    assert!(
+        ends.iter().zip(&targets).all(|(e, t)| e >= t),
+        "committed up to {ends:?}, the topic held {targets:?} before the sink started"
+    );
+    drop(producer);
+}

@@ -299,7 +299,7 @@ impl Handler<ResumeAt> for Accumulator {
             // buffered would predate the lake's resume point.
             let fresh = PartitionBuffer::resuming_at(r.partition, r.offset, r.epoch);
             if let Some(old) = self.buffers.insert(r.partition, fresh)
-                && !old.is_empty()
+                && old.stats(Instant::now()).records > 0
             {
                 tracing::warn!(
                     partition = r.partition,

@@ -324,8 +324,15 @@ impl Handler<Poll> for KafkaSource {
         if self.stopped {
             return;
         }
+        // A resume that failed is tried again (paused with no hand-over waiting reads nothing).
+        if self.paused && self.handing_over.is_none() {
+            self.set_paused(false);
+        }
         let mut records = std::mem::take(&mut self.held);
         records.extend(self.poll_batch());
+        // A revocation inside this poll dropped its partitions' held records from `held`, not
+        // from here.
+        records.retain(|r| self.positions.contains_key(&r.partition));
         if records.is_empty() {
             self.check_drain();
             ctx.notify(Poll);

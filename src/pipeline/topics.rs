@@ -89,11 +89,15 @@ pub async fn prepare_clickhouse_topics(
     Ok(())
 }
 
-/// The high watermarks of `topic` now.
+/// The high watermarks of `topic` now; 0 for a partition that holds nothing (emptied by
+/// retention: there is no record to read up to its high watermark).
 pub(super) async fn topic_ends(topic: &str, k: &KafkaConfig) -> Result<Vec<i64>, RunError> {
     let (cfg, t) = (k.connection.clone(), topic.to_string());
     let marks = blocking(move || crate::kafka::watermarks(&cfg, &t))
         .await?
         .ok_or_else(|| RunError::Kafka(KafkaSetupError::TopicMissing(topic.to_string())))?;
-    Ok(marks.into_iter().map(|(_, high)| high).collect())
+    Ok(marks
+        .into_iter()
+        .map(|(low, high)| if low >= high { 0 } else { high })
+        .collect())
 }

@@ -66,14 +66,14 @@ pub(super) async fn read(lake: &Lake, report: &mut Report) -> Result<Committed, 
     let mut committed = Committed::default();
     for p in lake.committed_partitions().await? {
         // One read per manifest (a few hundred commits) and per marker no manifest copies.
-        match lake.committed_markers(p).await {
-            Ok(markers) => {
-                for m in markers {
+        for marker in lake.each_committed_marker(p).await? {
+            match marker {
+                Ok(m) => {
                     committed.sources.insert(m.source.clone());
                     committed.add(m.range(), m);
                 }
+                Err(e) => report.problem("marker", "commit marker", e.to_string()),
             }
-            Err(e) => report.problem("marker", "commit marker", e.to_string()),
         }
     }
     Ok(committed)

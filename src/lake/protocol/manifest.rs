@@ -54,9 +54,21 @@ impl Lake {
     /// Every marker of a partition, in offset order: the names listed, the bodies from the
     /// manifests that cover them, the rest read one by one.
     pub async fn committed_markers(&self, partition: i32) -> Result<Vec<CommitMarker>, LakeError> {
+        self.each_committed_marker(partition)
+            .await?
+            .into_iter()
+            .collect()
+    }
+
+    /// Like [`Lake::committed_markers`], with each marker that cannot be read as its own error
+    /// (verify reports it and goes on with the others).
+    pub async fn each_committed_marker(
+        &self,
+        partition: i32,
+    ) -> Result<Vec<Result<CommitMarker, LakeError>>, LakeError> {
         let names = self.marker_names(partition).await?;
         let mut copies = self.manifest_copies(partition).await?;
-        futures::stream::iter(names)
+        Ok(futures::stream::iter(names)
             .map(|n| {
                 let copy = match n.last {
                     None => copies.remove(&n.first),
@@ -73,8 +85,8 @@ impl Lake {
                 }
             })
             .buffered(READ_AHEAD)
-            .try_collect()
-            .await
+            .collect()
+            .await)
     }
 
     /// The copies the partition's manifests hold, by first offset. A manifest that cannot be
