@@ -50,6 +50,35 @@ fn bad_flags_and_unusable_lakes_exit_2_and_write_nothing() {
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
 }
 
+/// An S3-compatible endpoint without credentials is refused at start, naming the variables,
+/// without asking the cloud's instance-metadata service (the endpoint does not even listen).
+#[test]
+fn an_s3_endpoint_without_credentials_is_refused_naming_the_variables() {
+    let mut c = encore();
+    for v in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ] {
+        c.env_remove(v);
+    }
+    let out = c
+        .args(["run", "--lake", "s3://bucket/x", "--events", "10"])
+        .args(["--s3-endpoint", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no S3 credentials for http://127.0.0.1:9")
+            && err.contains("AWS_ACCESS_KEY_ID is not set"),
+        "{err}"
+    );
+    assert!(!err.contains("169.254.169.254"), "{err}");
+}
+
 #[test]
 fn run_then_verify_and_env_vars_work() {
     let dir = tempfile::tempdir().unwrap();

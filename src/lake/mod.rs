@@ -168,6 +168,36 @@ impl LakeError {
     }
 }
 
+/// An S3-compatible server (`--s3-endpoint`) has no instance-metadata service: without keys,
+/// the AWS credential chain would end by asking 169.254.169.254 and fail with a timeout that
+/// names neither the server nor the missing variables. Refused at start instead.
+fn check_endpoint_credentials(cfg: &LakeConfig, endpoint: &str) -> Result<(), String> {
+    let set = |v: &str| std::env::var(v).is_ok_and(|x| !x.is_empty());
+    // Web identity and container credentials are other sources a deployment may give.
+    let other_source = [
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ]
+    .iter()
+    .any(|v| set(v));
+    let key = cfg.s3_access_key.is_some() || set("AWS_ACCESS_KEY_ID");
+    let secret = cfg.s3_secret_key.is_some() || set("AWS_SECRET_ACCESS_KEY");
+    match (key, secret) {
+        (true, true) => Ok(()),
+        _ if other_source => Ok(()),
+        (key, _) => Err(format!(
+            "no S3 credentials for {endpoint}: {} not set (set AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY; for the stack, `eval \"$(scripts/stack.sh env)\"`)",
+            if key {
+                "AWS_SECRET_ACCESS_KEY is"
+            } else {
+                "AWS_ACCESS_KEY_ID is"
+            }
+        )),
+    }
+}
+
 /// An open lake: an object store, the root inside it, and the table (topic) being written.
 #[derive(Clone)]
 pub struct Lake {
@@ -222,6 +252,7 @@ impl Lake {
                     ..RetryConfig::default()
                 });
             if let Some(ep) = &cfg.s3_endpoint {
+                check_endpoint_credentials(cfg, ep).map_err(loc_err)?;
                 b = b
                     .with_endpoint(ep)
                     .with_allow_http(ep.starts_with("http://"))
