@@ -167,6 +167,19 @@ fn sink(args: SinkArgs) -> Result<(), CommandError> {
 }
 
 fn clickhouse(cmd: ClickHouseCommand) -> Result<(), CommandError> {
+    if let ClickHouseCommand::Setup(a) = &cmd
+        && a.print
+    {
+        let t = &a.target;
+        let target = t
+            .clickhouse
+            .target(t.kafka.brokers.as_deref(), &t.topic, true)
+            .map_err(CommandError::Usage)?;
+        let sql = encore::clickhouse::commands::setup_statements(&target, &a.server_version)
+            .map_err(CommandError::Usage)?;
+        print!("{sql}");
+        return Ok(());
+    }
     let target_args = match &cmd {
         ClickHouseCommand::Setup(a) => &a.target,
         ClickHouseCommand::Status(a) | ClickHouseCommand::Drop(a) => a,

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::process::{encore, figure};
+use common::process::{encore, figure, text};
 use common::verify_clean;
 
 #[test]
@@ -251,4 +251,39 @@ fn an_overloaded_realtime_run_still_stops_on_time() {
     let mut out = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
     assert!(out.contains("--duration elapsed"), "{out}");
+}
+
+/// `clickhouse setup --print` needs no server: the statements for the version asked for
+/// (the errors tables only from 21.12 on); a version that is not one is a usage error.
+#[test]
+fn clickhouse_setup_print_writes_the_ddl_for_a_version_without_a_server() {
+    let print = |version: &str| {
+        encore()
+            .args(["clickhouse", "setup", "--print", "--brokers", "kafka:9092"])
+            .args(["--server-version", version])
+            .output()
+            .unwrap()
+    };
+    let modern = print("24.8");
+    let sql = String::from_utf8_lossy(&modern.stdout);
+    assert!(modern.status.success(), "{}", text(&modern));
+    assert!(
+        sql.contains("CREATE DATABASE IF NOT EXISTS `music`;"),
+        "{sql}"
+    );
+    assert!(sql.contains("`music`.`music_events_queue`"), "{sql}");
+    assert!(sql.contains("'kafka:9092'"), "{sql}");
+    assert!(sql.contains("`music`.`music_events_errors`"), "{sql}");
+    let legacy = print("18.16");
+    let old = String::from_utf8_lossy(&legacy.stdout);
+    assert!(legacy.status.success(), "{}", text(&legacy));
+    assert!(old.contains("`music`.`music_events_mv`"), "{old}");
+    assert!(!old.contains("_errors"), "{old}");
+    let bad = print("latest");
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(
+        text(&bad).contains("--server-version `latest`"),
+        "{}",
+        text(&bad)
+    );
 }

@@ -222,6 +222,49 @@ fn run_with_clickhouse_ingests_every_event_typed_like_the_lake() {
     assert_eq!(again, n, "events after --recreate");
 }
 
+/// `setup --print` writes, without contacting a server, the statements setup sends: run by
+/// hand on the stack's ClickHouse (for the version it reports), they make exactly what setup
+/// expects, so a setup afterwards creates and changes nothing.
+#[test]
+fn setup_print_is_what_setup_applies() {
+    let f = Fixture::new("chprint");
+    let version = f.db.sql("SELECT version()").trim().to_string();
+    let mut c = f.stack.encore();
+    c.args([
+        "clickhouse",
+        "setup",
+        "--print",
+        "--server-version",
+        &version,
+    ])
+    .args(["--topic", &f.topic, "--simple-topic", &f.simple])
+    .args(["--clickhouse-database", &f.db.name]);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let script = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut statements = 0;
+    for stmt in script.split(";\n") {
+        let stmt: String = stmt
+            .lines()
+            .filter(|l| !l.starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if !stmt.trim().is_empty() {
+            f.db.sql(&stmt);
+            statements += 1;
+        }
+    }
+    assert!(statements >= 7, "{script}");
+    let after = f.setup(&[]);
+    assert!(after.status.success(), "{}", text(&after));
+    let said = String::from_utf8_lossy(&after.stdout);
+    assert!(!said.contains("created"), "{said}");
+    assert!(
+        said.contains("unchanged: music_events, music_events_queue"),
+        "{said}"
+    );
+}
+
 #[test]
 fn setup_is_idempotent_and_detects_drift() {
     let f = Fixture::new("chsetup");

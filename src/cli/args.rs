@@ -29,6 +29,14 @@ pub struct ClickHouseSetupArgs {
     /// topic gets 1, as `produce-simple` creates it).
     #[arg(long, env = "ENCORE_PARTITIONS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub partitions: u32,
+    /// Print the statements setup would send to a server of --server-version, without
+    /// contacting any server or Kafka (no --clickhouse-url needed).
+    #[arg(long)]
+    pub print: bool,
+    /// With --print: the ClickHouse version to write for (e.g. 24.8; before 21.12 the older
+    /// dialect, without the errors table).
+    #[arg(long, requires = "print", default_value = "24.8")]
+    pub server_version: String,
 }
 
 #[derive(Args, Debug, Clone)]

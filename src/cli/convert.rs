@@ -82,6 +82,24 @@ impl ClickHouseArgs {
                 .ok()
                 .filter(|p| !p.is_empty()),
         };
+        if self.clickhouse_timeout.is_zero() {
+            return Err("--clickhouse-timeout must be positive".into());
+        }
+        Ok(Some(ClickHouseConfig {
+            connection,
+            target: self.target(brokers, events_topic, creates)?,
+            patience: self.clickhouse_timeout,
+            recreate: false,
+        }))
+    }
+
+    /// What encore creates in ClickHouse (database, topics, brokers), without a server.
+    pub fn target(
+        &self,
+        brokers: Option<&str>,
+        events_topic: &str,
+        creates: bool,
+    ) -> Result<Target, String> {
         quote_ident(&self.clickhouse_database)
             .map_err(|e| format!("--clickhouse-database: {e}"))?;
         validate_table(events_topic).map_err(|e| format!("--topic: {e}"))?;
@@ -107,21 +125,13 @@ impl ClickHouseArgs {
                 "--clickhouse-kafka-brokers `{b}` is not a broker list"
             ));
         }
-        if self.clickhouse_timeout.is_zero() {
-            return Err("--clickhouse-timeout must be positive".into());
-        }
-        Ok(Some(ClickHouseConfig {
-            connection,
-            target: Target {
-                database: self.clickhouse_database.clone(),
-                brokers,
-                events_topic: events_topic.to_string(),
-                simple_topic: self.simple_topic.clone(),
-                generation: chrono::Utc::now().timestamp_millis().max(0) as u64,
-            },
-            patience: self.clickhouse_timeout,
-            recreate: false,
-        }))
+        Ok(Target {
+            database: self.clickhouse_database.clone(),
+            brokers,
+            events_topic: events_topic.to_string(),
+            simple_topic: self.simple_topic.clone(),
+            generation: chrono::Utc::now().timestamp_millis().max(0) as u64,
+        })
     }
 }
 

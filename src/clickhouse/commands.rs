@@ -117,3 +117,19 @@ async fn query(
     let _ = write!(out, "{table}");
     Ok(())
 }
+
+/// `setup --print`: every statement setup sends to a server of `version`, in order, as a
+/// script (`;` after each), without contacting anything.
+pub fn setup_statements(target: &super::schema::Target, version: &str) -> Result<String, String> {
+    let v = super::Version::parse(version)
+        .ok_or_else(|| format!("--server-version `{version}` is not a version like 24.8"))?;
+    let dialect = Dialect::for_version(v);
+    let mut out = format!(
+        "-- encore clickhouse setup for ClickHouse {version} ({dialect:?} dialect)\n{};\n",
+        setup::create_database_sql(target).map_err(|e| e.to_string())?
+    );
+    for o in super::schema::plan(target, dialect).map_err(|e| e.to_string())? {
+        out.push_str(&format!("\n{};\n", o.create.trim_end_matches(';')));
+    }
+    Ok(out)
+}
