@@ -239,11 +239,11 @@ impl KafkaSource {
     }
 
     fn check_drain(&mut self) {
-        if let Some((targets, _)) = &self.drain
-            && self.held.is_empty()
+        if self.held.is_empty()
+            && let Some((targets, tx)) = self.drain.take()
         {
-            let targets = targets.clone();
             self.advance_over_markers(&targets);
+            self.drain = Some((targets, tx));
         }
         let reached = match &self.drain {
             // Every partition with records must be owned here and read up to its target: a
@@ -328,11 +328,11 @@ impl Handler<Poll> for KafkaSource {
         if self.paused && self.handing_over.is_none() {
             self.set_paused(false);
         }
+        // Polled first, so that a revocation inside the poll drops its partitions' records from
+        // `held` before they are taken; held records are older and go first.
+        let polled = self.poll_batch();
         let mut records = std::mem::take(&mut self.held);
-        records.extend(self.poll_batch());
-        // A revocation inside this poll dropped its partitions' held records from `held`, not
-        // from here.
-        records.retain(|r| self.positions.contains_key(&r.partition));
+        records.extend(polled);
         if records.is_empty() {
             self.check_drain();
             ctx.notify(Poll);

@@ -117,7 +117,6 @@ impl Lake {
         Ok(manifests
             .into_iter()
             .flatten()
-            .filter(|m| m.partition == partition)
             .flat_map(|m| m.markers)
             .filter(|m| m.partition == partition)
             .map(|m| (m.first_offset, m))
