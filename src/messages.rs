@@ -201,6 +201,8 @@ pub struct ResumeAt {
 #[rtype(result = "()")]
 pub struct AdvanceTo {
     pub partition: i32,
+    /// Where reading began, for a partition the lake had nothing of (its low watermark).
+    pub start: Option<i64>,
     pub to: i64,
 }
 

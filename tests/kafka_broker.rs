@@ -157,6 +157,49 @@ fn exit_at_end_reaches_an_end_made_of_transaction_markers() {
     );
 }
 
+/// A partition the lake never had, holding only an aborted transaction and its marker: the
+/// sink gets no record from it, and still reaches its end (the range starts at its low
+/// watermark) instead of waiting for a record that never comes.
+#[test]
+fn exit_at_end_reaches_the_end_of_partitions_with_only_aborted_records() {
+    let stack = Stack::get();
+    let topic = unique("aborted");
+    let lake = format!("s3://{}/a", unique("lake"));
+    let dir = tempfile::tempdir().unwrap();
+    let new = NewTopic::new(&topic, PARTITIONS as i32, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let created = rt().block_on(admin(&stack).create_topics([&new], &opts));
+    assert!(
+        created
+            .expect("creating the topic")
+            .iter()
+            .all(|r| r.is_ok())
+    );
+    transaction(&stack, &topic, 30, b"{\"aborted\": 1}", false);
+    let targets = stack.high_watermarks(&topic);
+    assert!(
+        targets.iter().all(|&t| t > 30),
+        "records and markers: {targets:?}"
+    );
+    let mut c = stack.encore();
+    c.args(["sink", "--topic", &topic, "--group", &unique("g")])
+        .args(["--lake", &lake, "--exit-at-end"]);
+    let mut s = Proc::spawn_capturing(c, "sink", dir.path());
+    let (status, out) = s.wait_output(Duration::from_secs(180));
+    assert!(status.success(), "exit {status}:\n{out}\n{}", s.log());
+    let view = LakeView::open(&stack, &lake, &topic);
+    assert_eq!(view.committed_ends(PARTITIONS as usize), targets);
+    let (code, report) = stack.verify(&topic, &lake, &[]);
+    assert_eq!(code, Some(0), "{report}");
+    let none = targets.iter().sum::<i64>();
+    assert!(
+        report.contains(&format!(
+            "lake rows 0 + dead letters 0 + offsets without a record {none}"
+        )),
+        "{report}"
+    );
+}
+
 #[test]
 fn a_topic_deleted_and_created_again_is_refused_by_the_sink() {
     let stack = Stack::get();

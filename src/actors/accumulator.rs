@@ -317,7 +317,7 @@ impl Handler<AdvanceTo> for Accumulator {
 
     fn handle(&mut self, msg: AdvanceTo, _ctx: &mut Self::Context) {
         if let Some(b) = self.buffers.get_mut(&msg.partition) {
-            b.advance_to(msg.to, Instant::now());
+            b.advance_to(msg.start, msg.to, Instant::now());
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::lake::{Attempt, Fence, LakeError};
-use crate::messages::{ActorFailed, Flush, FlushDone, PartitionLost};
+use crate::messages::{ActorFailed, Flush, FlushDone, PartitionLost, StopReason, StopRun};
 use crate::sink::PendingBatch;
 
 use super::accumulator::Accumulator;
@@ -85,6 +85,16 @@ pub(super) async fn flush_task(
                     error: e,
                 });
                 break;
+            }
+            // Denied access, a bad path, an encoding failure: retrying cannot help, and the
+            // batch stays unacknowledged in Kafka, so the run stops instead of spinning.
+            Ok(Err(e)) if !e.is_retriable() => {
+                let error = format!("partition {partition}: the lake refused a batch: {e}");
+                tracing::error!("{error}");
+                supervisor.do_send(StopRun {
+                    reason: StopReason::Fatal(error),
+                });
+                return;
             }
             Ok(Err(e)) => e.to_string(),
             Err(e) => format!("flusher unreachable: {e}"),

@@ -93,6 +93,8 @@ struct KeepAlive(u64);
 
 /// How long a hand-over may wait before the partitions are paused and polling goes on.
 const BACKPRESSURE_AFTER: Duration = Duration::from_millis(500);
+/// How long reading a partition's low watermark may take at the end of a drain.
+const WATERMARK_PATIENCE: Duration = Duration::from_secs(5);
 
 impl KafkaSource {
     pub fn new(
@@ -272,21 +274,22 @@ impl KafkaSource {
     /// A partition whose last offsets are transaction markers (or aborted records) never
     /// delivers a record at them: librdkafka's position passes them. Once it is at the target
     /// with every record handed over, the accumulator's range is advanced to it, so that the
-    /// lake reaches the target too.
+    /// lake reaches the target too. A partition the lake had nothing of and that gave no record
+    /// (only aborted ones) starts at its low watermark, where reading began.
     fn advance_over_markers(&mut self, targets: &[i64]) {
-        let short: Vec<(i32, i64)> = targets
+        let short: Vec<(i32, i64, bool)> = targets
             .iter()
             .enumerate()
             .filter_map(|(p, &t)| {
-                let pos = (*self.positions.get(&(p as i32))?)?;
-                (pos < t).then_some((p as i32, t))
+                let pos = *self.positions.get(&(p as i32))?;
+                (pos.unwrap_or(0) < t).then_some((p as i32, t, pos.is_none()))
             })
             .collect();
         let Some(c) = self.consumer.as_ref().filter(|_| !short.is_empty()) else {
             return;
         };
         let Ok(at) = c.position() else { return };
-        for (p, target) in short {
+        for (p, target, unstarted) in short {
             let fetched =
                 at.find_partition(&self.recovery.topic, p)
                     .and_then(|e| match e.offset() {
@@ -294,6 +297,17 @@ impl KafkaSource {
                         _ => None,
                     });
             if fetched.is_some_and(|f| f >= target) {
+                let start = if unstarted {
+                    match c.fetch_watermarks(&self.recovery.topic, p, WATERMARK_PATIENCE) {
+                        Ok((low, _)) => Some(low),
+                        Err(e) => {
+                            tracing::warn!(partition = p, %e, "reading the low watermark");
+                            continue;
+                        }
+                    }
+                } else {
+                    None
+                };
                 tracing::debug!(
                     partition = p,
                     to = target,
@@ -301,6 +315,7 @@ impl KafkaSource {
                 );
                 self.accumulator.do_send(AdvanceTo {
                     partition: p,
+                    start,
                     to: target,
                 });
                 self.positions.insert(p, Some(target));

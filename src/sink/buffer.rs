@@ -166,11 +166,12 @@ impl PartitionBuffer {
     /// The consumer's position reached `to` with no record after the last one pushed: the
     /// offsets before it hold none (transaction markers, aborted records). The open batch is
     /// extended over them, or a batch of no record is opened from where the next one starts,
-    /// so that the committed range reaches the position. Nothing when the start is unknown.
-    pub fn advance_to(&mut self, to: i64, now: Instant) {
+    /// so that the committed range reaches the position. `start`: where reading began when the
+    /// lake had nothing of the partition (its low watermark); nothing when no start is known.
+    pub fn advance_to(&mut self, start: Option<i64>, to: i64, now: Instant) {
         let end = to - 1;
         if self.first.is_none() {
-            match self.next {
+            match self.next.or(start) {
                 Some(start) if start <= end => {
                     self.first = Some(start);
                     self.opened_at = Some(now);
@@ -354,14 +355,14 @@ mod tests {
         // A batch open: extended to the position.
         let mut b = PartitionBuffer::resuming_at(4, Some(10), 1);
         b.push(&record(10, 0), now).unwrap();
-        b.advance_to(13, now);
+        b.advance_to(None, 13, now);
         let batch = b.take().unwrap();
         assert_eq!(
             (batch.range.first, batch.range.last, batch.rows()),
             (10, 12, 1)
         );
         // None open: a batch of no record from where the next starts.
-        b.advance_to(15, now);
+        b.advance_to(None, 15, now);
         assert!(!b.is_empty());
         let empty = b.take().unwrap();
         assert_eq!(
@@ -369,11 +370,15 @@ mod tests {
             (13, 14, 0)
         );
         // At the position already, or no known start: nothing.
-        b.advance_to(15, now);
+        b.advance_to(None, 15, now);
         assert!(b.is_empty());
         let mut fresh = PartitionBuffer::resuming_at(4, None, 1);
-        fresh.advance_to(5, now);
+        fresh.advance_to(None, 5, now);
         assert!(fresh.is_empty());
+        // Never committed, read from its low watermark: the batch starts there.
+        fresh.advance_to(Some(2), 5, now);
+        let from_low = fresh.take().unwrap();
+        assert_eq!((from_low.range.first, from_low.range.last), (2, 4));
     }
 
     #[test]

@@ -57,7 +57,8 @@ pub(super) async fn check(
         }
     }
     missing_files(listing.committed, &listing.present, opts, listing.report);
-    no_files(lake.table(), opts, listing.report);
+    let commits = !listing.committed.ranges.is_empty();
+    no_files(lake.table(), commits, opts, listing.report);
     Ok(listing.scanned)
 }
 
@@ -187,12 +188,16 @@ fn missing_files(
     }
 }
 
-/// A table without files is a problem, unless only some dates were asked for.
-fn no_files(table: &str, opts: &VerifyOptions, report: &mut Report) {
+/// A table without files is a problem, unless only some dates were asked for or its commits
+/// hold no row (a topic of aborted transactions: the accounting shows where its offsets went).
+fn no_files(table: &str, commits: bool, opts: &VerifyOptions, report: &mut Report) {
     if !report.files.is_empty() {
         return;
     }
-    if opts.filtered() {
+    if commits {
+        let note = format!("`{table}` has commits but no row: no data file to read");
+        report.notes.push(note);
+    } else if opts.filtered() {
         let note = format!("no data files of `{table}` in these dates");
         report.notes.push(note);
     } else {
@@ -248,9 +253,19 @@ mod tests {
             report.problem_text(),
             "t/date=2026-01-01/p: committed but missing: partition 1 offsets 5-9 are not in the lake"
         );
-        no_files("t", &opts, &mut report);
+        no_files("t", false, &opts, &mut report);
         assert_eq!(report.notes, ["no data files of `t` in these dates"]);
-        no_files("t", &VerifyOptions::default(), &mut report);
+        no_files("t", false, &VerifyOptions::default(), &mut report);
         assert_eq!(report.problems[1].kind, "empty");
+        no_files("t", true, &VerifyOptions::default(), &mut report);
+        assert_eq!(
+            report.problems.len(),
+            2,
+            "commits without rows are no problem"
+        );
+        assert_eq!(
+            report.notes[1],
+            "`t` has commits but no row: no data file to read"
+        );
     }
 }
