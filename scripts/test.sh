@@ -31,7 +31,7 @@ if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
     { apt-get update >/dev/null && apt-get install -y openjdk-17-jre-headless maven >/dev/null; }
 fi
 java -version 2>&1 | head -1
-for py in pyarrow chdb; do
+for py in pyarrow chdb prometheus_client; do
   python3 -c "import $py" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check "$py"
 done
 

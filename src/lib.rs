@@ -16,6 +16,7 @@ pub mod failpoint;
 pub mod kafka;
 pub mod lake;
 pub mod messages;
+pub mod metrics;
 pub mod partition;
 pub mod pipeline;
 pub mod sim;

@@ -123,6 +123,7 @@ fn run(args: RunArgs) -> Result<(), CommandError> {
         }
         _ => {}
     }
+    args.metrics.serve().map_err(CommandError::Usage)?;
     let opts = options(args.no_progress);
     summary(actix::System::new().block_on(async move {
         match kafka {
@@ -135,6 +136,7 @@ fn run(args: RunArgs) -> Result<(), CommandError> {
 fn simulate(args: SimulateArgs) -> Result<(), CommandError> {
     let kafka = args.kafka.to_settings().map_err(CommandError::Usage)?;
     let sim = args.sim.to_config().map_err(CommandError::Usage)?;
+    args.metrics.serve().map_err(CommandError::Usage)?;
     let opts = options(args.no_progress);
     // stdout carries the events: the summary goes to stderr.
     let summary = actix::System::new().block_on(pipeline::simulate(sim, kafka, opts))?;
@@ -156,6 +158,7 @@ fn sink(args: SinkArgs) -> Result<(), CommandError> {
         .flush
         .to_config(args.lake.to_config())
         .map_err(CommandError::Usage)?;
+    args.metrics.serve().map_err(CommandError::Usage)?;
     let opts = options(args.no_progress);
     summary(actix::System::new().block_on(pipeline::sink_kafka(
         &args.topic,

@@ -279,6 +279,9 @@ pub struct Durable {
     pub rejected: u64,
     pub files: u64,
     pub bytes: u64,
+    /// For the metrics: the rejected records by reason, the latest event time committed.
+    pub rejected_by_reason: std::collections::BTreeMap<&'static str, u64>,
+    pub last_event_ms: Option<i64>,
 }
 
 /// Flush task → Accumulator: the partition's in-flight batch is committed; send the next.

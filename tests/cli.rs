@@ -287,3 +287,29 @@ fn clickhouse_setup_print_writes_the_ddl_for_a_version_without_a_server() {
         text(&bad)
     );
 }
+
+/// A metrics address already taken stops the command at start (exit 2), naming the flag,
+/// before anything is written.
+#[test]
+fn a_metrics_address_in_use_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let lake = dir.path().join("lake");
+    let out = encore()
+        .args(["run", "--events", "10", "--metrics-addr", &addr])
+        .arg("--lake")
+        .arg(&lake)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("--metrics-addr {addr}")), "{err}");
+    assert!(!lake.exists(), "nothing written");
+    let out = encore()
+        .args(["sink", "--metrics-addr", "localhost"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--metrics-addr"));
+}

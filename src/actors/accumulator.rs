@@ -242,6 +242,7 @@ impl Handler<Records> for Accumulator {
             touched.insert(rec.partition);
         }
         self.counters.consumed += msg.records.len() as u64;
+        crate::metrics::consumed(msg.records.len() as u64);
         let policy = self.policy;
         let ready: Vec<PendingBatch> = touched
             .into_iter()
@@ -286,6 +287,7 @@ impl Handler<ResumeAt> for Accumulator {
 
     fn handle(&mut self, msg: ResumeAt, _ctx: &mut Self::Context) {
         for r in msg.positions {
+            crate::metrics::resumed(r.partition, r.offset);
             // A recovery that finished after a newer one (a resync overtaken by a rebalance)
             // holds a stale claim: its commits would all be fenced.
             if self

@@ -111,6 +111,14 @@ impl Actor for Bus {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if crate::metrics::enabled() {
+            ctx.run_interval(std::time::Duration::from_secs(1), |act, _| {
+                for p in 0..act.log.partitions() {
+                    crate::metrics::high_watermark(p as i32, act.log.high_watermark(p));
+                }
+                crate::metrics::bus_fill(act.log.retained_bytes(), act.log.capacity_bytes());
+            });
+        }
         if self.stats.is_some() {
             ctx.run_interval(std::time::Duration::from_millis(500), |act, _| {
                 if let Some(s) = &act.stats {

@@ -81,6 +81,15 @@ impl Handler<Durable> for Committer {
             c.positions.resize(p + 1, 0);
         }
         c.positions[p] = c.positions[p].max(msg.range.last + 1);
+        crate::metrics::committed(&crate::metrics::Committed {
+            partition: msg.range.partition,
+            next_offset: msg.range.last + 1,
+            rows: msg.rows,
+            files: msg.files,
+            bytes: msg.bytes,
+            rejected: &msg.rejected_by_reason,
+            last_event_ms: msg.last_event_ms,
+        });
         tracing::debug!(
             partition = msg.range.partition,
             first = msg.range.first,

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use actix::prelude::*;
 use parquet::file::properties::WriterProperties;
@@ -120,19 +121,29 @@ impl FlushJob {
         fence: Fence,
         attempt: Attempt,
     ) -> Result<Durable, LakeError> {
+        let started = Instant::now();
         let prepared = self.encode(batch.clone()).await?;
+        let encoded = started.elapsed();
         self.send_dead_letters(&batch).await?;
+        let committing = Instant::now();
         let marker = self
             .lake
             .commit_batch(&self.source, &prepared, &fence, attempt)
             .await?;
+        crate::metrics::flushed(encoded, committing.elapsed(), started.elapsed());
         self.after_commit(&marker).await;
+        let mut rejected_by_reason = BTreeMap::new();
+        for d in &batch.rejected {
+            *rejected_by_reason.entry(d.kind).or_default() += 1;
+        }
         Ok(Durable {
             range: marker.range(),
             rows: marker.rows,
             rejected: marker.rejected_count,
             files: marker.files.len() as u64,
             bytes: marker.files.iter().map(|f| f.bytes).sum(),
+            rejected_by_reason,
+            last_event_ms: batch.parts.iter().map(|p| p.3).max(),
         })
     }
 
@@ -158,6 +169,7 @@ impl FlushJob {
                 source,
             })?;
         batch.letters_sent.store(true, Ordering::Release);
+        crate::metrics::dead_letters_sent(batch.rejected.len() as u64);
         Ok(())
     }
 

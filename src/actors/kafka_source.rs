@@ -421,7 +421,10 @@ impl KafkaSource {
             Err(e) => Err(e),
         };
         match result {
-            Ok(()) => self.paused = pause,
+            Ok(()) => {
+                self.paused = pause;
+                crate::metrics::paused(pause);
+            }
             Err(e) => tracing::warn!(%e, pause, "pausing or resuming the assigned partitions"),
         }
     }

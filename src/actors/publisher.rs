@@ -76,6 +76,7 @@ impl Publisher {
 
     fn count(&mut self, records: &[crate::messages::OutRecord]) {
         use crate::messages::Injected;
+        let before = self.counters.by_type;
         for r in records {
             let c = &mut self.counters;
             match r.injected {
@@ -89,6 +90,8 @@ impl Publisher {
             c.bytes += r.value.len() as u64;
         }
         self.counters.published += records.len() as u64;
+        let by_type = std::array::from_fn(|i| self.counters.by_type[i] - before[i]);
+        crate::metrics::published(records.len() as u64, &by_type);
     }
 
     /// Records librdkafka refused to take (a fatal producer state, a record over the size
@@ -119,6 +122,8 @@ impl Publisher {
         self.counters.failed = d.failed.load(Ordering::Relaxed);
         self.counters.retried = d.retried.load(Ordering::Relaxed);
         self.counters.possibly_duplicated = d.possibly_duplicated.load(Ordering::Relaxed);
+        let c = &self.counters;
+        crate::metrics::deliveries(c.acked, c.failed, c.retried);
         if self.counters.failed > 0 && !self.failure_signalled {
             self.failure_signalled = true;
             self.supervisor.do_send(StopRun {

@@ -52,6 +52,7 @@ impl Handler<ActorFailed> for Supervisor {
     fn handle(&mut self, msg: ActorFailed, _ctx: &mut Self::Context) {
         let now = Instant::now();
         self.restarts += 1;
+        crate::metrics::restarted(msg.actor);
         self.recent.push_back(now);
         while self
             .recent

@@ -73,6 +73,10 @@ impl Log {
         self.retained_bytes
     }
 
+    pub fn capacity_bytes(&self) -> usize {
+        self.capacity_bytes
+    }
+
     /// Appends a record and returns its offset.
     pub fn append(&mut self, partition: usize, rec: BusRecord) -> i64 {
         self.retained_bytes += cost(&rec);

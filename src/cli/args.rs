@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::flags::{ClickHouseArgs, FlushArgs, KafkaArgs, LakeArgs, SimArgs};
+use super::flags::{ClickHouseArgs, FlushArgs, KafkaArgs, LakeArgs, MetricsArgs, SimArgs};
 use super::parse::{parse_date, parse_duration};
 
 #[derive(Args, Debug, Clone)]
@@ -63,6 +63,8 @@ pub struct RunArgs {
     /// With --clickhouse-url: drop and recreate encore's ClickHouse tables at start.
     #[arg(long, env = "ENCORE_CLICKHOUSE_RECREATE", value_parser = clap::builder::FalseyValueParser::new())]
     pub recreate: bool,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// No live status line or progress log lines.
     #[arg(long, env = "ENCORE_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_progress: bool,
@@ -74,6 +76,8 @@ pub struct SimulateArgs {
     pub sim: SimArgs,
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// No live status line or progress log lines.
     #[arg(long, env = "ENCORE_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_progress: bool,
@@ -100,6 +104,8 @@ pub struct SinkArgs {
     pub lake: LakeArgs,
     #[command(flatten)]
     pub flush: FlushArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 #[derive(Args, Debug, Clone)]

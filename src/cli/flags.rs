@@ -171,3 +171,21 @@ pub struct FlushArgs {
     #[arg(long, env = "ENCORE_RESTART_WINDOW", default_value = "5m", value_parser = parse_duration)]
     pub restart_window: Duration,
 }
+
+#[derive(Args, Debug, Clone)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics while the command runs (e.g.
+    /// 127.0.0.1:9464; 0.0.0.0:9464 for other hosts) [default: none].
+    #[arg(long, env = "ENCORE_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+impl MetricsArgs {
+    /// Starts serving, before anything is read or written: a port in use stops the command.
+    pub fn serve(&self) -> Result<(), String> {
+        match self.metrics_addr {
+            Some(addr) => crate::metrics::serve(addr).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+}

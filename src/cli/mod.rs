@@ -19,7 +19,7 @@ pub use args::{
     ClickHouseQueryArgs, ClickHouseSetupArgs, ClickHouseTargetArgs, ProduceSimpleArgs, RunArgs,
     SimulateArgs, SinkArgs, VerifyArgs,
 };
-pub use flags::{ClickHouseArgs, FlushArgs, KafkaArgs, LakeArgs, SimArgs};
+pub use flags::{ClickHouseArgs, FlushArgs, KafkaArgs, LakeArgs, MetricsArgs, SimArgs};
 pub use parse::{parse_duration, parse_size};
 pub use secrets::refuse_secrets_in_arguments;
 

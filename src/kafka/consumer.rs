@@ -93,6 +93,16 @@ impl ClientContext for SinkContext {
     fn error(&self, error: KafkaError, reason: &str) {
         log_client_error(&error, reason);
     }
+
+    /// With metrics on, librdkafka reports each fetched partition's high watermark as it saw
+    /// it in fetch responses: lag without a request of ours.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for topic in statistics.topics.values() {
+            for p in topic.partitions.values().filter(|p| p.partition >= 0) {
+                crate::metrics::high_watermark(p.partition, p.hi_offset);
+            }
+        }
+    }
 }
 
 impl ConsumerContext for SinkContext {
@@ -178,6 +188,9 @@ impl SinkConsumer {
         let mut c = cfg.client_config();
         if let Some(id) = instance_id {
             c.set("group.instance.id", id);
+        }
+        if crate::metrics::enabled() {
+            c.set("statistics.interval.ms", "1000");
         }
         c.set("group.id", group)
             .set("enable.auto.commit", "false")

@@ -108,6 +108,11 @@ impl Proc {
         self.signal("-CONT");
     }
 
+    /// SIGTERM, without waiting (then `wait_output` for the summary).
+    pub fn interrupt(&self) {
+        self.signal("-TERM");
+    }
+
     /// SIGKILL, and reap.
     pub fn kill(mut self) {
         self.signal("-KILL");
