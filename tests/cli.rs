@@ -313,3 +313,40 @@ fn a_metrics_address_in_use_is_refused_at_start() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--metrics-addr"));
 }
+
+/// On AWS proper (no --s3-endpoint) with no credentials in the environment, the chain ends at
+/// the instance-metadata service: the start log names that source, and its failure says that
+/// no credentials were set (exit 2), within the start's bound.
+#[test]
+fn s3_without_credentials_names_the_instance_metadata_source() {
+    let mut c = encore();
+    for v in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "ENCORE_S3_ENDPOINT",
+    ] {
+        c.env_remove(v);
+    }
+    // A metadata endpoint that refuses at once, so the test does not depend on the network.
+    c.env("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9");
+    let started = std::time::Instant::now();
+    let out = c
+        .args(["run", "--lake", "s3://bucket/x", "--events", "10"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("S3 credentials: the EC2 instance-metadata service"),
+        "{err}"
+    );
+    assert!(
+        err.contains("no AWS credentials are set in the environment"),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

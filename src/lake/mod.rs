@@ -1,6 +1,7 @@
 //! The lake: where it is (one URL), how objects are named, how Parquet is written, and the
 //! commit protocol that makes output exactly-once.
 
+mod credentials;
 mod naming;
 mod parquet_props;
 mod protocol;
@@ -21,6 +22,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use object_store::aws::AmazonS3Builder;
+
+pub use credentials::{CredentialSource, credential_source};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, RetryConfig};
@@ -168,35 +171,9 @@ impl LakeError {
     }
 }
 
-/// An S3-compatible server (`--s3-endpoint`) has no instance-metadata service: without keys,
-/// the AWS credential chain would end by asking 169.254.169.254 and fail with a timeout that
-/// names neither the server nor the missing variables. Refused at start instead.
-fn check_endpoint_credentials(cfg: &LakeConfig, endpoint: &str) -> Result<(), String> {
-    let set = |v: &str| std::env::var(v).is_ok_and(|x| !x.is_empty());
-    // Web identity and container credentials are other sources a deployment may give.
-    let other_source = [
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    ]
-    .iter()
-    .any(|v| set(v));
-    let key = cfg.s3_access_key.is_some() || set("AWS_ACCESS_KEY_ID");
-    let secret = cfg.s3_secret_key.is_some() || set("AWS_SECRET_ACCESS_KEY");
-    match (key, secret) {
-        (true, true) => Ok(()),
-        _ if other_source => Ok(()),
-        (key, _) => Err(format!(
-            "no S3 credentials for {endpoint}: {} not set (set AWS_ACCESS_KEY_ID and \
-             AWS_SECRET_ACCESS_KEY; for the stack, `eval \"$(scripts/stack.sh env)\"`)",
-            if key {
-                "AWS_SECRET_ACCESS_KEY is"
-            } else {
-                "AWS_ACCESS_KEY_ID is"
-            }
-        )),
-    }
-}
+/// How long opening a lake may take (credentials, the probe, creating the bucket): above
+/// object_store's 20 s of retries, so its own error comes first when there is one.
+const START_PATIENCE: std::time::Duration = std::time::Duration::from_secs(45);
 
 /// An open lake: an object store, the root inside it, and the table (topic) being written.
 #[derive(Clone)]
@@ -209,6 +186,8 @@ pub struct Lake {
     /// Set for S3 lakes: the client (for signing a create-bucket request) and the bucket.
     /// S3 lakes: the client, the bucket and its region (bucket creation needs them).
     s3: Option<(Arc<object_store::aws::AmazonS3>, String, String)>,
+    /// S3 lakes: where the credentials come from (named in errors, never their values).
+    credentials: Option<CredentialSource>,
     table: String,
     display: String,
 }
@@ -251,8 +230,12 @@ impl Lake {
                     retry_timeout: std::time::Duration::from_secs(20),
                     ..RetryConfig::default()
                 });
-            if let Some(ep) = &cfg.s3_endpoint {
-                check_endpoint_credentials(cfg, ep).map_err(loc_err)?;
+            let endpoint = cfg.s3_endpoint.as_deref();
+            let source =
+                credential_source(cfg, endpoint, |v| std::env::var(v).ok()).map_err(loc_err)?;
+            // The source, never a value: which identity the lake is written with.
+            tracing::info!(lake = %cfg.url, "S3 credentials: {source}");
+            if let Some(ep) = endpoint {
                 b = b
                     .with_endpoint(ep)
                     .with_allow_http(ep.starts_with("http://"))
@@ -272,6 +255,7 @@ impl Lake {
                 root,
                 local_root: None,
                 s3: Some((store, bucket.to_string(), region)),
+                credentials: Some(source),
                 table: table.to_string(),
                 display: cfg.url.clone(),
             });
@@ -301,6 +285,7 @@ impl Lake {
             root: Path::default(),
             local_root: Some(abs.clone()),
             s3: None,
+            credentials: None,
             table: table.to_string(),
             display: abs.display().to_string(),
         })
@@ -314,12 +299,44 @@ impl Lake {
             root,
             local_root: None,
             s3: None,
+            credentials: None,
             table: table.to_string(),
         }
     }
 
-    /// [`Lake::probe`], creating the S3 bucket first when it does not exist.
+    /// [`Lake::probe`], creating the S3 bucket first when it does not exist; bounded in time
+    /// (a credential source that does not answer, e.g. instance metadata off EC2, is named).
     pub async fn ensure_writable(&self) -> Result<(), LakeError> {
+        let checked = tokio::time::timeout(START_PATIENCE, self.probe_or_create());
+        let result = checked.await.unwrap_or_else(|_| {
+            let from = self
+                .credentials
+                .map_or(String::new(), |c| format!(" (credentials from {c})"));
+            Err(LakeError::Location {
+                url: self.display.clone(),
+                reason: format!("no answer within {}s{from}", START_PATIENCE.as_secs()),
+            })
+        });
+        match result {
+            // The chain's last link failing is most often "no credentials were meant to be
+            // there": say so rather than leave the metadata endpoint's error alone.
+            Err(e @ LakeError::Store { .. })
+                if self.credentials == Some(CredentialSource::InstanceMetadata) =>
+            {
+                Err(LakeError::Location {
+                    url: self.display.clone(),
+                    reason: format!(
+                        "{e}; no AWS credentials are set in the environment, so the EC2 \
+                         instance-metadata service was asked (set AWS_ACCESS_KEY_ID and \
+                         AWS_SECRET_ACCESS_KEY, or run where an instance role is attached)"
+                    ),
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn probe_or_create(&self) -> Result<(), LakeError> {
         match self.probe().await {
             Err(LakeError::Store {
                 source: object_store::Error::NotFound { .. },
