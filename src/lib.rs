@@ -22,4 +22,5 @@ pub mod pipeline;
 pub mod sim;
 pub mod simple;
 pub mod sink;
+pub mod tail;
 pub mod verify;

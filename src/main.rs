@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::Sink(args) => sink(args),
         Command::ProduceSimple(args) => encore::simple::produce_simple(args),
         Command::Verify(args) => encore::verify::command::run(args, &mut std::io::stdout().lock()),
+        Command::Tail(args) => encore::tail::run(args, &mut std::io::stdout().lock()),
         Command::Clickhouse(cmd) => clickhouse(cmd),
     };
     match result {

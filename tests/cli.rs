@@ -10,7 +10,14 @@ use common::verify_clean;
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in ["run", "simulate", "sink", "produce-simple", "verify"] {
+    for sub in [
+        "run",
+        "simulate",
+        "sink",
+        "produce-simple",
+        "verify",
+        "tail",
+    ] {
         let out = encore().args([sub, "--help"]).output().unwrap();
         assert!(out.status.success(), "{sub}");
         let text = String::from_utf8_lossy(&out.stdout);

@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::flags::{ClickHouseArgs, FlushArgs, KafkaArgs, LakeArgs, MetricsArgs, SimArgs};
 use super::parse::{parse_date, parse_duration};
+use crate::tail;
 
 #[derive(Args, Debug, Clone)]
 pub struct ClickHouseTargetArgs {
@@ -155,4 +156,46 @@ pub struct VerifyArgs {
     /// With --clickhouse-url: compare the lake's events with ClickHouse's.
     #[command(flatten)]
     pub clickhouse: ClickHouseArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Topic to read.
+    #[arg(long, env = "ENCORE_TOPIC", default_value = "music_events")]
+    pub topic: String,
+    /// Read the dead-letter topic of --topic (--dlq-topic, default `<topic>.dlq`); each letter
+    /// is shown with its reason, error, source position and headers.
+    #[arg(long)]
+    pub dead_letters: bool,
+    /// Where to start in each partition: beginning, end, an offset N, -N (N records before the
+    /// end), s@MS (a time in ms since the epoch) or an RFC 3339 time.
+    #[arg(short = 'o', long, default_value = "beginning", allow_hyphen_values = true, value_parser = tail::parse_start)]
+    pub offset: tail::StartSpec,
+    /// Only these partitions (repeatable or comma-separated) [default: all].
+    #[arg(
+        short = 'p',
+        long = "partition",
+        value_name = "PARTITION",
+        value_delimiter = ','
+    )]
+    pub partitions: Vec<i32>,
+    /// Stop after showing N records (after the filters).
+    #[arg(short = 'n', long, visible_short_alias = 'c', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Exit once every partition reached the end it had at start [default: wait for new records].
+    #[arg(short = 'e', long)]
+    pub exit_at_end: bool,
+    /// Only events of these types: names or ids (repeatable or comma-separated).
+    #[arg(long = "event-type", value_name = "TYPE", value_delimiter = ',', value_parser = tail::parse_event_type)]
+    pub event_types: Vec<crate::event::EventType>,
+    /// Only events of these users: user ids, matched with the value's user_id or the record
+    /// key (repeatable or comma-separated).
+    #[arg(long = "user", value_name = "UUID", value_delimiter = ',', value_parser = tail::parse_user)]
+    pub users: Vec<uuid::Uuid>,
+    /// Output: json (one object per line), human (aligned columns), or auto (human on a
+    /// terminal, json otherwise).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub format: tail::Format,
 }

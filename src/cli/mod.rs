@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
 
 pub use args::{
     ClickHouseQueryArgs, ClickHouseSetupArgs, ClickHouseTargetArgs, ProduceSimpleArgs, RunArgs,
-    SimulateArgs, SinkArgs, VerifyArgs,
+    SimulateArgs, SinkArgs, TailArgs, VerifyArgs,
 };
 pub use flags::{ClickHouseArgs, FlushArgs, KafkaArgs, LakeArgs, MetricsArgs, SimArgs};
 pub use parse::{parse_duration, parse_size};
@@ -56,6 +56,10 @@ pub enum Command {
     ProduceSimple(ProduceSimpleArgs),
     /// Check the lake: files and rows per date, every file's schema, sample rows.
     Verify(VerifyArgs),
+    /// Print a topic's records (the dead-letter topic's with --dead-letters), kcat-style:
+    /// from -o, -n records or to the end with -e, filtered by event type and user; reads
+    /// without joining a group.
+    Tail(TailArgs),
     /// ClickHouse: create, inspect or drop the Kafka-engine ingestion tables, run preset queries.
     #[command(subcommand)]
     Clickhouse(ClickHouseCommand),
