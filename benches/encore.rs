@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use encore::event::WireEvent;
+use encore::event::{DerivedIds, WireEvent};
 use encore::lake::{Compression, encode, writer_properties};
 use encore::sim::{BehaviourConfig, Catalog, Listener};
 use encore::sink::{PartitionBuffer, SourceRecord};
@@ -112,7 +112,7 @@ fn accumulate_and_parquet(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N as u64));
     g.bench_function("accumulate_decode_to_arrow", |b| {
         b.iter(|| {
-            let mut buf = PartitionBuffer::new(0);
+            let mut buf = PartitionBuffer::new(DerivedIds::new("music_events"), 0);
             let now = Instant::now();
             for r in &recs {
                 buf.push(r, now).expect("a valid event");
@@ -120,7 +120,7 @@ fn accumulate_and_parquet(c: &mut Criterion) {
             std::hint::black_box(buf.take().unwrap())
         })
     });
-    let mut buf = PartitionBuffer::new(0);
+    let mut buf = PartitionBuffer::new(DerivedIds::new("music_events"), 0);
     for r in &recs {
         buf.push(r, Instant::now()).expect("a valid event");
     }
@@ -186,6 +186,7 @@ fn write_lake(dir: &std::path::Path, users: u32, seed: u64, events: u64) -> u64 
         partitions: 6,
         topic: "music_events".into(),
         inject: Default::default(),
+        format: Default::default(),
     };
     let sink = encore::config::SinkConfig {
         lake: encore::lake::LakeConfig {

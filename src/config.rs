@@ -8,6 +8,7 @@ use std::time::Duration;
 
 pub use crate::clickhouse::ClickHouseConnection;
 pub use crate::clickhouse::schema::Target as ClickHouseTarget;
+pub use crate::event::WireFormat;
 pub use crate::kafka::KafkaConnection;
 pub use crate::lake::{Compression, LakeConfig};
 pub use crate::sim::{BehaviourConfig, InjectConfig};
@@ -39,6 +40,8 @@ pub struct SimConfig {
     pub topic: String,
     /// `--inject`: faults the listeners add to what they send.
     pub inject: InjectConfig,
+    /// `--format`: the JSON layout of the events sent.
+    pub format: WireFormat,
 }
 
 /// The sink's settings.

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
+use crate::event::DerivedIds;
 use crate::lake::LakeError;
 use crate::messages::{
     AdvanceTo, FlushAll, FlushDone, PartitionLost, Progress, Records, ResumeAt, Resync, Revoke,
@@ -40,6 +41,8 @@ use super::supervisor::Supervisor;
 const MAILBOX: usize = 4;
 pub struct Accumulator {
     health: Arc<LakeHealth>,
+    /// Event ids of reference-format records, derived per record from the topic.
+    ids: DerivedIds,
     policy: FlushPolicy,
     buffers: BTreeMap<i32, PartitionBuffer>,
     queued: BTreeMap<i32, VecDeque<Arc<PendingBatch>>>,
@@ -73,7 +76,9 @@ pub struct Accumulator {
 pub struct ResyncWith(pub Recipient<Resync>);
 
 impl Accumulator {
+    /// An accumulator of `topic`'s records.
     pub fn new(
+        topic: &str,
         policy: FlushPolicy,
         max_unflushed: u32,
         flusher: Addr<Flusher>,
@@ -83,6 +88,7 @@ impl Accumulator {
     ) -> Self {
         Accumulator {
             health: Arc::default(),
+            ids: DerivedIds::new(topic),
             policy,
             buffers: BTreeMap::new(),
             queued: BTreeMap::new(),
@@ -299,7 +305,7 @@ impl Handler<ResumeAt> for Accumulator {
             }
             // Revocation removed the partition's buffer before this assignment; records still
             // buffered would predate the lake's resume point.
-            let fresh = PartitionBuffer::resuming_at(r.partition, r.offset, r.epoch);
+            let fresh = PartitionBuffer::resuming_at(self.ids, r.partition, r.offset, r.epoch);
             if let Some(old) = self.buffers.insert(r.partition, fresh)
                 && old.stats(Instant::now()).records > 0
             {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::event::{EventType, WireEvent};
+use crate::event::{EventType, WireFormat};
 use crate::messages::{
     Admission, Advance, Injected, ListenerStatus, OutRecord, PublishError, SimEvents, StopListening,
 };
@@ -75,6 +75,8 @@ pub struct ListenerActor {
     /// `--inject`: faults to add, and the last events sent (for replays).
     injector: Option<Injector>,
     recent: std::collections::VecDeque<(Bytes, EventType, i64)>,
+    /// The JSON layout of the records (`--format`).
+    format: WireFormat,
 }
 
 impl ListenerActor {
@@ -96,7 +98,14 @@ impl ListenerActor {
             stopped: false,
             injector,
             recent: std::collections::VecDeque::new(),
+            format: WireFormat::Encore,
         }
+    }
+
+    /// Sends records in `format` instead of encore's.
+    pub fn with_format(mut self, format: WireFormat) -> Self {
+        self.format = format;
+        self
     }
 
     fn quota_left(&self) -> u64 {
@@ -128,9 +137,8 @@ impl ListenerActor {
                 ev.ts_ms -= self.injector.as_ref().map_or(0, |i| i.late_by_ms());
             }
             let start = buf.len();
-            let mut w = (&mut buf).writer();
-            serde_json::to_writer(&mut w, &WireEvent::new(self.model.profile(), &ev))
-                .expect("WireEvent serialises infallibly");
+            self.format
+                .encode(self.model.profile(), &ev, (&mut buf).writer());
             let end = buf.len();
             meta.push((
                 start,

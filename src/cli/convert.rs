@@ -57,6 +57,7 @@ impl SimArgs {
             partitions: self.partitions,
             topic: self.topic.clone(),
             inject: self.inject,
+            format: self.format.parse()?,
         })
     }
 }

@@ -91,6 +91,10 @@ pub struct SimArgs {
         hide_default_value = true
     )]
     pub inject: crate::sim::InjectConfig,
+    /// JSON layout of the events sent: `encore` (flat) or `reference` (the reference
+    /// pipeline's nested `event_params`/`event_timestamp_ms`). The sink reads both.
+    #[arg(long, env = "ENCORE_FORMAT", default_value = "encore", value_parser = ["encore", "reference"])]
+    pub format: String,
 }
 
 #[derive(Args, Debug, Clone)]

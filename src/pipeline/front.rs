@@ -105,10 +105,10 @@ fn start_listeners(
                 .inject
                 .is_active()
                 .then(|| Injector::new(sim.inject, listener_seed(sim.seed, i)));
-            let (publisher, quota) = (publisher.clone(), quota(sim, users, i));
+            let (publisher, quota, format) = (publisher.clone(), quota(sim, users, i), sim.format);
             let arb = &workers[i as usize % workers.len()];
             ListenerActor::start_in_arbiter(&arb.handle(), move |_| {
-                ListenerActor::new(model, publisher, clock, quota, injector)
+                ListenerActor::new(model, publisher, clock, quota, injector).with_format(format)
             })
         })
         .collect();

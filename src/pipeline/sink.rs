@@ -66,8 +66,10 @@ fn start_stages(
         control.stats.clone(),
     );
     let (policy, max) = (sink.policy, sink.max_unflushed);
+    // The lake's table is the topic's name: reference records' ids derive from it.
+    let topic = lake.table().to_string();
     let accumulator = Accumulator::start_in_arbiter(&control.arbiters.sink.handle(), move |_| {
-        Accumulator::new(policy, max, flusher, c, s, st)
+        Accumulator::new(&topic, policy, max, flusher, c, s, st)
     });
     Stages {
         accumulator,

@@ -173,12 +173,18 @@ impl Injector {
     }
 }
 
-/// A record of the named kind made from a valid event's JSON.
+/// A record of the named kind made from a valid event's JSON, in either format (the edits
+/// apply to the reference format's `event_params`).
 pub fn malformed_record(kind: &str, event_json: &[u8]) -> Bytes {
     let edit = |f: &dyn Fn(&mut serde_json::Map<String, serde_json::Value>)| {
         let mut v: serde_json::Value =
             serde_json::from_slice(event_json).expect("the simulator's events are JSON objects");
-        if let Some(o) = v.as_object_mut() {
+        if let Some(mut o) = v.as_object_mut() {
+            if o.contains_key("event_params") {
+                o = o["event_params"]
+                    .as_object_mut()
+                    .expect("params are an object");
+            }
             f(o);
         }
         Bytes::from(serde_json::to_vec(&v).expect("a JSON value serialises"))
@@ -191,8 +197,9 @@ pub fn malformed_record(kind: &str, event_json: &[u8]) -> Bytes {
             Bytes::from(v)
         }
         "empty" => Bytes::new(),
+        // The reference format has no event id: its user id goes missing instead.
         "missing_field" => edit(&|o| {
-            o.remove("event_id");
+            o.remove("event_id").or_else(|| o.remove("user_id"));
         }),
         "wrong_type" => edit(&|o| {
             let id = o.get("event_type_id").cloned().unwrap_or_default();
@@ -213,9 +220,13 @@ pub fn malformed_record(kind: &str, event_json: &[u8]) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventType, Platform, Profile, SimEvent, WireEvent};
+    use crate::event::{DerivedIds, EventType, Platform, Profile, SimEvent, WireEvent, WireFormat};
 
     fn event_json() -> Vec<u8> {
+        event_json_in(WireFormat::Encore)
+    }
+
+    fn event_json_in(format: WireFormat) -> Vec<u8> {
         let p = Profile {
             user_id: uuid::Uuid::from_u128(7),
             platform: Platform::Android,
@@ -236,7 +247,7 @@ mod tests {
             position_ms: Some(0),
         };
         let mut buf = Vec::new();
-        WireEvent::new(&p, &e).encode_into(&mut buf);
+        format.encode(&p, &e, &mut buf);
         buf
     }
 
@@ -271,6 +282,21 @@ mod tests {
         let big = Injector::new(InjectConfig::default(), 1).oversized(&json);
         assert_eq!(big.len(), OVERSIZED_BYTES);
         assert_eq!(WireEvent::decode(&big).unwrap_err().kind(), "too_large");
+    }
+
+    #[test]
+    fn each_malformed_kind_is_rejected_for_that_reason_in_the_reference_format() {
+        let json = event_json_in(WireFormat::Reference);
+        let ids = DerivedIds::new("t");
+        let rejection = |b: &[u8]| {
+            let e = crate::event::decode_record(b, &ids, 0, 0).err()?;
+            Some((e.kind(), e.to_string()))
+        };
+        assert_eq!(rejection(&json), None);
+        for kind in MALFORMED_KINDS {
+            let (got, why) = rejection(&malformed_record(kind, &json)).expect(kind);
+            assert_eq!(got, kind, "{why}");
+        }
     }
 
     #[test]

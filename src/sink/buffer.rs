@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use parquet::file::properties::WriterProperties;
 
 use super::policy::BufferStats;
-use crate::event::WireEvent;
+use crate::event::{DerivedIds, decode_record};
 use crate::lake::schema::{EventBatchBuilder, SourcePos, event_date};
 use crate::lake::{self, LakeError, PreparedBatch, Range, Rejected};
 
@@ -111,6 +111,8 @@ pub fn prepare(batch: &PendingBatch, props: &WriterProperties) -> Result<Prepare
 /// Accumulates one partition's records until the flush policy says otherwise.
 pub struct PartitionBuffer {
     partition: i32,
+    /// The ids of reference-format records, derived from the topic, partition and offset.
+    ids: DerivedIds,
     /// Where the next batch starts: after the previous batch, or where the lake resumed.
     /// Offsets between it and the next record hold no record (transaction markers, aborted
     /// records, compaction), and belong to the batch so that ranges stay contiguous.
@@ -127,9 +129,11 @@ pub struct PartitionBuffer {
 }
 
 impl PartitionBuffer {
-    pub fn new(partition: i32) -> Self {
+    /// A buffer of `partition` of the topic `ids` derives event ids for.
+    pub fn new(ids: DerivedIds, partition: i32) -> Self {
         PartitionBuffer {
             partition,
+            ids,
             next: None,
             epoch: 0,
             first: None,
@@ -144,11 +148,11 @@ impl PartitionBuffer {
 
     /// A buffer whose first batch starts at `offset` (where the lake resumes the partition;
     /// None: at the first record), committed by a writer of `epoch`.
-    pub fn resuming_at(partition: i32, offset: Option<i64>, epoch: u64) -> Self {
+    pub fn resuming_at(ids: DerivedIds, partition: i32, offset: Option<i64>, epoch: u64) -> Self {
         PartitionBuffer {
             next: offset,
             epoch,
-            ..PartitionBuffer::new(partition)
+            ..PartitionBuffer::new(ids, partition)
         }
     }
 
@@ -192,7 +196,7 @@ impl PartitionBuffer {
         self.first.map(|_| self.last)
     }
 
-    /// Decodes and appends one record. Records must come in increasing offset order; an
+    /// Decodes (either format) and appends one record. Records must come in increasing offset order; an
     /// invalid record is kept as a [`Rejected`] entry so that its offset stays accounted for.
     /// Returns the kind of problem when the record is not a valid event.
     pub fn push(&mut self, rec: &SourceRecord, now: Instant) -> Result<(), &'static str> {
@@ -205,7 +209,7 @@ impl PartitionBuffer {
         self.last = rec.offset;
         self.records += 1;
         self.bytes += rec.value.len();
-        match WireEvent::decode(&rec.value) {
+        match decode_record(&rec.value, &self.ids, rec.partition, rec.offset) {
             Ok(ev) => {
                 self.files.entry(event_date(ev.ts_ms)).or_default().push(
                     &ev,
@@ -275,10 +279,18 @@ impl PartitionBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventType, Platform, Profile, SimEvent};
+    use crate::event::{EventType, Platform, Profile, SimEvent, WireFormat};
     use std::net::Ipv4Addr;
 
+    fn ids() -> DerivedIds {
+        DerivedIds::new("music_events")
+    }
+
     fn record(offset: i64, ts_ms: i64) -> SourceRecord {
+        record_in(WireFormat::Encore, offset, ts_ms)
+    }
+
+    fn record_in(format: WireFormat, offset: i64, ts_ms: i64) -> SourceRecord {
         let p = Profile {
             user_id: uuid::Uuid::from_u128(1),
             platform: Platform::Web,
@@ -299,7 +311,7 @@ mod tests {
             position_ms: Some(0),
         };
         let mut v = Vec::new();
-        WireEvent::new(&p, &ev).encode_into(&mut v);
+        format.encode(&p, &ev, &mut v);
         SourceRecord {
             partition: 4,
             offset,
@@ -312,7 +324,7 @@ mod tests {
     #[test]
     fn splits_by_date_keeps_range_and_rejects() {
         let now = Instant::now();
-        let mut b = PartitionBuffer::new(4);
+        let mut b = PartitionBuffer::new(ids(), 4);
         assert!(b.take().is_none());
         let day1 = 1_767_225_599_000; // 2025-12-31T23:59:59Z
         let day2 = 1_767_225_601_000; // 2026-01-01T00:00:01Z
@@ -350,10 +362,37 @@ mod tests {
     }
 
     #[test]
+    fn a_partition_of_both_formats_keeps_every_record() {
+        use arrow::array::AsArray;
+        let now = Instant::now();
+        let mut b = PartitionBuffer::new(ids(), 4);
+        let t = 1_767_225_600_000;
+        b.push(&record_in(WireFormat::Encore, 10, t), now).unwrap();
+        b.push(&record_in(WireFormat::Reference, 11, t), now)
+            .unwrap();
+        let mut bad = record_in(WireFormat::Reference, 12, t);
+        bad.value = String::from_utf8(bad.value.to_vec())
+            .unwrap()
+            .replace("\"SE\"", "\"Sweden\"")
+            .into();
+        assert_eq!(b.push(&bad, now), Err("invalid_value"));
+        let batch = b.take().unwrap();
+        assert_eq!((batch.rows(), batch.rejected.len()), (2, 1));
+        assert!(
+            batch.rejected[0]
+                .detail
+                .starts_with("reference format: country `Sweden`")
+        );
+        let ids_col = batch.parts[0].1.column(0).as_string::<i32>();
+        assert_eq!(ids_col.value(0), uuid::Uuid::from_u128(11).to_string());
+        assert_eq!(ids_col.value(1), ids().event_id(4, 11).to_string());
+    }
+
+    #[test]
     fn advancing_covers_offsets_without_records_up_to_the_position() {
         let now = Instant::now();
         // A batch open: extended to the position.
-        let mut b = PartitionBuffer::resuming_at(4, Some(10), 1);
+        let mut b = PartitionBuffer::resuming_at(ids(), 4, Some(10), 1);
         b.push(&record(10, 0), now).unwrap();
         b.advance_to(None, 13, now);
         let batch = b.take().unwrap();
@@ -372,7 +411,7 @@ mod tests {
         // At the position already, or no known start: nothing.
         b.advance_to(None, 15, now);
         assert!(b.is_empty());
-        let mut fresh = PartitionBuffer::resuming_at(4, None, 1);
+        let mut fresh = PartitionBuffer::resuming_at(ids(), 4, None, 1);
         fresh.advance_to(None, 5, now);
         assert!(fresh.is_empty());
         // Never committed, read from its low watermark: the batch starts there.
@@ -385,7 +424,7 @@ mod tests {
     fn ranges_stay_contiguous_over_offsets_without_records() {
         let now = Instant::now();
         // The lake resumes at 100; 100-102 were an aborted transaction and its marker.
-        let mut b = PartitionBuffer::resuming_at(4, Some(100), 1);
+        let mut b = PartitionBuffer::resuming_at(ids(), 4, Some(100), 1);
         b.push(&record(103, 1_700_000_000_000), now).unwrap();
         b.push(&record(104, 1_700_000_000_000), now).unwrap();
         let first = b.take().unwrap();
@@ -395,7 +434,7 @@ mod tests {
         let second = b.take().unwrap();
         assert_eq!((second.range.first, second.range.last), (105, 106));
         // Without a resume position the first record starts the range (retention).
-        let mut fresh = PartitionBuffer::new(4);
+        let mut fresh = PartitionBuffer::new(ids(), 4);
         fresh.push(&record(50, 1_700_000_000_000), now).unwrap();
         assert_eq!(fresh.take().unwrap().range.first, 50);
     }

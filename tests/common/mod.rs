@@ -53,7 +53,7 @@ pub fn prepared_batch(partition: i32, first: i64, last: i64, ts_ms: i64) -> Prep
         country: "BR",
         playlists: vec![1],
     };
-    let mut buf = PartitionBuffer::new(partition);
+    let mut buf = PartitionBuffer::new(encore::event::DerivedIds::new("music_events"), partition);
     for off in first..=last {
         let ev = SimEvent {
             event_id: uuid::Uuid::from_u128(off as u128 + 1_000_000 * partition as u128),
@@ -95,6 +95,7 @@ pub fn sim(events: u64, users: u32, seed: u64) -> SimConfig {
         duration: None,
         partitions: 4,
         inject: Default::default(),
+        format: Default::default(),
         topic: "music_events".into(),
     }
 }

@@ -1,7 +1,11 @@
-//! The `music_events` contract: event types, listener profiles, and the JSON wire form.
+//! The `music_events` contract: event types, listener profiles, and the JSON wire forms.
 //!
-//! One flat JSON object per event, UTF-8, keyed by user id on the topic. Every field is
-//! documented in docs/event-contract.md; this module is the single definition.
+//! One flat JSON object per event, UTF-8, keyed by user id on the topic; the sink also reads the
+//! reference pipeline's nested form ([`reference`]), per record. Every field is documented in
+//! docs/event-contract.md; this module is the single definition.
+
+mod error;
+pub mod reference;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -9,6 +13,10 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+pub use error::{DecodeError, MAX_RECORD_BYTES};
+use error::{check_size, json_error};
+pub use reference::{DerivedIds, ReferenceEvent};
 
 /// The eight event types, with the reference pipeline's ids and names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -202,6 +210,83 @@ pub struct SimEvent {
     pub position_ms: Option<i64>,
 }
 
+/// The JSON layout of events on the topic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WireFormat {
+    /// encore's flat object ([`WireEvent`]).
+    #[default]
+    Encore,
+    /// The reference pipeline's nested object ([`ReferenceEvent`]).
+    Reference,
+}
+
+impl WireFormat {
+    pub const ALL: [WireFormat; 2] = [WireFormat::Encore, WireFormat::Reference];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WireFormat::Encore => "encore",
+            WireFormat::Reference => "reference",
+        }
+    }
+
+    /// The format of a record, told by its first key: only a reference record starts with
+    /// `event_params` or `event_timestamp_ms` (encore's has neither key). Reads a few bytes, so
+    /// the flat path stays as fast; anything else is read as encore's, whose errors say why.
+    pub fn detect(bytes: &[u8]) -> WireFormat {
+        let skip_ws = |b: &[u8]| {
+            b.iter()
+                .position(|c| !c.is_ascii_whitespace())
+                .unwrap_or(b.len())
+        };
+        let rest = &bytes[skip_ws(bytes)..];
+        let Some(rest) = rest.strip_prefix(b"{") else {
+            return WireFormat::Encore;
+        };
+        let rest = &rest[skip_ws(rest)..];
+        if rest.starts_with(b"\"event_params\"") || rest.starts_with(b"\"event_timestamp_ms\"") {
+            WireFormat::Reference
+        } else {
+            WireFormat::Encore
+        }
+    }
+
+    /// Appends one model event in this format to `out`.
+    pub fn encode(self, profile: &Profile, ev: &SimEvent, out: impl std::io::Write) {
+        // Serialising plain fields cannot fail; only `out` could, and callers write to memory.
+        match self {
+            WireFormat::Encore => serde_json::to_writer(out, &WireEvent::new(profile, ev)),
+            WireFormat::Reference => serde_json::to_writer(out, &ReferenceEvent::new(profile, ev)),
+        }
+        .expect("events serialise infallibly into memory")
+    }
+}
+
+impl std::str::FromStr for WireFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        WireFormat::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("unknown format `{s}` (known: encore, reference)"))
+    }
+}
+
+/// Decodes a record of either format ([`WireFormat::detect`]); a reference record gets the id
+/// `ids` derives from its partition and offset.
+pub fn decode_record<'a>(
+    bytes: &'a [u8],
+    ids: &DerivedIds,
+    partition: i32,
+    offset: i64,
+) -> Result<WireEvent<'a>, DecodeError> {
+    match WireFormat::detect(bytes) {
+        WireFormat::Encore => WireEvent::decode(bytes),
+        WireFormat::Reference => ReferenceEvent::decode(bytes, ids.event_id(partition, offset)),
+    }
+}
+
 /// The JSON wire form of one event. Borrowed on decode so that parsing allocates nothing for
 /// well-formed input.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -237,67 +322,6 @@ pub struct WireEvent<'a> {
 /// Latest event time accepted (9999-12-31T23:59:59.999Z): beyond it no date partition exists.
 const MAX_TS_MS: i64 = 253_402_300_799_999;
 
-/// Largest record value the sink tries to decode. Events are about 450 bytes; anything near
-/// Kafka's default 1 MB message limit is not one, and parsing it would only cost memory.
-pub const MAX_RECORD_BYTES: usize = 1 << 20;
-
-/// Why a record on the topic is not a valid event.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    #[error("empty value")]
-    Empty,
-    #[error("value of {0} bytes is larger than the {MAX_RECORD_BYTES}-byte limit for an event")]
-    TooLarge(usize),
-    #[error("value is not UTF-8 (byte {0} starts an invalid sequence)")]
-    NotUtf8(usize),
-    #[error("not a JSON event: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("unknown event_type_id {0}")]
-    UnknownTypeId(u8),
-    #[error("event_type `{name}` does not match event_type_id {id}")]
-    TypeMismatch { id: u8, name: String },
-    #[error("unknown platform `{0}`")]
-    UnknownPlatform(String),
-    #[error("country `{0}` is not an ISO 3166-1 alpha-2 code")]
-    BadCountry(String),
-    #[error("ts_ms {0} is outside 1970-01-01 .. 9999-12-31")]
-    TimeOutOfRange(i64),
-    #[error("ts {ts} does not match ts_ms {ts_ms}")]
-    TimeMismatch { ts: i64, ts_ms: i64 },
-}
-
-impl DecodeError {
-    /// A short, stable name for the kind of problem: the dead-letter topic's `encore.reason`
-    /// header and the key of the rejection counts.
-    pub fn kind(&self) -> &'static str {
-        use serde_json::error::Category;
-        match self {
-            DecodeError::Empty => "empty",
-            DecodeError::TooLarge(_) => "too_large",
-            DecodeError::NotUtf8(_) => "not_utf8",
-            DecodeError::Json(e) => match e.classify() {
-                Category::Syntax | Category::Eof | Category::Io => "invalid_json",
-                Category::Data => {
-                    let m = e.to_string();
-                    if m.starts_with("missing field") {
-                        "missing_field"
-                    } else if m.starts_with("invalid type") {
-                        "wrong_type"
-                    } else {
-                        "invalid_value"
-                    }
-                }
-            },
-            DecodeError::UnknownTypeId(_) => "unknown_event_type",
-            DecodeError::TypeMismatch { .. } => "type_mismatch",
-            DecodeError::UnknownPlatform(_)
-            | DecodeError::BadCountry(_)
-            | DecodeError::TimeOutOfRange(_)
-            | DecodeError::TimeMismatch { .. } => "invalid_value",
-        }
-    }
-}
-
 impl<'a> WireEvent<'a> {
     /// Combines a model event with the listener's profile.
     pub fn new(profile: &'a Profile, ev: &SimEvent) -> WireEvent<'a> {
@@ -327,46 +351,42 @@ impl<'a> WireEvent<'a> {
         serde_json::to_writer(out, self).expect("WireEvent serialises infallibly");
     }
 
-    /// Parses and validates one record value.
+    /// Parses and validates one record value in encore's format.
     pub fn decode(bytes: &'a [u8]) -> Result<WireEvent<'a>, DecodeError> {
-        if bytes.is_empty() {
-            return Err(DecodeError::Empty);
-        }
-        if bytes.len() > MAX_RECORD_BYTES {
-            return Err(DecodeError::TooLarge(bytes.len()));
-        }
-        let ev: WireEvent<'a> = serde_json::from_slice(bytes).map_err(|e| {
-            // Checked only on failure: serde_json validates the UTF-8 it reads anyway.
-            match std::str::from_utf8(bytes) {
-                Err(u) => DecodeError::NotUtf8(u.valid_up_to()),
-                Ok(_) => DecodeError::Json(e),
-            }
-        })?;
-        let t = EventType::from_id(ev.event_type_id)
-            .ok_or(DecodeError::UnknownTypeId(ev.event_type_id))?;
-        if t.name() != ev.event_type {
-            return Err(DecodeError::TypeMismatch {
-                id: ev.event_type_id,
-                name: ev.event_type.into_owned(),
-            });
-        }
+        check_size(bytes)?;
+        let ev: WireEvent<'a> = serde_json::from_slice(bytes).map_err(|e| json_error(bytes, e))?;
+        ev.check_fields()?;
         if !Platform::ALL.iter().any(|p| p.name() == ev.platform) {
             return Err(DecodeError::UnknownPlatform(ev.platform.into_owned()));
         }
-        // Two uppercase letters: also bounds the lake's dictionary for this column.
-        if ev.country.len() != 2 || !ev.country.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(DecodeError::BadCountry(ev.country.into_owned()));
-        }
-        if !(0..=MAX_TS_MS).contains(&ev.ts_ms) {
-            return Err(DecodeError::TimeOutOfRange(ev.ts_ms));
-        }
-        if ev.ts != ev.ts_ms.div_euclid(1000) {
-            return Err(DecodeError::TimeMismatch {
-                ts: ev.ts,
-                ts_ms: ev.ts_ms,
+        Ok(ev)
+    }
+
+    /// The checks both formats share: type id and name agree, the country is a code, the
+    /// times are in range and agree.
+    fn check_fields(&self) -> Result<(), DecodeError> {
+        let t = EventType::from_id(self.event_type_id)
+            .ok_or(DecodeError::UnknownTypeId(self.event_type_id))?;
+        if t.name() != self.event_type {
+            return Err(DecodeError::TypeMismatch {
+                id: self.event_type_id,
+                name: self.event_type.to_string(),
             });
         }
-        Ok(ev)
+        // Two uppercase letters: also bounds the lake's dictionary for this column.
+        if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(DecodeError::BadCountry(self.country.to_string()));
+        }
+        if !(0..=MAX_TS_MS).contains(&self.ts_ms) {
+            return Err(DecodeError::TimeOutOfRange(self.ts_ms));
+        }
+        if self.ts != self.ts_ms.div_euclid(1000) {
+            return Err(DecodeError::TimeMismatch {
+                ts: self.ts,
+                ts_ms: self.ts_ms,
+            });
+        }
+        Ok(())
     }
 
     pub fn event_type(&self) -> EventType {
