@@ -126,7 +126,18 @@ fn two_topics_share_a_database_and_verify_compares_only_its_own() {
     // The database: tables under A's names that ingest B (as every topic's did before
     // tables were named after their topic), loaded with B's events.
     let old = ChDatabase::new("chtold");
-    let print = t.run(&old, &t.b, &["clickhouse", "setup", "--print"]);
+    let version = old.sql("SELECT version()").trim().to_string();
+    let print = t.run(
+        &old,
+        &t.b,
+        &[
+            "clickhouse",
+            "setup",
+            "--print",
+            "--server-version",
+            &version,
+        ],
+    );
     assert!(print.status.success(), "{}", text(&print));
     let script = String::from_utf8_lossy(&print.stdout).replace(&tb, &ta);
     for stmt in script.split(";\n") {
