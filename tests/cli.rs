@@ -347,6 +347,30 @@ fn clickhouse_setup_print_writes_the_ddl_for_a_version_without_a_server() {
         "{}",
         text(&bad)
     );
+
+    // Another topic: its own names (`.` and `-` as `_`); the simple topic keeps `my_topic`.
+    let topic = |t: &str, simple: &str| {
+        encore()
+            .args(["clickhouse", "setup", "--print", "--brokers", "kafka:9092"])
+            .args(["--topic", t, "--simple-topic", simple])
+            .output()
+            .unwrap()
+    };
+    let shop = topic("shop.clicks-v2", "my_topic");
+    let sql = String::from_utf8_lossy(&shop.stdout);
+    assert!(shop.status.success(), "{}", text(&shop));
+    assert!(sql.contains("`music`.`shop_clicks_v2_queue`"), "{sql}");
+    assert!(sql.contains("kafka_topic_list = 'shop.clicks-v2'"), "{sql}");
+    assert!(sql.contains("`music`.`my_topic_queue`"), "{sql}");
+    assert!(!sql.contains("music_events"), "{sql}");
+    // Two topics of one command that would share a table name.
+    let clash = topic("a.b", "a-b");
+    assert_eq!(clash.status.code(), Some(2), "{}", text(&clash));
+    assert!(
+        text(&clash).contains("topics `a.b` and `a-b` would both use the ClickHouse table `a_b`"),
+        "{}",
+        text(&clash)
+    );
 }
 
 /// A metrics address already taken stops the command at start (exit 2), naming the flag,

@@ -13,6 +13,7 @@ use common::clickhouse::{ChDatabase, clickhouse};
 use common::lake::LakeView;
 use common::process::text;
 use common::stack::{Stack, unique};
+use encore::clickhouse::schema::table_name;
 use serde_json::Value;
 
 /// ClickHouse's Kafka engine flushes every 7.5 s on 18.16 and polls in between: generous.
@@ -28,6 +29,17 @@ struct Fixture {
 }
 
 impl Fixture {
+    /// The name of this fixture's clickstream object with `suffix` (tables are named after
+    /// the topic).
+    fn name(&self, suffix: &str) -> String {
+        format!("{}{suffix}", table_name(&self.topic).unwrap())
+    }
+
+    /// The same for the simple topic.
+    fn simple_name(&self, suffix: &str) -> String {
+        format!("{}{suffix}", table_name(&self.simple).unwrap())
+    }
+
     fn new(prefix: &str) -> Fixture {
         Fixture {
             db: ChDatabase::new(prefix),
@@ -89,7 +101,7 @@ fn run_with_clickhouse_ingests_every_event_typed_like_the_lake() {
         text(&out)
     );
 
-    let events = f.db.table("music_events");
+    let events = f.db.table(&f.name(""));
     let seen = f.db.wait_for_count(
         &format!("SELECT uniqExact(event_id) FROM {events}"),
         n,
@@ -203,8 +215,9 @@ fn run_with_clickhouse_ingests_every_event_typed_like_the_lake() {
     // again from its start.
     let group = || {
         f.db.sql(&format!(
-            "SELECT engine_full FROM system.tables WHERE database = '{}' AND name = 'music_events_queue'",
-            f.db.name
+            "SELECT engine_full FROM system.tables WHERE database = '{}' AND name = '{}'",
+            f.db.name,
+            f.name("_queue")
         ))
     };
     let before = group();
@@ -260,7 +273,7 @@ fn setup_print_is_what_setup_applies() {
     let said = String::from_utf8_lossy(&after.stdout);
     assert!(!said.contains("created"), "{said}");
     assert!(
-        said.contains("unchanged: music_events, music_events_queue"),
+        said.contains(&format!("unchanged: {}, {}", f.name(""), f.name("_queue"))),
         "{said}"
     );
 }
@@ -270,10 +283,17 @@ fn setup_is_idempotent_and_detects_drift() {
     let f = Fixture::new("chsetup");
     let first = f.setup(&[]);
     assert!(first.status.success(), "{}", text(&first));
+    let created = format!(
+        "created: {}, {}, {}, {}, {}, {}",
+        f.name(""),
+        f.name("_queue"),
+        f.name("_mv"),
+        f.simple_name(""),
+        f.simple_name("_queue"),
+        f.simple_name("_mv")
+    );
     assert!(
-        String::from_utf8_lossy(&first.stdout).contains(
-            "created: music_events, music_events_queue, music_events_mv, my_topic, my_topic_queue, my_topic_mv"
-        ),
+        String::from_utf8_lossy(&first.stdout).contains(&created),
         "{}",
         text(&first)
     );
@@ -289,33 +309,33 @@ fn setup_is_idempotent_and_detects_drift() {
     let out = String::from_utf8_lossy(&second.stdout);
     assert!(!out.contains("created"), "{out}");
     assert!(
-        out.contains("unchanged: music_events, music_events_queue"),
+        out.contains(&format!("unchanged: {}, {}", f.name(""), f.name("_queue"))),
         "{out}"
     );
     assert_eq!(f.db.sql(&listing), before, "setup twice changed the tables");
 
     // A hand-made change is found by setup (which then changes nothing) and by status.
+    let events = f.db.table(&f.name(""));
+    f.db.sql(&format!("ALTER TABLE {events} ADD COLUMN note String"));
     f.db.sql(&format!(
-        "ALTER TABLE {} ADD COLUMN note String",
-        f.db.table("music_events")
-    ));
-    f.db.sql(&format!(
-        "ALTER TABLE {} MODIFY COLUMN country FixedString(2)",
-        f.db.table("music_events")
+        "ALTER TABLE {events} MODIFY COLUMN country FixedString(2)"
     ));
     let drifted = f.setup(&[]);
     assert_eq!(drifted.status.code(), Some(1), "{}", text(&drifted));
     let msg = text(&drifted);
     assert!(
-        msg.contains("music_events: column country is FixedString(2), expected String"),
+        msg.contains(&format!(
+            "{}: column country is FixedString(2), expected String",
+            f.name("")
+        )),
         "{msg}"
     );
     assert!(
-        msg.contains("music_events: unexpected column note String"),
+        msg.contains(&format!("{}: unexpected column note String", f.name(""))),
         "{msg}"
     );
     assert!(
-        f.db.sql(&listing).contains("music_events"),
+        f.db.sql(&listing).contains(&f.name("_queue")),
         "drift must not drop anything"
     );
     let s = f.encore(&["clickhouse", "status"]).output().unwrap();
@@ -328,18 +348,22 @@ fn setup_is_idempotent_and_detects_drift() {
     assert!(s.status.success(), "{}", text(&s));
 
     // A queue that lost one of its views is rebuilt with its views (a new consumer group).
-    f.db.sql(&format!("DROP TABLE {}", f.db.table("music_events_mv")));
+    f.db.sql(&format!("DROP TABLE {}", f.db.table(&f.name("_mv"))));
     let s = f.encore(&["clickhouse", "status"]).output().unwrap();
     assert_eq!(s.status.code(), Some(1), "{}", text(&s));
     assert!(
-        text(&s).contains("music_events_mv        MaterializedView   MISSING"),
+        text(&s).lines().any(
+            |l| l.trim_start().starts_with(&format!("{} ", f.name("_mv")))
+                && l.contains("MaterializedView")
+                && l.trim_end().ends_with("MISSING")
+        ),
         "{}",
         text(&s)
     );
     let fix = f.setup(&[]);
     assert!(fix.status.success(), "{}", text(&fix));
     assert!(
-        text(&fix).contains("rebuilt music_events_queue, music_events_mv"),
+        text(&fix).contains(&format!("rebuilt {}, {}", f.name("_queue"), f.name("_mv"))),
         "{}",
         text(&fix)
     );
@@ -410,7 +434,7 @@ fn malformed_messages_do_not_stop_ingestion() {
     values.extend(good[20..].iter().cloned());
     f.stack.produce_raw(&f.topic, &values);
 
-    let events = f.db.table("music_events");
+    let events = f.db.table(&f.name(""));
     let seen = f.db.wait_for_count(
         &format!("SELECT uniqExact(event_id) FROM {events}"),
         40,

@@ -15,6 +15,7 @@ use common::clickhouse::ChDatabase;
 use common::lake::LakeView;
 use common::process::text;
 use common::stack::{Stack, unique};
+use encore::clickhouse::schema::table_name;
 use encore::lake::{Compression, encode, parse_data_file_name, writer_properties};
 
 struct Pipeline {
@@ -49,11 +50,16 @@ impl Pipeline {
         // ClickHouse reads the topic on its own: wait until it has every event.
         let q = format!(
             "SELECT uniqExact(event_id) FROM {}",
-            p.db.table("music_events")
+            p.db.table(&p.events())
         );
         let n_ch = p.db.wait_for_count(&q, n, Duration::from_secs(120));
         assert_eq!(n_ch, n, "ClickHouse holds {n_ch} of {n} events");
         p
+    }
+
+    /// ClickHouse's table of the topic (named after it).
+    fn events(&self) -> String {
+        table_name(&self.topic).unwrap()
     }
 
     fn encore(&self, args: &[&str]) -> std::process::Command {
@@ -284,7 +290,7 @@ fn verify_passes_a_clean_pipeline_and_names_each_kind_of_damage() {
 
     // 6. An event missing from ClickHouse.
     {
-        let events = p.db.table("music_events");
+        let events = p.db.table(&p.events());
         let id =
             p.db.sql(&format!(
                 "SELECT event_id FROM {events} ORDER BY event_id LIMIT 1"
@@ -311,8 +317,9 @@ fn verify_passes_a_clean_pipeline_and_names_each_kind_of_damage() {
         assert_eq!(code, 1, "{report}");
         assert!(
             report.contains(&format!(
-                "[clickhouse_missing] ClickHouse {}.music_events: 1 lake events are missing, e.g. {id}",
-                p.db.name
+                "[clickhouse_missing] ClickHouse {}.{}: 1 lake events are missing, e.g. {id}",
+                p.db.name,
+                p.events()
             )),
             "{report}"
         );

@@ -10,7 +10,7 @@ use crate::error::CommandError;
 use crate::pipeline::{apply_clickhouse, prepare_clickhouse_topics};
 
 use super::ClickHouse;
-use super::schema::{Dialect, Target};
+use super::schema::{Dataset, Dialect, Target};
 use super::setup::{self, Status};
 
 /// Runs one ClickHouse command against `cfg` (with Kafka, when given, for topics and lag).
@@ -25,15 +25,7 @@ pub async fn run(
     match cmd {
         ClickHouseCommand::Setup(a) => setup_schema(&a, cfg, kafka, out).await,
         ClickHouseCommand::Status(_) => status(&ch, &cfg.target, kafka, out).await,
-        ClickHouseCommand::Drop(_) => {
-            let dropped = setup::drop(&ch, &cfg.target).await?;
-            if dropped.is_empty() {
-                let _ = writeln!(out, "nothing to drop in `{}`", cfg.target.database);
-            } else {
-                let _ = writeln!(out, "dropped: {}", dropped.join(", "));
-            }
-            Ok(())
-        }
+        ClickHouseCommand::Drop(_) => drop(&ch, &cfg.target, out).await,
         ClickHouseCommand::Query(a) => query(&ch, &cfg.target, &a, out).await,
     }
 }
@@ -62,12 +54,36 @@ async fn setup_schema(
     let _ = write!(out, "{report}");
     let _ = writeln!(
         out,
-        "database `{}` ready: ClickHouse reads `{}` and `{}` from {}",
+        "database `{}` ready: ClickHouse reads `{}` into `{}` and `{}` into `{}` from {}",
         target.database,
         target.events_topic,
+        target.table(Dataset::Events),
         target.simple_topic,
+        target.table(Dataset::Simple),
         target.brokers.as_deref().unwrap_or_default()
     );
+    Ok(())
+}
+
+async fn drop(ch: &ClickHouse, target: &Target, out: &mut impl Write) -> Result<(), CommandError> {
+    let d = setup::drop(ch, target).await?;
+    if d.dropped.is_empty() {
+        let _ = writeln!(out, "nothing to drop in `{}`", target.database);
+    } else {
+        let _ = writeln!(out, "dropped: {}", d.dropped.join(", "));
+    }
+    if !d.kept.is_empty() {
+        let _ = writeln!(
+            out,
+            "kept: {} (the simple topic's, shared with the tables of {})",
+            d.kept.join(", "),
+            d.others
+                .iter()
+                .map(|t| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     Ok(())
 }
 
@@ -84,6 +100,12 @@ async fn status(
     let _ = write!(out, "{status}");
     if status.healthy() {
         Ok(())
+    } else if !status.conflicts.is_empty() {
+        Err(CommandError::Failed(
+            "this topic's table names are another topic's in this database; give one of them \
+             another --clickhouse-database"
+                .into(),
+        ))
     } else {
         Err(CommandError::Failed(
             "the schema is incomplete or differs; `encore clickhouse setup` creates what is missing"
@@ -112,7 +134,7 @@ async fn query(
     out: &mut impl Write,
 ) -> Result<(), CommandError> {
     let dialect = Dialect::for_version(ch.version().await?);
-    let sql = a.preset.sql(&target.database, dialect)?;
+    let sql = a.preset.sql(target, dialect)?;
     let table = setup::query_table(ch, &sql).await?;
     let _ = write!(out, "{table}");
     Ok(())

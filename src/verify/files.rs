@@ -194,11 +194,12 @@ fn no_files(table: &str, commits: bool, opts: &VerifyOptions, report: &mut Repor
     if !report.files.is_empty() {
         return;
     }
-    if commits {
-        let note = format!("`{table}` has commits but no row: no data file to read");
-        report.notes.push(note);
-    } else if opts.filtered() {
+    // The date filter first: commits of other dates say nothing of these.
+    if opts.filtered() {
         let note = format!("no data files of `{table}` in these dates");
+        report.notes.push(note);
+    } else if commits {
+        let note = format!("`{table}` has commits but no row: no data file to read");
         report.notes.push(note);
     } else {
         let detail = format!("no data files for table `{table}`");
@@ -267,5 +268,8 @@ mod tests {
             report.notes[1],
             "`t` has commits but no row: no data file to read"
         );
+        // Dates without files: the commits of other dates do not matter.
+        no_files("t", true, &opts, &mut report);
+        assert_eq!(report.notes[2], "no data files of `t` in these dates");
     }
 }

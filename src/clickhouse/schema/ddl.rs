@@ -10,6 +10,7 @@ use crate::event::EventType;
 /// queue before its views); drop in reverse.
 pub fn plan(target: &Target, dialect: Dialect) -> Result<Vec<Object>, ChError> {
     let db = quote_ident(&target.database)?;
+    target.check()?;
     let mut out = Vec::new();
     for d in Dataset::ALL {
         let s = DatasetDdl {
@@ -117,7 +118,7 @@ fn view_select(cols: &[Col], from: &str, filter: &str) -> String {
 impl DatasetDdl<'_> {
     /// The name of the dataset's object with this suffix.
     fn name(&self, suffix: &str) -> String {
-        format!("{}{suffix}", self.dataset.table())
+        format!("{}{suffix}", self.target.table(self.dataset))
     }
 
     /// `db.name`, quoted.
@@ -337,17 +338,53 @@ mod tests {
     }
 
     #[test]
-    fn every_identifier_is_validated_and_literals_quoted() {
+    fn every_identifier_is_validated() {
         let mut t = target();
         t.database = "music; DROP DATABASE x".into();
         assert!(plan(&t, Dialect::Legacy).is_err());
         let mut t = target();
         t.events_topic = "it's".into();
-        let objs = plan(&t, Dialect::Modern).unwrap();
+        let e = plan(&t, Dialect::Modern).unwrap_err().to_string();
         assert!(
-            find(&objs, "music_events_queue")
-                .create
-                .contains(r"kafka_topic_list = 'it\'s'")
+            e.contains("topic `it's` gives no ClickHouse table names"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn another_topic_gets_its_own_names() {
+        let mut t = target();
+        t.events_topic = "shop.clicks-v2".into();
+        let objs = plan(&t, Dialect::Modern).unwrap();
+        let names: Vec<&str> = objs.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(
+            names[..5],
+            [
+                "shop_clicks_v2",
+                "shop_clicks_v2_errors",
+                "shop_clicks_v2_queue",
+                "shop_clicks_v2_mv",
+                "shop_clicks_v2_errors_mv"
+            ]
+        );
+        assert_eq!(names[5], "my_topic", "the simple topic keeps its tables");
+        let q = find(&objs, "shop_clicks_v2_queue");
+        assert!(q.create.contains("kafka_topic_list = 'shop.clicks-v2'"));
+        assert!(
+            q.create
+                .contains("kafka_group_name = 'encore-clickhouse-music-shop_clicks_v2-1767225600'")
+        );
+        let mv = find(&objs, "shop_clicks_v2_mv");
+        assert!(mv.create.contains(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS `music`.`shop_clicks_v2_mv` TO `music`.`shop_clicks_v2`"
+        ));
+        assert!(mv.create.contains("FROM `music`.`shop_clicks_v2_queue`"));
+        assert_eq!(
+            mv.flows,
+            Some((
+                "music.shop_clicks_v2_queue".into(),
+                "music.shop_clicks_v2".into()
+            ))
         );
     }
 }

@@ -1,6 +1,6 @@
 //! Drift: what the server has for an object, compared with what encore expects.
 
-use super::Object;
+use super::{Object, queue_topics};
 
 /// What the server has for one object.
 #[derive(Clone, Debug, Default)]
@@ -15,7 +15,7 @@ pub struct Live {
 }
 
 /// The table named after `keyword` (`TO`, `FROM`) in a stored CREATE query, unquoted.
-fn table_after(query: &str, keyword: &str) -> Option<String> {
+pub fn table_after(query: &str, keyword: &str) -> Option<String> {
     let mut words = query.split_whitespace();
     words.find(|w| w.eq_ignore_ascii_case(keyword))?;
     let t = words.next()?;
@@ -43,8 +43,8 @@ pub fn drift(expected: &Object, live: &Live) -> Vec<String> {
         if !squash(&live.engine_full).contains(&squash(needle)) {
             if needle.starts_with("kafka_topic_list") {
                 out.push(format!(
-                    "reads another topic than the one asked for (`{needle}`): give each topic \
-                     its own --clickhouse-database"
+                    "reads topic `{}` instead (expected `{needle}`)",
+                    queue_topics(&live.engine_full).join(", ")
                 ));
             } else {
                 out.push(format!("engine settings lack `{needle}`"));
@@ -135,6 +135,15 @@ mod tests {
         let d = drift(q, &live_q);
         assert_eq!(d.len(), 1, "{d:?}");
         assert!(d[0].contains("kafka_broker_list = 'kafka:9092'"));
+        let other = Live {
+            engine_full: live_q.engine_full.replace("'music_events'", "'b'"),
+            ..live_q.clone()
+        };
+        let d = drift(q, &other);
+        assert_eq!(
+            d[1],
+            "reads topic `b` instead (expected `kafka_topic_list = 'music_events'`)"
+        );
         let mv = find(&objs, "music_events_mv");
         let stored = |to: &str| Live {
             engine: "MaterializedView".into(),

@@ -9,11 +9,13 @@
 mod columns;
 mod ddl;
 mod live;
+mod names;
 
 pub use ddl::plan;
-pub use live::{Live, drift};
+pub use live::{Live, drift, table_after};
+pub use names::{clash, object_names, table_name};
 
-use super::Version;
+use super::{ChError, Version};
 
 /// What the server can do, decided from its version.
 ///
@@ -61,14 +63,6 @@ pub enum Dataset {
 impl Dataset {
     pub const ALL: [Dataset; 2] = [Dataset::Events, Dataset::Simple];
 
-    /// The storage table's name; the other objects are named after it.
-    pub fn table(self) -> &'static str {
-        match self {
-            Dataset::Events => "music_events",
-            Dataset::Simple => "my_topic",
-        }
-    }
-
     /// The column carrying the event's time in the storage table.
     pub fn time_column(self) -> &'static str {
         match self {
@@ -100,10 +94,35 @@ impl Target {
         }
     }
 
-    /// The start of the consumer-group name of a queue: per database and dataset, so that two
+    /// The storage table of the dataset, named after its topic ([`table_name`]; the other
+    /// objects add a suffix). For a target [`Target::check`] accepted.
+    pub fn table(&self, d: Dataset) -> String {
+        names::mapped(self.topic(d))
+    }
+
+    /// Both topics give valid names, and different ones.
+    pub fn check(&self) -> Result<(), ChError> {
+        for d in Dataset::ALL {
+            table_name(self.topic(d))?;
+        }
+        let (events, simple) = (&self.events_topic, &self.simple_topic);
+        if events == simple {
+            return Err(ChError::Config(format!(
+                "the clickstream topic and the simple topic are both `{events}`"
+            )));
+        }
+        match clash(events, simple)? {
+            Some(name) => Err(ChError::Config(format!(
+                "topics `{events}` and `{simple}` would both use the ClickHouse table `{name}`"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The start of the consumer-group name of a queue: per database and table, so that two
     /// databases on one server (e.g. tests) each receive the whole topic.
     pub fn group_prefix(&self, d: Dataset) -> String {
-        format!("encore-clickhouse-{}-{}-", self.database, d.table())
+        format!("encore-clickhouse-{}-{}-", self.database, self.table(d))
     }
 
     /// The consumer group of a queue created now.
@@ -112,10 +131,27 @@ impl Target {
     }
 }
 
+/// A setting's quoted value in a Kafka table's `engine_full` (`key = 'value'`).
+fn setting(engine_full: &str, key: &str) -> Option<String> {
+    let rest = engine_full.split(&format!("{key} = '")).nth(1)?;
+    Some(rest[..rest.find('\'')?].to_string())
+}
+
 /// The consumer group named in a live queue's `engine_full`.
 pub fn queue_group(engine_full: &str) -> Option<String> {
-    let rest = engine_full.split("kafka_group_name = '").nth(1)?;
-    Some(rest[..rest.find('\'')?].to_string())
+    setting(engine_full, "kafka_group_name")
+}
+
+/// The topics a live queue reads (its `kafka_topic_list`, comma-separated).
+pub fn queue_topics(engine_full: &str) -> Vec<String> {
+    setting(engine_full, "kafka_topic_list")
+        .map(|l| {
+            l.split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The role of an object in a dataset's schema.
@@ -165,6 +201,41 @@ mod tests {
 
     pub(super) fn find<'a>(objs: &'a [Object], name: &str) -> &'a Object {
         objs.iter().find(|o| o.name == name).expect(name)
+    }
+
+    #[test]
+    fn queue_settings_are_read_from_engine_full() {
+        let e = "Kafka SETTINGS kafka_broker_list = 'k:1', kafka_topic_list = 'a.b, c', \
+                 kafka_group_name = 'g-1', kafka_format = 'JSONEachRow'";
+        assert_eq!(queue_group(e).as_deref(), Some("g-1"));
+        assert_eq!(queue_topics(e), ["a.b", "c"]);
+        assert!(queue_topics("MergeTree ORDER BY x").is_empty());
+    }
+
+    #[test]
+    fn targets_refuse_topics_sharing_names() {
+        let mut t = target();
+        assert!(t.check().is_ok());
+        assert_eq!(t.table(Dataset::Events), "music_events");
+        t.events_topic = "shop.clicks".into();
+        assert_eq!(t.table(Dataset::Events), "shop_clicks");
+        assert_eq!(
+            t.group_prefix(Dataset::Events),
+            "encore-clickhouse-music-shop_clicks-"
+        );
+        t.simple_topic = "shop-clicks".into();
+        let e = t.check().unwrap_err().to_string();
+        assert!(
+            e.contains("would both use the ClickHouse table `shop_clicks`"),
+            "{e}"
+        );
+        t.simple_topic = "shop.clicks".into();
+        assert!(
+            t.check()
+                .unwrap_err()
+                .to_string()
+                .contains("are both `shop.clicks`")
+        );
     }
 
     #[test]

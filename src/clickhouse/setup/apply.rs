@@ -17,6 +17,12 @@ pub enum SetupError {
         .0.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
     )]
     Drift(Vec<String>),
+    /// The topic's names are another topic's in this database; nothing was changed.
+    #[error(
+        "the tables of this topic would be another topic's (nothing was changed or dropped; tables are named after their topic, with . and - as _):\n{}",
+        .0.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    )]
+    Conflict(Vec<String>),
 }
 
 /// What `setup` did.
@@ -94,6 +100,11 @@ pub async fn setup(
     let mut report = SetupReport::default();
     ch.query(&create_database_sql(target)?).await?;
     let mut insp = inspect(ch, target).await?;
+    // Before --recreate: what it would drop is another topic's.
+    let conflicts = insp.conflicts(target);
+    if !conflicts.is_empty() {
+        return Err(SetupError::Conflict(conflicts));
+    }
     if recreate {
         let objects: Vec<Object> = insp.objects.iter().map(|(o, _)| o.clone()).collect();
         report.dropped = drop_objects(ch, target, &objects).await?;
@@ -170,10 +181,43 @@ fn lost_views(insp: &Inspection) -> Vec<Object> {
     rebuild
 }
 
-/// Drops encore's tables and views in `target.database`.
-pub async fn drop(ch: &ClickHouse, target: &Target) -> Result<Vec<String>, ChError> {
-    ch.version().await?;
+/// What `drop` did.
+#[derive(Debug, Default)]
+pub struct Dropped {
+    pub dropped: Vec<String>,
+    /// The simple topic's objects, kept for the other topics whose tables share them.
+    pub kept: Vec<String>,
+    pub others: Vec<String>,
+}
+
+/// Drops the target's tables and views in `target.database`: those named after its topics,
+/// never another topic's, and the simple topic's only when no other topic's queue is left.
+pub async fn drop(ch: &ClickHouse, target: &Target) -> Result<Dropped, SetupError> {
+    let insp = inspect(ch, target).await?;
+    let conflicts = insp.conflicts(target);
+    if !conflicts.is_empty() {
+        return Err(SetupError::Conflict(conflicts));
+    }
+    let others = insp.other_topics(target);
     // The modern plan names every object either dialect creates.
-    let objects = plan(target, Dialect::Modern)?;
-    drop_objects(ch, target, &objects).await
+    let (mut objects, mut kept) = (plan(target, Dialect::Modern)?, Vec::new());
+    if !others.is_empty() {
+        objects.retain(|o| {
+            let keep = o.dataset == Dataset::Simple;
+            if keep
+                && insp
+                    .objects
+                    .iter()
+                    .any(|(l, live)| l.name == o.name && live.is_some())
+            {
+                kept.push(o.name.clone());
+            }
+            !keep
+        });
+    }
+    Ok(Dropped {
+        dropped: drop_objects(ch, target, &objects).await?,
+        kept,
+        others,
+    })
 }

@@ -9,7 +9,7 @@ mod inspect;
 mod query;
 mod status;
 
-pub use apply::{SetupError, SetupReport, create_database_sql, drop, setup};
+pub use apply::{Dropped, SetupError, SetupReport, create_database_sql, drop, setup};
 pub use inspect::{Inspection, inspect};
 pub use query::{Preset, Table, query_table};
 pub use status::{QueueLag, Status, TableStatus, status};

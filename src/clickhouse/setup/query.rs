@@ -5,7 +5,7 @@ use std::fmt;
 use serde_json::Value;
 
 use super::text;
-use crate::clickhouse::schema::Dialect;
+use crate::clickhouse::schema::{Dataset, Dialect, Target};
 use crate::clickhouse::{ChError, ClickHouse, quote_ident};
 
 /// The preset queries of `encore clickhouse query`.
@@ -26,9 +26,17 @@ pub enum Preset {
 }
 
 impl Preset {
-    pub fn sql(self, database: &str, dialect: Dialect) -> Result<String, ChError> {
-        let db = quote_ident(database)?;
-        let events = format!("{db}.`music_events`");
+    /// The query on the target's tables (named after its topics).
+    pub fn sql(self, target: &Target, dialect: Dialect) -> Result<String, ChError> {
+        target.check()?;
+        let db = quote_ident(&target.database)?;
+        let table = |d: Dataset, suffix: &str| -> Result<String, ChError> {
+            Ok(format!(
+                "{db}.{}",
+                quote_ident(&format!("{}{suffix}", target.table(d)))?
+            ))
+        };
+        let events = table(Dataset::Events, "")?;
         // "The last hour" is measured back from the newest event in the table: simulated events
         // may lie in the past (seeded runs start on 2026-01-01) or ahead of the wall clock.
         let last_hour =
@@ -55,7 +63,8 @@ impl Preset {
             ),
             Preset::Names => format!(
                 "SELECT timestamp, uuid, last_name, first_name, middle_name \
-                 FROM {db}.`my_topic` FINAL ORDER BY timestamp DESC, uuid LIMIT 20"
+                 FROM {} FINAL ORDER BY timestamp DESC, uuid LIMIT 20",
+                table(Dataset::Simple, "")?
             ),
             Preset::Errors => {
                 if !dialect.streams_errors() {
@@ -66,16 +75,17 @@ impl Preset {
                             .into(),
                     ));
                 }
-                let one = |t: &str| {
-                    format!(
+                let one = |d: Dataset| -> Result<String, ChError> {
+                    Ok(format!(
                         "SELECT received_at, kafka_topic, kafka_partition, kafka_offset, error, \
-                         substring(raw_message, 1, 120) AS raw FROM {db}.`{t}`"
-                    )
+                         substring(raw_message, 1, 120) AS raw FROM {}",
+                        table(d, "_errors")?
+                    ))
                 };
                 format!(
                     "SELECT * FROM ({} UNION ALL {}) ORDER BY received_at DESC LIMIT 50",
-                    one("music_events_errors"),
-                    one("my_topic_errors")
+                    one(Dataset::Events)?,
+                    one(Dataset::Simple)?
                 )
             }
         })
@@ -181,25 +191,48 @@ impl fmt::Display for Table {
 mod tests {
     use super::*;
 
+    fn target(database: &str, events_topic: &str) -> Target {
+        Target {
+            database: database.into(),
+            brokers: None,
+            events_topic: events_topic.into(),
+            simple_topic: "my_topic".into(),
+            generation: 1,
+        }
+    }
+
     #[test]
     fn presets_are_qualified_and_errors_need_a_modern_server() {
+        let music = target("music", "music_events");
         for p in [
             Preset::Latest,
             Preset::Counts,
             Preset::TopTracks,
             Preset::PerMinute,
         ] {
-            let sql = p.sql("music", Dialect::Legacy).unwrap();
+            let sql = p.sql(&music, Dialect::Legacy).unwrap();
             assert!(sql.contains("`music`.`music_events` FINAL"), "{sql}");
         }
-        assert!(Preset::Errors.sql("music", Dialect::Legacy).is_err());
+        assert!(Preset::Errors.sql(&music, Dialect::Legacy).is_err());
         assert!(
             Preset::Errors
-                .sql("music", Dialect::Modern)
+                .sql(&music, Dialect::Modern)
                 .unwrap()
                 .contains("`music`.`my_topic_errors`")
         );
-        assert!(Preset::Counts.sql("bad name", Dialect::Modern).is_err());
+        let bad = target("bad name", "music_events");
+        assert!(Preset::Counts.sql(&bad, Dialect::Modern).is_err());
+    }
+
+    #[test]
+    fn presets_read_the_topics_tables() {
+        let t = target("music", "shop.clicks");
+        let sql = Preset::Counts.sql(&t, Dialect::Modern).unwrap();
+        assert!(sql.contains("FROM `music`.`shop_clicks` FINAL"), "{sql}");
+        assert!(!sql.contains("music_events"), "{sql}");
+        let sql = Preset::Errors.sql(&t, Dialect::Modern).unwrap();
+        assert!(sql.contains("`music`.`shop_clicks_errors`"), "{sql}");
+        assert!(sql.contains("`music`.`my_topic_errors`"), "{sql}");
     }
 
     #[test]

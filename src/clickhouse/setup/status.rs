@@ -26,6 +26,8 @@ pub type QueueLag = Result<Option<Vec<crate::kafka::PartitionLag>>, String>;
 /// `encore clickhouse status`.
 pub struct Status {
     pub inspection: Inspection,
+    /// The target's names are another topic's (see `inspect::conflicts`).
+    pub conflicts: Vec<String>,
     pub tables: Vec<TableStatus>,
     /// Per dataset: the queue's consumer-group lag, when brokers were given.
     pub lag: Vec<(Dataset, QueueLag)>,
@@ -50,6 +52,7 @@ impl Status {
     pub fn healthy(&self) -> bool {
         self.inspection.objects.iter().all(|(_, l)| l.is_some())
             && self.inspection.drift().is_empty()
+            && self.conflicts.is_empty()
     }
 }
 
@@ -76,7 +79,7 @@ pub async fn status(ch: &ClickHouse, target: &Target) -> Result<Status, ChError>
                 "SELECT count() AS rows, uniqExact({id}) AS distinct, toString(max({})) AS last \
                  FROM {db}.{} FORMAT JSONEachRow",
                 d.time_column(),
-                quote_ident(d.table())?
+                quote_ident(&target.table(d))?
             ))
             .await?,
         )?;
@@ -86,7 +89,7 @@ pub async fn status(ch: &ClickHouse, target: &Target) -> Result<Status, ChError>
             let e = ch
                 .query(&format!(
                     "SELECT count() FROM {db}.{}",
-                    quote_ident(&format!("{}_errors", d.table()))?
+                    quote_ident(&format!("{}_errors", target.table(d)))?
                 ))
                 .await?;
             Some(e.trim().parse().unwrap_or(0))
@@ -102,6 +105,7 @@ pub async fn status(ch: &ClickHouse, target: &Target) -> Result<Status, ChError>
         });
     }
     Ok(Status {
+        conflicts: inspection.conflicts(target),
         inspection,
         tables,
         lag: vec![],
@@ -117,6 +121,9 @@ impl fmt::Display for Status {
             i.version,
             describe_dialect(i.dialect)
         )?;
+        for c in &self.conflicts {
+            writeln!(f, "  CONFLICT: {c}")?;
+        }
         for (o, live) in &i.objects {
             let state = match live {
                 None => "MISSING".to_string(),

@@ -1,6 +1,9 @@
 //! ClickHouse against the lake (with `--clickhouse-url`): the event ids on either side only,
 //! the copies not merged yet, per Kafka partition counts, and how far ClickHouse's own queue is
 //! behind (with `--brokers`), which makes lake events it lacks not read yet rather than lost.
+//! Only the tables that ingest the verified topic are compared (`tables`).
+
+mod tables;
 
 use std::collections::BTreeMap;
 
@@ -13,27 +16,41 @@ use crate::clickhouse::schema::{Dialect, queue_group};
 use crate::clickhouse::{ChError, ClickHouse, quote_ident, quote_str};
 use crate::kafka::KafkaConnection;
 
+/// What ClickHouse says of the topic: the comparison, when a table ingests it, and notes.
+pub(super) struct Reconciled {
+    pub compared: Option<ClickHouseReport>,
+    pub notes: Vec<String>,
+}
+
 fn ch_error(e: ChError) -> VerifyError {
     VerifyError::Source(format!("ClickHouse: {e}"))
 }
 
-/// ClickHouse's `music_events` against the lake's ids (sorted, distinct); None without
+/// The table ingesting `topic` against the lake's ids (sorted, distinct); None without
 /// ClickHouse.
 pub(super) async fn reconcile(
     topic: &str,
     sources: &Sources,
     lake_ids: &[u128],
     opts: &VerifyOptions,
-) -> Result<Option<ClickHouseReport>, VerifyError> {
+) -> Result<Option<Reconciled>, VerifyError> {
     let Some((ch, db)) = &sources.clickhouse else {
         return Ok(None);
     };
     let version = ch.version().await.map_err(ch_error)?;
+    let found = tables::find(db, topic, &tables::list(ch, db).await?);
+    let Some((_, storage, engine_full)) = found.ingest else {
+        return Ok(Some(Reconciled {
+            compared: None,
+            notes: found.notes,
+        }));
+    };
     let q = Query {
         ch,
         from: format!(
-            "{}.`music_events`{}",
+            "{}.{}{}",
             quote_ident(db).map_err(ch_error)?,
+            quote_ident(&storage).map_err(ch_error)?,
             date_filter(opts)
         ),
     };
@@ -47,11 +64,11 @@ pub(super) async fn reconcile(
         BTreeMap::new()
     };
     let queue_lag = match &sources.kafka {
-        Some(cfg) => queue_lag(ch, db, cfg, topic).await?,
+        Some(cfg) => queue_lag(&engine_full, cfg, topic).await?,
         None => None,
     };
-    Ok(Some(ClickHouseReport {
-        table: format!("{db}.music_events"),
+    let compared = ClickHouseReport {
+        table: format!("{db}.{storage}"),
         version: version.to_string(),
         rows,
         distinct,
@@ -63,6 +80,10 @@ pub(super) async fn reconcile(
         extra_ids: extra_ids.into_iter().map(uuid_text).collect(),
         per_partition,
         queue_lag,
+    };
+    Ok(Some(Reconciled {
+        compared: Some(compared),
+        notes: found.notes,
     }))
 }
 
@@ -143,21 +164,14 @@ impl Query<'_> {
     }
 }
 
-/// How far ClickHouse's own queue is behind: lake events it lacks may simply not be read yet.
+/// How far ClickHouse's own queue (its `engine_full`) is behind: lake events it lacks may
+/// simply not be read yet.
 async fn queue_lag(
-    ch: &ClickHouse,
-    db: &str,
+    engine_full: &str,
     cfg: &KafkaConnection,
     topic: &str,
 ) -> Result<Option<i64>, VerifyError> {
-    let engine = ch
-        .query(&format!(
-            "SELECT engine_full FROM system.tables WHERE database = {} AND name = 'music_events_queue'",
-            quote_str(db)
-        ))
-        .await
-        .map_err(ch_error)?;
-    let Some(group) = queue_group(engine.replace("\\'", "'").trim()) else {
+    let Some(group) = queue_group(engine_full) else {
         return Ok(None);
     };
     let (cfg, topic) = (cfg.clone(), topic.to_string());
@@ -167,9 +181,16 @@ async fn queue_lag(
     Ok(lag.map(|parts| parts.iter().map(|p| p.lag()).sum()))
 }
 
-/// ClickHouse's differences as problems, or notes when the queue's lag, the records in flight
-/// or merges explain them.
-pub(super) fn add_findings(r: ClickHouseReport, in_flight: i64, report: &mut Report) {
+/// ClickHouse's notes, and its differences as problems, or notes when the queue's lag, the
+/// records in flight or merges explain them.
+pub(super) fn add_findings(found: Reconciled, in_flight: i64, report: &mut Report) {
+    report.notes.extend(found.notes);
+    if let Some(r) = found.compared {
+        add_differences(r, in_flight, report);
+    }
+}
+
+fn add_differences(r: ClickHouseReport, in_flight: i64, report: &mut Report) {
     let subject = format!("ClickHouse {}", r.table);
     if r.missing > 0 {
         let ids = r.missing_ids.join(", ");
@@ -242,7 +263,7 @@ mod tests {
     #[test]
     fn differences_are_problems_unless_lag_or_in_flight_explain_them() {
         let mut report = Report::default();
-        add_findings(found(3, 2, Some(2)), 1, &mut report);
+        add_differences(found(3, 2, Some(2)), 1, &mut report);
         assert_eq!(
             report.problem_text(),
             "ClickHouse db.music_events: 3 lake events are missing, e.g. m\n\
@@ -259,7 +280,7 @@ mod tests {
         assert!(report.clickhouse.is_some());
 
         let mut explained = Report::default();
-        add_findings(found(3, 2, Some(3)), 2, &mut explained);
+        add_differences(found(3, 2, Some(3)), 2, &mut explained);
         assert!(explained.is_clean(), "{}", explained.problem_text());
         assert_eq!(
             explained.notes[..2],
@@ -268,5 +289,20 @@ mod tests {
                 "ClickHouse db.music_events: 2 events not in the lake yet, which has 2 records in flight"
             ]
         );
+    }
+
+    #[test]
+    fn a_topic_no_table_ingests_is_a_note() {
+        let note =
+            "ClickHouse: no table in `db` ingests topic `a` (it has no Kafka tables); not compared";
+        let mut report = Report::default();
+        let found = Reconciled {
+            compared: None,
+            notes: vec![note.into()],
+        };
+        add_findings(found, 0, &mut report);
+        assert!(report.is_clean());
+        assert_eq!(report.notes, [note]);
+        assert!(report.clickhouse.is_none());
     }
 }
