@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::Client;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::describe::{DescribeError, describe_topic};
@@ -188,11 +190,35 @@ pub fn group_lag(
     group: &str,
     topic: &str,
 ) -> Result<Option<Vec<PartitionLag>>, KafkaSetupError> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
     let Some(partitions) = topic_partitions(cfg, topic)? else {
         return Ok(None);
     };
+    let committed = committed_offsets(cfg, group, topic, partitions)?;
+    let highs = fetch_high_watermarks(admin(cfg)?.inner(), topic, partitions, cfg.connect_timeout)
+        .map_err(|e| unreachable(cfg, e))?;
+    Ok(Some(
+        committed
+            .into_iter()
+            .zip(highs)
+            .enumerate()
+            .map(|(p, (committed, high))| PartitionLag {
+                partition: p as i32,
+                committed,
+                high,
+            })
+            .collect(),
+    ))
+}
+
+/// The offsets `group` committed on partitions `0..partitions` of `topic` (None: nothing
+/// committed), read without joining the group: a consumer of that group.id that never
+/// subscribes.
+pub fn committed_offsets(
+    cfg: &KafkaConnection,
+    group: &str,
+    topic: &str,
+    partitions: u32,
+) -> Result<Vec<Option<i64>>, KafkaSetupError> {
     let mut c = cfg.client_config();
     c.set("group.id", group).set("enable.auto.commit", "false");
     let consumer: BaseConsumer<EncoreContext> = c
@@ -205,25 +231,16 @@ pub fn group_lag(
     let committed = consumer
         .committed_offsets(tpl, cfg.connect_timeout)
         .map_err(|e| unreachable(cfg, e))?;
-    let highs = fetch_high_watermarks(consumer.client(), topic, partitions, cfg.connect_timeout)
-        .map_err(|e| unreachable(cfg, e))?;
-    Ok(Some(
-        (0..partitions as i32)
-            .map(|p| {
-                let committed = committed
-                    .find_partition(topic, p)
-                    .and_then(|e| match e.offset() {
-                        Offset::Offset(o) => Some(o),
-                        _ => None,
-                    });
-                PartitionLag {
-                    partition: p,
-                    committed,
-                    high: highs[p as usize],
-                }
-            })
-            .collect(),
-    ))
+    Ok((0..partitions as i32)
+        .map(|p| {
+            committed
+                .find_partition(topic, p)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+        })
+        .collect())
 }
 
 /// Low and high watermark of every partition of `topic`, or None when it does not exist.

@@ -241,3 +241,27 @@ impl SinkConsumer {
         &self.topic
     }
 }
+
+/// A consumer for reading by assignment (`tail`, `status`). librdkafka's assign() needs a
+/// group.id, but `unused_group` is never joined and nothing is committed to it.
+/// `partition_eof`: report the end of each partition (an end can be a transaction marker,
+/// which no record reaches).
+pub fn reader(
+    cfg: &KafkaConnection,
+    unused_group: &str,
+    partition_eof: bool,
+) -> Result<BaseConsumer<super::EncoreContext>, KafkaSetupError> {
+    let mut c = cfg.client_config();
+    c.set("group.id", unused_group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        // A start offset removed by retention between the plan and the fetch: the oldest left.
+        .set("auto.offset.reset", "earliest")
+        .set("allow.auto.create.topics", "false")
+        .set(
+            "enable.partition.eof",
+            if partition_eof { "true" } else { "false" },
+        );
+    c.create_with_context(super::EncoreContext)
+        .map_err(KafkaSetupError::settings("Kafka consumer"))
+}

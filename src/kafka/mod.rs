@@ -9,8 +9,8 @@ pub mod producer;
 pub use describe::{DescribeError, TopicDescription, describe_topic};
 
 pub use admin::{
-    PartitionLag, TopicAccess, TopicInfo, check_topic_access, ensure_topic, fetch_high_watermarks,
-    group_lag, source_identity, topic_partitions, watermarks,
+    PartitionLag, TopicAccess, TopicInfo, check_topic_access, committed_offsets, ensure_topic,
+    fetch_high_watermarks, group_lag, source_identity, topic_partitions, watermarks,
 };
 
 use std::fmt;

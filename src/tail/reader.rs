@@ -18,26 +18,13 @@ pub struct Span {
     pub end: i64,
 }
 
-/// A consumer for reading by assignment. librdkafka's assign() needs a group.id, but the group
-/// is never joined and nothing is committed to it.
+/// A consumer for reading by assignment (see [`crate::kafka::consumer::reader`]).
 pub fn consumer(
     cfg: &KafkaConnection,
     exit_at_end: bool,
 ) -> Result<BaseConsumer<EncoreContext>, KafkaSetupError> {
-    let mut c = cfg.client_config();
-    c.set("group.id", "encore-tail-unused")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        // A start offset removed by retention between the plan and the fetch: the oldest left.
-        .set("auto.offset.reset", "earliest")
-        .set("allow.auto.create.topics", "false")
-        // -e: the end of a partition can be a transaction marker, which no record reaches.
-        .set(
-            "enable.partition.eof",
-            if exit_at_end { "true" } else { "false" },
-        );
-    c.create_with_context(EncoreContext)
-        .map_err(KafkaSetupError::settings("Kafka consumer"))
+    // -e: the end of a partition can be a transaction marker, which no record reaches.
+    crate::kafka::consumer::reader(cfg, "encore-tail-unused", exit_at_end)
 }
 
 /// The spans of `topic` to read: every partition, or those of `only`. None: no such topic.

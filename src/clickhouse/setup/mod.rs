@@ -12,7 +12,7 @@ mod status;
 pub use apply::{Dropped, SetupError, SetupReport, create_database_sql, drop, setup};
 pub use inspect::{Inspection, inspect};
 pub use query::{Preset, Table, query_table};
-pub use status::{QueueLag, Status, TableStatus, status};
+pub use status::{QueueLag, Status, TableStatus, TopicQueue, status, topic_queue};
 
 use serde_json::Value;
 

@@ -6,8 +6,10 @@ use serde_json::Value;
 
 use super::inspect::{Inspection, inspect};
 use super::{count, describe_dialect, rows, text};
-use crate::clickhouse::schema::{Dataset, Role, Target, drift};
-use crate::clickhouse::{ChError, ClickHouse, quote_ident};
+use crate::clickhouse::schema::{
+    Dataset, Role, Target, drift, queue_group, queue_topics, table_name,
+};
+use crate::clickhouse::{ChError, ClickHouse, quote_ident, quote_str};
 
 /// One dataset's figures.
 #[derive(Debug)]
@@ -54,6 +56,47 @@ impl Status {
             && self.inspection.drift().is_empty()
             && self.conflicts.is_empty()
     }
+}
+
+/// A Kafka table that ingests a topic, and its consumer group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicQueue {
+    pub table: String,
+    pub group: String,
+}
+
+/// The Kafka table of `database` that ingests `topic`: the one named after it (see
+/// `schema::names`), else any that reads it; None when no table does.
+pub async fn topic_queue(
+    ch: &ClickHouse,
+    database: &str,
+    topic: &str,
+) -> Result<Option<TopicQueue>, ChError> {
+    let tables = rows(
+        &ch.query(&format!(
+            "SELECT name, engine_full FROM system.tables WHERE database = {} AND engine = 'Kafka' \
+             ORDER BY name FORMAT JSONEachRow",
+            quote_str(database)
+        ))
+        .await?,
+    )?;
+    let ours = format!("{}_queue", table_name(topic)?);
+    let reads = |t: &&Value| {
+        queue_topics(&text(t, "engine_full"))
+            .iter()
+            .any(|x| x == topic)
+    };
+    let found = tables
+        .iter()
+        .filter(reads)
+        .find(|t| text(t, "name") == ours)
+        .or_else(|| tables.iter().find(reads));
+    Ok(found.and_then(|t| {
+        Some(TopicQueue {
+            table: text(t, "name"),
+            group: queue_group(&text(t, "engine_full"))?,
+        })
+    }))
 }
 
 pub async fn status(ch: &ClickHouse, target: &Target) -> Result<Status, ChError> {

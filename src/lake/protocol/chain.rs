@@ -252,7 +252,12 @@ impl Lake {
 
     /// The first offset not committed yet (0 when nothing is): a walk from the checkpoint.
     pub async fn committed_end(&self, partition: i32) -> Result<i64, LakeError> {
-        Ok(self.chain_end(partition).await?.next.unwrap_or(0))
+        Ok(self.committed_next(partition).await?.unwrap_or(0))
+    }
+
+    /// Like [`Lake::committed_end`], None when the partition never committed anything.
+    pub async fn committed_next(&self, partition: i32) -> Result<Option<i64>, LakeError> {
+        Ok(self.chain_end(partition).await?.next)
     }
 
     /// Partitions that have at least one commit marker.
