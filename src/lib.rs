@@ -22,5 +22,6 @@ pub mod pipeline;
 pub mod sim;
 pub mod simple;
 pub mod sink;
+pub mod status;
 pub mod tail;
 pub mod verify;

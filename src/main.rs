@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         Command::ProduceSimple(args) => encore::simple::produce_simple(args),
         Command::Verify(args) => encore::verify::command::run(args, &mut std::io::stdout().lock()),
         Command::Tail(args) => encore::tail::run(args, &mut std::io::stdout().lock()),
+        Command::Status(args) => encore::status::run(args, &mut std::io::stdout().lock()),
         Command::Clickhouse(cmd) => clickhouse(cmd),
     };
     match result {

@@ -17,6 +17,8 @@ fn every_subcommand_has_help() {
         "produce-simple",
         "verify",
         "tail",
+        "status",
+        "lag",
     ] {
         let out = encore().args([sub, "--help"]).output().unwrap();
         assert!(out.status.success(), "{sub}");
@@ -42,6 +44,15 @@ fn bad_flags_and_unusable_lakes_exit_2_and_write_nothing() {
         vec!["run".into(), "--lake".into(), "ftp://host/x".into()],
         vec!["run".into(), "--weights".into(), "1,2".into()],
         vec!["verify".into(), "--lake".into(), file.display().to_string()],
+        // Without --brokers, and with a topic that cannot be a lake table: before any read.
+        vec!["status".into()],
+        vec![
+            "status".into(),
+            "--brokers".into(),
+            "127.0.0.1:1".into(),
+            "--topic".into(),
+            "_x".into(),
+        ],
     ];
     for args in cases {
         let out = encore()

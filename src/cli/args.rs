@@ -199,3 +199,21 @@ pub struct TailArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub format: tail::Format,
 }
+
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    /// --group: the sink's consumer group to report.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Topic to report on (also the lake table name).
+    #[arg(long, env = "ENCORE_TOPIC", default_value = "music_events")]
+    pub topic: String,
+    #[command(flatten)]
+    pub lake: LakeArgs,
+    /// With --clickhouse-url: the lag of the ClickHouse table that ingests --topic.
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
 
 pub use args::{
     ClickHouseQueryArgs, ClickHouseSetupArgs, ClickHouseTargetArgs, ProduceSimpleArgs, RunArgs,
-    SimulateArgs, SinkArgs, TailArgs, VerifyArgs,
+    SimulateArgs, SinkArgs, StatusArgs, TailArgs, VerifyArgs,
 };
 pub use flags::{ClickHouseArgs, FlushArgs, KafkaArgs, LakeArgs, MetricsArgs, SimArgs};
 pub use parse::{parse_duration, parse_size};
@@ -60,6 +60,11 @@ pub enum Command {
     /// from -o, -n records or to the end with -e, filtered by event type and user; reads
     /// without joining a group.
     Tail(TailArgs),
+    /// How far behind each part of the pipeline is, per partition of a topic: its watermarks,
+    /// the lake's committed position, the sink group's offset and (--clickhouse-url)
+    /// ClickHouse's, each with its lag in records and seconds. Reads only.
+    #[command(visible_alias = "lag")]
+    Status(StatusArgs),
     /// ClickHouse: create, inspect or drop the Kafka-engine ingestion tables, run preset queries.
     #[command(subcommand)]
     Clickhouse(ClickHouseCommand),
