@@ -112,6 +112,15 @@ impl Summary {
     fn fmt_published(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let p = &self.published;
+        // A sink publishes nothing: what it read is its figure.
+        if p.published == 0 && self.lake.is_some() {
+            return writeln!(
+                f,
+                "  consumed        {} records in {secs:.2}s ({:.0} records/s)",
+                self.consumed,
+                self.consumed as f64 / secs
+            );
+        }
         let events = p.events();
         writeln!(
             f,
@@ -164,4 +173,43 @@ pub(crate) fn describe(r: &StopReason) -> String {
 pub fn shares(c: &PublisherCounters) -> [f64; EVENT_TYPES] {
     let n = c.published.max(1) as f64;
     c.by_type.map(|x| x as f64 / n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(published: u64, consumed: u64) -> Summary {
+        let mut p = PublisherCounters {
+            published,
+            ..PublisherCounters::default()
+        };
+        p.by_type[0] = published;
+        Summary {
+            reason: StopReason::EndOfTopic,
+            seed: 0,
+            published: p,
+            consumed,
+            rows: consumed,
+            rejected: 0,
+            files: 1,
+            bytes: 1024,
+            restarts: 0,
+            elapsed: Duration::from_secs(2),
+            lake: Some("/tmp/lake".into()),
+        }
+    }
+
+    #[test]
+    fn a_sink_reports_what_it_read_and_a_run_what_it_published() {
+        let sink = summary(0, 500).to_string();
+        assert!(
+            sink.contains("consumed        500 records in 2.00s (250 records/s)"),
+            "{sink}"
+        );
+        assert!(!sink.contains("track_playback"), "{sink}");
+        let run = summary(500, 500).to_string();
+        assert!(run.contains("events          500 in 2.00s"), "{run}");
+        assert!(run.contains("track_playback"), "{run}");
+    }
 }
