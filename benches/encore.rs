@@ -127,11 +127,14 @@ fn accumulate_and_parquet(c: &mut Criterion) {
     let batch = buf.take().unwrap();
     let rb = &batch.parts[0].1;
     for (name, codec) in [
+        ("parquet_zstd1", Compression::Zstd(1)),
         ("parquet_zstd3", Compression::Zstd(3)),
         ("parquet_snappy", Compression::Snappy),
         ("parquet_lz4", Compression::Lz4),
     ] {
         let props = writer_properties(codec);
+        let size = encode(rb, &props).unwrap().len();
+        eprintln!("{name}: {size} bytes for {} rows", rb.num_rows());
         g.bench_function(name, |b| {
             b.iter(|| std::hint::black_box(encode(rb, &props).unwrap()))
         });

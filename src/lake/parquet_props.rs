@@ -5,14 +5,16 @@ use std::str::FromStr;
 use arrow::array::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{GzipLevel, ZstdLevel};
+use parquet::basic::{Encoding, GzipLevel, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 /// Codec of the lake's Parquet files (`--compression`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
-    /// zstd at the given level (1..=22); the default is level 3.
+    /// zstd at the given level (1..=22); the default is level 1 (measured smaller and faster
+    /// than 3 on the lake's columns: docs/performance.md).
     Zstd(i32),
     Snappy,
     Lz4,
@@ -22,7 +24,7 @@ pub enum Compression {
 
 impl Default for Compression {
     fn default() -> Self {
-        Compression::Zstd(3)
+        Compression::Zstd(1)
     }
 }
 
@@ -68,10 +70,18 @@ impl Compression {
 /// that `verify` and query engines can prune by metadata), one row group per file for batches
 /// up to a million rows.
 pub fn writer_properties(compression: Compression) -> WriterProperties {
-    WriterProperties::builder()
+    let mut b = WriterProperties::builder()
         .set_compression(compression.codec())
-        .set_dictionary_enabled(true)
-        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_dictionary_enabled(true);
+    // Unique or nearly unique per row: a dictionary is built, overflows and is thrown away
+    // (hashing every value for nothing). Offsets and times grow: deltas pack them in bits.
+    b = b.set_column_dictionary_enabled(ColumnPath::from("event_id"), false);
+    for column in ["kafka_offset", "event_time", "kafka_timestamp"] {
+        b = b
+            .set_column_dictionary_enabled(ColumnPath::from(column), false)
+            .set_column_encoding(ColumnPath::from(column), Encoding::DELTA_BINARY_PACKED);
+    }
+    b.set_statistics_enabled(EnabledStatistics::Chunk)
         .set_max_row_group_size(1 << 20)
         .set_created_by(format!("encore {}", env!("CARGO_PKG_VERSION")))
         .build()
@@ -92,7 +102,7 @@ mod tests {
 
     #[test]
     fn parses_codecs() {
-        assert_eq!("zstd".parse::<Compression>(), Ok(Compression::Zstd(3)));
+        assert_eq!("zstd".parse::<Compression>(), Ok(Compression::Zstd(1)));
         assert_eq!("ZSTD:9".parse::<Compression>(), Ok(Compression::Zstd(9)));
         assert_eq!("snappy".parse::<Compression>(), Ok(Compression::Snappy));
         assert!("zstd:99".parse::<Compression>().is_err());
