@@ -42,7 +42,7 @@ impl Flusher {
         dead_letters: Option<Arc<DeadLetterWriter>>,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let encoders = (cores / 2).max(1);
+        let encoders = cores.max(1);
         let job = FlushJob {
             lake,
             props: Arc::new(props),
@@ -98,8 +98,8 @@ struct FlushJob {
     source: Arc<str>,
     /// Where rejected records go (Kafka sources); the in-process bus has none.
     dead_letters: Option<Arc<DeadLetterWriter>>,
-    /// Encodings running at once: one per two cores (at least one), so that flushing never
-    /// starves decoding and simulation, and the batches held for encoding stay few.
+    /// Encodings running at once: one per core, so that partitions (and dates) are encoded in
+    /// parallel; `--max-unflushed` bounds the batches held meanwhile.
     encoders: Arc<Semaphore>,
     /// What was committed per partition and epoch: the first commit clears what beaten writers
     /// left, every so often one moves the partition's checkpoint or writes a manifest.
