@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use parquet::file::properties::WriterProperties;
 
 use super::policy::BufferStats;
-use crate::event::{DerivedIds, decode_record};
+use crate::event::{DerivedIds, decode_any};
 use crate::lake::schema::{EventBatchBuilder, SourcePos, event_date};
 use crate::lake::{self, LakeError, PreparedBatch, Range, Rejected};
 
@@ -209,16 +209,19 @@ impl PartitionBuffer {
         self.last = rec.offset;
         self.records += 1;
         self.bytes += rec.value.len();
-        match decode_record(&rec.value, &self.ids, rec.partition, rec.offset) {
+        match decode_any(&rec.value, &self.ids, rec.partition, rec.offset) {
             Ok(ev) => {
-                self.files.entry(event_date(ev.ts_ms)).or_default().push(
-                    &ev,
-                    SourcePos {
-                        partition: rec.partition,
-                        offset: rec.offset,
-                        timestamp_ms: rec.timestamp_ms,
-                    },
-                );
+                self.files
+                    .entry(event_date(ev.ts_ms()))
+                    .or_default()
+                    .push_decoded(
+                        &ev,
+                        SourcePos {
+                            partition: rec.partition,
+                            offset: rec.offset,
+                            timestamp_ms: rec.timestamp_ms,
+                        },
+                    );
                 Ok(())
             }
             Err(e) => {
