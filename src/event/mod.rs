@@ -324,14 +324,22 @@ pub fn decode_any<'a>(
     partition: i32,
     offset: i64,
 ) -> Result<Decoded<'a>, DecodeError> {
-    if let Some(f) = fast::decode(bytes) {
-        return Ok(Decoded::Flat(f));
+    match fast::decode(bytes) {
+        Some(f) => Ok(Decoded::Flat(f)),
+        None => decode_slow(bytes, ids, partition, offset).map(Decoded::Wire),
     }
+}
+
+/// A record the fast decoder left, by serde: the reference format, unusual JSON, rejections.
+pub fn decode_slow<'a>(
+    bytes: &'a [u8],
+    ids: &DerivedIds,
+    partition: i32,
+    offset: i64,
+) -> Result<WireEvent<'a>, DecodeError> {
     match WireFormat::detect(bytes) {
-        WireFormat::Encore => WireEvent::decode_serde(bytes).map(Decoded::Wire),
-        WireFormat::Reference => {
-            ReferenceEvent::decode(bytes, ids.event_id(partition, offset)).map(Decoded::Wire)
-        }
+        WireFormat::Encore => WireEvent::decode_serde(bytes),
+        WireFormat::Reference => ReferenceEvent::decode(bytes, ids.event_id(partition, offset)),
     }
 }
 

@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use uuid::Uuid;
 
 use super::{EventType, MAX_RECORD_BYTES, MAX_TS_MS, Platform, WireEvent};
-use scan::Cursor;
+use scan::{Cursor, Key};
 
 /// A validated flat event whose strings borrow from the record, in the forms the lake stores:
 /// UUIDs and the address are already their canonical text.
@@ -71,23 +71,23 @@ impl<'a> FlatEvent<'a> {
 
 /// The keys as the encoder writes them (in its order, with the colon): each field's index here
 /// is its number, and its bit in [`Fields::seen`].
-const KEYS: [&[u8]; 16] = [
-    b"\"event_id\":",
-    b"\"event_type_id\":",
-    b"\"event_type\":",
-    b"\"user_id\":",
-    b"\"session_id\":",
-    b"\"platform\":",
-    b"\"platform_token\":",
-    b"\"ipv4\":",
-    b"\"country\":",
-    b"\"track_id\":",
-    b"\"previous_track_id\":",
-    b"\"playlist_id\":",
-    b"\"liked\":",
-    b"\"position_ms\":",
-    b"\"ts\":",
-    b"\"ts_ms\":",
+const KEYS: [Key; 16] = [
+    Key::new(b"\"event_id\":"),
+    Key::new(b"\"event_type_id\":"),
+    Key::new(b"\"event_type\":"),
+    Key::new(b"\"user_id\":"),
+    Key::new(b"\"session_id\":"),
+    Key::new(b"\"platform\":"),
+    Key::new(b"\"platform_token\":"),
+    Key::new(b"\"ipv4\":"),
+    Key::new(b"\"country\":"),
+    Key::new(b"\"track_id\":"),
+    Key::new(b"\"previous_track_id\":"),
+    Key::new(b"\"playlist_id\":"),
+    Key::new(b"\"liked\":"),
+    Key::new(b"\"position_ms\":"),
+    Key::new(b"\"ts\":"),
+    Key::new(b"\"ts_ms\":"),
 ];
 
 /// Fields with `#[serde(default)]`: previous_track_id, playlist_id, position_ms.
@@ -144,8 +144,7 @@ pub fn decode(bytes: &[u8]) -> Option<FlatEvent<'_>> {
 
 /// The number of a key read the long way (any spacing, any order).
 fn field_of(key: &[u8]) -> Option<usize> {
-    KEYS.iter()
-        .position(|k| k.len() == key.len() + 3 && &k[1..k.len() - 2] == key)
+    KEYS.iter().position(|k| k.name() == key)
 }
 
 impl<'a> Fields<'a> {

@@ -25,22 +25,56 @@ fn specials(x: u64) -> u64 {
         | (x.wrapping_sub(ONES * 0x20) & !x & HIGHS)
 }
 
-/// Hex digit value of a lowercase hex byte, 0xff for anything else (uppercase included: the
-/// lake stores the lowercase form, so an uppercase UUID goes the slow way and is re-encoded).
-const HEX: [u8; 256] = {
-    let mut t = [0xff; 256];
-    let mut i = 0;
-    while i < 10 {
-        t[b'0' as usize + i] = i as u8;
-        i += 1;
+/// Whether the eight bytes of `x` are all lowercase hex digits (an uppercase UUID goes the
+/// slow way: the lake stores the lowercase form, which serde's path re-encodes).
+#[inline]
+fn all_hex(x: u64) -> bool {
+    // High bit of each byte whose value is strictly between m and n (exact per byte for bytes
+    // below 0x80; the `!x` term excludes the others).
+    let low = x & (ONES * 0x7f);
+    let between = |m: u64, n: u64| {
+        (ONES * (127 + n)).wrapping_sub(low) & !x & low.wrapping_add(ONES * (127 - m)) & HIGHS
+    };
+    between(b'0' as u64 - 1, b'9' as u64 + 1) | between(b'a' as u64 - 1, b'f' as u64 + 1) == HIGHS
+}
+
+/// A key as the encoder writes it (`"name":`), its first 16 bytes also as a masked word, so
+/// that checking for it costs a load and a compare rather than a `memcmp` call.
+pub(super) struct Key {
+    pub(super) text: &'static [u8],
+    head: u128,
+    mask: u128,
+}
+
+impl Key {
+    pub(super) const fn new(text: &'static [u8]) -> Key {
+        let (mut head, mut mask, mut i) = (0u128, 0u128, 0);
+        while i < text.len() && i < 16 {
+            head |= (text[i] as u128) << (8 * i);
+            mask |= 0xff << (8 * i);
+            i += 1;
+        }
+        Key { text, head, mask }
     }
-    let mut i = 0;
-    while i < 6 {
-        t[b'a' as usize + i] = 10 + i as u8;
-        i += 1;
+
+    /// Whether `rest` starts with the key; `word`: its first 16 bytes, if it has as many.
+    #[inline]
+    fn is_at(&self, rest: &[u8], word: Option<u128>) -> bool {
+        match word {
+            Some(w) => {
+                w & self.mask == self.head
+                    && (self.text.len() <= 16
+                        || rest.get(16..self.text.len()) == self.text.get(16..))
+            }
+            None => rest.starts_with(self.text),
+        }
     }
-    t
-};
+
+    /// The key's name (without quotes and colon).
+    pub(super) fn name(&self) -> &'static [u8] {
+        &self.text[1..self.text.len() - 2]
+    }
+}
 
 /// Length of a hyphenated UUID.
 pub(super) const UUID_LEN: usize = 36;
@@ -78,12 +112,15 @@ impl<'a> Cursor<'a> {
     /// The number of the key here if it is one of `keys[from..]`'s next few, written as the
     /// encoder does (`"name":`): most records need no other key lookup.
     #[inline]
-    pub(super) fn expect_key(&mut self, keys: &[&[u8]], from: usize) -> Option<usize> {
+    pub(super) fn expect_key(&mut self, keys: &[Key], from: usize) -> Option<usize> {
         self.ws();
         let rest = &self.b[self.i..];
+        let word = rest
+            .get(..16)
+            .map(|w| u128::from_le_bytes(w.try_into().expect("16 bytes")));
         // Up to three optional keys may be absent before the next one.
-        let k = (from..keys.len().min(from + 4)).find(|&k| rest.starts_with(keys[k]))?;
-        self.i += keys[k].len();
+        let k = (from..keys.len().min(from + 4)).find(|&k| keys[k].is_at(rest, word))?;
+        self.i += keys[k].text.len();
         Some(k)
     }
 
@@ -154,14 +191,17 @@ impl<'a> Cursor<'a> {
         self.eat(b'"')?;
         let start = self.i;
         let s = self.b.get(start..start + UUID_LEN + 1)?;
-        let hex = |r: std::ops::Range<usize>| s[r].iter().all(|&c| HEX[c as usize] != 0xff);
+        let word = |at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+        let halves = |a: usize, b: usize| {
+            let half = |at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+            u64::from(half(a)) | u64::from(half(b)) << 32
+        };
         let ok = [8, 13, 18, 23].iter().all(|&i| s[i] == b'-')
             && s[UUID_LEN] == b'"'
-            && hex(0..8)
-            && hex(9..13)
-            && hex(14..18)
-            && hex(19..23)
-            && hex(24..36);
+            && all_hex(word(0))
+            && all_hex(halves(9, 14))
+            && all_hex(halves(19, 24))
+            && all_hex(word(28));
         if !ok {
             return None;
         }
@@ -260,4 +300,39 @@ fn octet(d: &[u8]) -> Option<u8> {
         v = v * 10 + u16::from(c - b'0');
     }
     u8::try_from(v).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_hex_is_exact_for_every_byte_at_every_position() {
+        let base = *b"0123abcd";
+        assert!(all_hex(u64::from_le_bytes(base)));
+        for at in 0..8 {
+            for b in 0..=255u8 {
+                let mut w = base;
+                w[at] = b;
+                let want = b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+                assert_eq!(all_hex(u64::from_le_bytes(w)), want, "{b:#x} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn specials_finds_the_first_special_byte() {
+        for at in 0..8 {
+            for b in 0..=255u8 {
+                let mut w = *b"abcdefgh";
+                w[at] = b;
+                let m = specials(u64::from_le_bytes(w));
+                let special = b == b'"' || b == b'\\' || b < 0x20;
+                assert_eq!(m != 0, special, "{b:#x} at {at}");
+                if special {
+                    assert_eq!(m.trailing_zeros() as usize / 8, at);
+                }
+            }
+        }
+    }
 }
