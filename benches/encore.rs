@@ -103,6 +103,43 @@ fn json(c: &mut Criterion) {
             }
         })
     });
+    // The sink's decoder alone (borrowed, no conversion to `WireEvent`), and serde's, which
+    // decides whatever the fast one leaves.
+    g.bench_function("decode_fast", |b| {
+        b.iter(|| {
+            for r in &recs {
+                std::hint::black_box(encore::event::fast::decode(&r.value).unwrap());
+            }
+        })
+    });
+    g.bench_function("decode_serde", |b| {
+        b.iter(|| {
+            for r in &recs {
+                std::hint::black_box(WireEvent::decode_serde(&r.value).unwrap());
+            }
+        })
+    });
+    // Arrow columns from what the fast decoder read (decoded outside the loop).
+    let flat: Vec<_> = recs
+        .iter()
+        .map(|r| encore::event::fast::decode(&r.value).unwrap())
+        .collect();
+    g.bench_function("arrow_build_flat", |b| {
+        b.iter(|| {
+            let mut builder = encore::lake::schema::EventBatchBuilder::new();
+            for (n, ev) in flat.iter().enumerate() {
+                builder.push_flat(
+                    ev,
+                    encore::lake::schema::SourcePos {
+                        partition: 0,
+                        offset: n as i64,
+                        timestamp_ms: START,
+                    },
+                );
+            }
+            std::hint::black_box(builder.finish())
+        })
+    });
     g.finish();
 }
 

@@ -5,7 +5,9 @@
 //! docs/event-contract.md; this module is the single definition.
 
 mod error;
+pub mod fast;
 pub mod reference;
+mod write;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -16,6 +18,7 @@ use uuid::Uuid;
 
 pub use error::{DecodeError, MAX_RECORD_BYTES};
 use error::{check_size, json_error};
+pub use fast::FlatEvent;
 pub use reference::{DerivedIds, ReferenceEvent};
 
 /// The eight event types, with the reference pipeline's ids and names.
@@ -168,6 +171,11 @@ impl Platform {
         Platform::Desktop,
     ];
 
+    /// Position in [`Platform::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Platform::Android => "android",
@@ -255,8 +263,9 @@ impl WireFormat {
     pub fn encode(self, profile: &Profile, ev: &SimEvent, out: impl std::io::Write) {
         // Serialising plain fields cannot fail; only `out` could, and callers write to memory.
         match self {
-            WireFormat::Encore => serde_json::to_writer(out, &WireEvent::new(profile, ev)),
-            WireFormat::Reference => serde_json::to_writer(out, &ReferenceEvent::new(profile, ev)),
+            WireFormat::Encore => write::flat(&WireEvent::new(profile, ev), out),
+            WireFormat::Reference => serde_json::to_writer(out, &ReferenceEvent::new(profile, ev))
+                .map_err(std::io::Error::other),
         }
         .expect("events serialise infallibly into memory")
     }
@@ -281,8 +290,55 @@ pub fn decode_record<'a>(
     partition: i32,
     offset: i64,
 ) -> Result<WireEvent<'a>, DecodeError> {
+    decode_any(bytes, ids, partition, offset).map(Decoded::into_wire)
+}
+
+/// A decoded record: borrowed straight from the bytes when the fast decoder read it.
+#[derive(Debug)]
+pub enum Decoded<'a> {
+    Flat(FlatEvent<'a>),
+    Wire(WireEvent<'a>),
+}
+
+impl<'a> Decoded<'a> {
+    pub fn ts_ms(&self) -> i64 {
+        match self {
+            Decoded::Flat(f) => f.ts_ms,
+            Decoded::Wire(w) => w.ts_ms,
+        }
+    }
+
+    pub fn into_wire(self) -> WireEvent<'a> {
+        match self {
+            Decoded::Flat(f) => f.to_wire(),
+            Decoded::Wire(w) => w,
+        }
+    }
+}
+
+/// [`decode_record`] without converting what the fast decoder read (the sink's path): the
+/// fast decoder first, serde for whatever it leaves (the other format, unusual JSON, errors).
+pub fn decode_any<'a>(
+    bytes: &'a [u8],
+    ids: &DerivedIds,
+    partition: i32,
+    offset: i64,
+) -> Result<Decoded<'a>, DecodeError> {
+    match fast::decode(bytes) {
+        Some(f) => Ok(Decoded::Flat(f)),
+        None => decode_slow(bytes, ids, partition, offset).map(Decoded::Wire),
+    }
+}
+
+/// A record the fast decoder left, by serde: the reference format, unusual JSON, rejections.
+pub fn decode_slow<'a>(
+    bytes: &'a [u8],
+    ids: &DerivedIds,
+    partition: i32,
+    offset: i64,
+) -> Result<WireEvent<'a>, DecodeError> {
     match WireFormat::detect(bytes) {
-        WireFormat::Encore => WireEvent::decode(bytes),
+        WireFormat::Encore => WireEvent::decode_serde(bytes),
         WireFormat::Reference => ReferenceEvent::decode(bytes, ids.event_id(partition, offset)),
     }
 }
@@ -347,12 +403,21 @@ impl<'a> WireEvent<'a> {
 
     /// Appends the JSON form to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        // Serialising plain fields into a Vec cannot fail.
-        serde_json::to_writer(out, self).expect("WireEvent serialises infallibly");
+        // Writing into a Vec cannot fail.
+        write::flat(self, out).expect("WireEvent serialises infallibly");
     }
 
     /// Parses and validates one record value in encore's format.
     pub fn decode(bytes: &'a [u8]) -> Result<WireEvent<'a>, DecodeError> {
+        match fast::decode(bytes) {
+            Some(f) => Ok(f.to_wire()),
+            None => Self::decode_serde(bytes),
+        }
+    }
+
+    /// [`WireEvent::decode`] by serde alone: the reference for every verdict and rejection
+    /// reason; the fast decoder defers to it for anything it does not accept itself.
+    pub fn decode_serde(bytes: &'a [u8]) -> Result<WireEvent<'a>, DecodeError> {
         check_size(bytes)?;
         let ev: WireEvent<'a> = serde_json::from_slice(bytes).map_err(|e| json_error(bytes, e))?;
         ev.check_fields()?;

@@ -2,6 +2,7 @@
 //! commit protocol that makes output exactly-once.
 
 mod credentials;
+mod dict;
 mod naming;
 mod parquet_props;
 mod protocol;

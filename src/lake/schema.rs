@@ -8,12 +8,14 @@ use std::sync::{Arc, OnceLock};
 
 use arrow::array::{
     ArrayRef, BooleanBuilder, Int8Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
-    StringDictionaryBuilder, TimestampMillisecondBuilder,
+    TimestampMillisecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Int16Type, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::NaiveDate;
 
-use crate::event::WireEvent;
+use super::dict::{COUNTRY_SLOTS, SlotDict, country_slot};
+use crate::event::reference::UNKNOWN_PLATFORM;
+use crate::event::{Decoded, EVENT_TYPES, EventType, FlatEvent, Platform, WireEvent};
 
 fn dict() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int16), Box::new(DataType::Utf8))
@@ -71,13 +73,14 @@ pub fn event_date(ts_ms: i64) -> NaiveDate {
 pub struct EventBatchBuilder {
     event_id: StringBuilder,
     event_type_id: Int8Builder,
-    event_type: StringDictionaryBuilder<Int16Type>,
+    event_type: SlotDict<EVENT_TYPES>,
     user_id: StringBuilder,
     session_id: StringBuilder,
-    platform: StringDictionaryBuilder<Int16Type>,
+    /// The four platforms, then the reference format's `unknown`.
+    platform: SlotDict<5>,
     platform_token: StringBuilder,
     ipv4: StringBuilder,
-    country: StringDictionaryBuilder<Int16Type>,
+    country: SlotDict<COUNTRY_SLOTS>,
     track_id: Int64Builder,
     previous_track_id: Int64Builder,
     playlist_id: Int64Builder,
@@ -104,13 +107,13 @@ impl EventBatchBuilder {
         EventBatchBuilder {
             event_id: StringBuilder::new(),
             event_type_id: Int8Builder::new(),
-            event_type: StringDictionaryBuilder::new(),
+            event_type: SlotDict::default(),
             user_id: StringBuilder::new(),
             session_id: StringBuilder::new(),
-            platform: StringDictionaryBuilder::new(),
+            platform: SlotDict::default(),
             platform_token: StringBuilder::new(),
             ipv4: StringBuilder::new(),
-            country: StringDictionaryBuilder::new(),
+            country: SlotDict::default(),
             track_id: Int64Builder::new(),
             previous_track_id: Int64Builder::new(),
             playlist_id: Int64Builder::new(),
@@ -135,34 +138,84 @@ impl EventBatchBuilder {
         (self.rows > 0).then_some((self.min_ts, self.max_ts))
     }
 
+    /// Appends one decoded (and so validated) event of either form.
+    pub fn push_decoded(&mut self, ev: &Decoded<'_>, src: SourcePos) {
+        match ev {
+            Decoded::Flat(f) => self.push_flat(f, src),
+            Decoded::Wire(w) => self.push(w, src),
+        }
+    }
+
+    /// Appends one event the fast decoder read: its strings are the lake's text already.
+    pub fn push_flat(&mut self, ev: &FlatEvent<'_>, src: SourcePos) {
+        self.event_id.append_value(ev.event_id);
+        self.push_type(ev.event_type);
+        self.user_id.append_value(ev.user_id);
+        self.session_id.append_value(ev.session_id);
+        let p = ev.platform;
+        self.platform.append(Some(p.index()), p.name());
+        self.platform_token.append_value(ev.platform_token);
+        self.ipv4.append_value(ev.ipv4);
+        self.country.append(country_slot(ev.country), ev.country);
+        self.push_values(Values {
+            track_id: ev.track_id,
+            previous_track_id: ev.previous_track_id,
+            playlist_id: ev.playlist_id,
+            liked: ev.liked,
+            position_ms: ev.position_ms,
+            ts_ms: ev.ts_ms,
+        });
+        self.push_source(src);
+    }
+
     /// Appends one decoded (and so validated) event.
     pub fn push(&mut self, ev: &WireEvent<'_>, src: SourcePos) {
         let mut uuid = uuid::Uuid::encode_buffer();
         self.event_id
             .append_value(ev.event_id.hyphenated().encode_lower(&mut uuid));
-        self.event_type_id.append_value(ev.event_type_id as i8);
-        self.event_type.append_value(ev.event_type().name());
+        self.push_type(ev.event_type());
         self.user_id
             .append_value(ev.user_id.hyphenated().encode_lower(&mut uuid));
         self.session_id
             .append_value(ev.session_id.hyphenated().encode_lower(&mut uuid));
-        self.platform.append_value(&ev.platform);
+        self.platform
+            .append(platform_slot(&ev.platform), &ev.platform);
         self.platform_token.append_value(&ev.platform_token);
         let mut ip = [0u8; 15];
         self.ipv4.append_value(format_ipv4(ev.ipv4, &mut ip));
-        self.country.append_value(&ev.country);
-        self.track_id.append_value(ev.track_id);
-        self.previous_track_id.append_option(ev.previous_track_id);
-        self.playlist_id.append_option(ev.playlist_id);
-        self.liked.append_value(ev.liked);
-        self.position_ms.append_option(ev.position_ms);
-        self.event_time.append_value(ev.ts_ms);
+        self.country.append(country_slot(&ev.country), &ev.country);
+        self.push_values(Values {
+            track_id: ev.track_id,
+            previous_track_id: ev.previous_track_id,
+            playlist_id: ev.playlist_id,
+            liked: ev.liked,
+            position_ms: ev.position_ms,
+            ts_ms: ev.ts_ms,
+        });
+        self.push_source(src);
+    }
+
+    fn push_type(&mut self, t: EventType) {
+        self.event_type_id.append_value(t.id() as i8);
+        self.event_type.append(Some(t.index()), t.name());
+    }
+
+    fn push_values(&mut self, v: Values) {
+        self.track_id.append_value(v.track_id);
+        self.previous_track_id.append_option(v.previous_track_id);
+        self.playlist_id.append_option(v.playlist_id);
+        self.liked.append_value(v.liked);
+        self.position_ms.append_option(v.position_ms);
+        self.event_time.append_value(v.ts_ms);
+        self.rows += 1;
+        self.min_ts = self.min_ts.min(v.ts_ms);
+        self.max_ts = self.max_ts.max(v.ts_ms);
+    }
+
+    fn push_source(&mut self, src: SourcePos) {
         self.kafka_partition.append_value(src.partition);
         self.kafka_offset.append_value(src.offset);
         self.kafka_timestamp.append_value(src.timestamp_ms);
-        self.rows += 1;
-        self.min_ts = self.min_ts.min(ev.ts_ms);
-        self.max_ts = self.max_ts.max(ev.ts_ms);
     }
 
     /// Builds the RecordBatch with the declared schema and resets the builder.
@@ -193,6 +246,24 @@ impl EventBatchBuilder {
         // The builders produce exactly the declared types, so this cannot fail.
         RecordBatch::try_new(lake_schema(), columns).expect("builders match the declared schema")
     }
+}
+
+/// The plain columns of an event, whichever decoder read it.
+struct Values {
+    track_id: i64,
+    previous_track_id: Option<i64>,
+    playlist_id: Option<i64>,
+    liked: bool,
+    position_ms: Option<i64>,
+    ts_ms: i64,
+}
+
+/// Slot of a platform name in the platform dictionary.
+fn platform_slot(name: &str) -> Option<usize> {
+    if name == UNKNOWN_PLATFORM {
+        return Some(Platform::ALL.len());
+    }
+    Platform::ALL.iter().position(|p| p.name() == name)
 }
 
 /// Formats an IPv4 address without allocating.

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use parquet::file::properties::WriterProperties;
 
 use super::policy::BufferStats;
-use crate::event::{DerivedIds, decode_record};
+use crate::event::{DerivedIds, decode_slow, fast};
 use crate::lake::schema::{EventBatchBuilder, SourcePos, event_date};
 use crate::lake::{self, LakeError, PreparedBatch, Range, Rejected};
 
@@ -108,6 +108,8 @@ pub fn prepare(batch: &PendingBatch, props: &WriterProperties) -> Result<Prepare
     })
 }
 
+const MS_PER_DAY: i64 = 86_400_000;
+
 /// Accumulates one partition's records until the flush policy says otherwise.
 pub struct PartitionBuffer {
     partition: i32,
@@ -122,6 +124,9 @@ pub struct PartitionBuffer {
     first: Option<i64>,
     last: i64,
     files: BTreeMap<NaiveDate, EventBatchBuilder>,
+    /// The last event's UTC day number and date: consecutive events nearly always share it,
+    /// and the calendar conversion is a visible share of a row's cost.
+    last_day: (i64, NaiveDate),
     rejected: Vec<DeadLetter>,
     records: usize,
     bytes: usize,
@@ -139,6 +144,7 @@ impl PartitionBuffer {
             first: None,
             last: -1,
             files: BTreeMap::new(),
+            last_day: (0, event_date(0)),
             rejected: Vec::new(),
             records: 0,
             bytes: 0,
@@ -209,16 +215,21 @@ impl PartitionBuffer {
         self.last = rec.offset;
         self.records += 1;
         self.bytes += rec.value.len();
-        match decode_record(&rec.value, &self.ids, rec.partition, rec.offset) {
+        let src = SourcePos {
+            partition: rec.partition,
+            offset: rec.offset,
+            timestamp_ms: rec.timestamp_ms,
+        };
+        // The fast decoder's event goes straight into the builder (no copy through a Result).
+        if let Some(ev) = fast::decode(&rec.value) {
+            let date = self.date_of(ev.ts_ms);
+            self.files.entry(date).or_default().push_flat(&ev, src);
+            return Ok(());
+        }
+        match decode_slow(&rec.value, &self.ids, rec.partition, rec.offset) {
             Ok(ev) => {
-                self.files.entry(event_date(ev.ts_ms)).or_default().push(
-                    &ev,
-                    SourcePos {
-                        partition: rec.partition,
-                        offset: rec.offset,
-                        timestamp_ms: rec.timestamp_ms,
-                    },
-                );
+                let date = self.date_of(ev.ts_ms);
+                self.files.entry(date).or_default().push(&ev, src);
                 Ok(())
             }
             Err(e) => {
@@ -234,6 +245,15 @@ impl PartitionBuffer {
                 Err(kind)
             }
         }
+    }
+
+    /// [`event_date`], remembering the last day's.
+    fn date_of(&mut self, ts_ms: i64) -> NaiveDate {
+        let day = ts_ms.div_euclid(MS_PER_DAY);
+        if day != self.last_day.0 {
+            self.last_day = (day, event_date(ts_ms));
+        }
+        self.last_day.1
     }
 
     pub fn stats(&self, now: Instant) -> BufferStats {
