@@ -321,10 +321,9 @@ fn clickhouse_down_at_start_is_retried_and_the_lake_path_is_unaffected() {
     assert!(log.contains("ClickHouse schema ready"), "{log}");
     let published = completed(&summary, &log);
     // ClickHouse's queues read the topic from its start: every event arrives.
-    let q = format!(
-        "SELECT uniqExact(event_id) FROM {}",
-        db.table("music_events")
-    );
+    // Its tables are named after the run's topic.
+    let table = encore::clickhouse::schema::table_name(&n.topic).unwrap();
+    let q = format!("SELECT uniqExact(event_id) FROM {}", db.table(&table));
     let have = db.wait_for_count(&q, published, Duration::from_secs(180));
     assert_eq!(
         have, published,
