@@ -63,7 +63,7 @@ done
 step "unit and integration tests"
 # stack-tests: the integration tests against the stack started above (without the feature,
 # `cargo test` runs only what needs no service).
-cargo test --all --features stack-tests 2>&1 | tee /tmp/encore-cargo-test.log
+cargo test --all --no-fail-fast --features stack-tests 2>&1 | tee /tmp/encore-cargo-test.log
 # A run that executed no test is a failure, not a pass.
 grep -q "test result: ok. [1-9]" /tmp/encore-cargo-test.log
 
