@@ -134,12 +134,7 @@ fn exit_at_end_reaches_an_end_made_of_transaction_markers() {
     transaction(&stack, &topic, 20, b"{\"not\": \"an event\"}", true);
     transaction(&stack, &topic, 50, b"{\"aborted\": 4}", false);
     let targets = stack.high_watermarks(&topic);
-    let mut c = stack.encore();
-    c.args(["sink", "--topic", &topic, "--group", &unique("g")])
-        .args(["--lake", &lake, "--exit-at-end"]);
-    let mut s = Proc::spawn_capturing(c, "sink", dir.path());
-    let (status, out) = s.wait_output(Duration::from_secs(180));
-    assert!(status.success(), "exit {status}:\n{out}\n{}", s.log());
+    let out = stack.sink_to_end(&topic, &unique("g"), &lake, dir.path());
     assert!(out.contains("--exit-at-end"), "the stop reason:\n{out}");
     let view = LakeView::open(&stack, &lake, &topic);
     assert_eq!(
@@ -181,12 +176,7 @@ fn exit_at_end_reaches_the_end_of_partitions_with_only_aborted_records() {
         targets.iter().all(|&t| t > 30),
         "records and markers: {targets:?}"
     );
-    let mut c = stack.encore();
-    c.args(["sink", "--topic", &topic, "--group", &unique("g")])
-        .args(["--lake", &lake, "--exit-at-end"]);
-    let mut s = Proc::spawn_capturing(c, "sink", dir.path());
-    let (status, out) = s.wait_output(Duration::from_secs(180));
-    assert!(status.success(), "exit {status}:\n{out}\n{}", s.log());
+    stack.sink_to_end(&topic, &unique("g"), &lake, dir.path());
     let view = LakeView::open(&stack, &lake, &topic);
     assert_eq!(view.committed_ends(PARTITIONS as usize), targets);
     let (code, report) = stack.verify(&topic, &lake, &[]);

@@ -6,10 +6,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use common::lake::LakeView;
-use common::process::{Proc, text};
+use common::process::text;
 use common::stack::{Stack, unique};
 use encore::event::DerivedIds;
 
@@ -35,12 +34,7 @@ fn simulate_reference(stack: &Stack, topic: &str, events: u64, seed: u64) {
 
 /// `encore sink --exit-at-end` of `topic` into `lake` with a new group; must exit 0.
 fn sink_to_end(stack: &Stack, topic: &str, lake: &str, dir: &std::path::Path) {
-    let mut c = stack.encore();
-    c.args(["sink", "--topic", topic, "--group", &unique("g")])
-        .args(["--lake", lake, "--exit-at-end"]);
-    let mut s = Proc::spawn_capturing(c, &unique("sink"), dir);
-    let (status, out) = s.wait_output(Duration::from_secs(180));
-    assert!(status.success(), "exit {status}:\n{out}\n{}", s.log());
+    stack.sink_to_end(topic, &unique("g"), lake, dir);
 }
 
 /// A hand-written reference record: a token without encore's `<platform>-` prefix, no

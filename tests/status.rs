@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::clickhouse::ChDatabase;
 use common::lake::LakeView;
-use common::process::{Proc, text};
+use common::process::text;
 use common::stack::{Stack, unique};
 use serde_json::Value;
 
@@ -56,12 +56,7 @@ fn status_reports_each_stage_per_partition() {
     let lake = format!("s3://{}/s", unique("lake"));
     let dir = tempfile::tempdir().unwrap();
     stack.produce(&topic, PARTITIONS, FIRST, 61);
-    let mut c = stack.encore();
-    c.args(["sink", "--topic", &topic, "--group", &group])
-        .args(["--lake", &lake, "--exit-at-end"]);
-    let mut sink = Proc::spawn_capturing(c, "sink", dir.path());
-    let (st, out) = sink.wait_output(Duration::from_secs(180));
-    assert!(st.success(), "sink exit {st}:\n{out}\n{}", sink.log());
+    stack.sink_to_end(&topic, &group, &lake, dir.path());
     stack.produce(&topic, PARTITIONS, MORE, 62);
 
     let args = ["--topic", &topic, "--group", &group, "--lake", &lake];

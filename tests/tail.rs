@@ -360,20 +360,7 @@ fn dead_letters_are_shown_with_their_reason_error_and_source_position() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let mut c = stack.encore();
-    c.args([
-        "sink",
-        "--topic",
-        &topic,
-        "--group",
-        &unique("g"),
-        "--lake",
-        &lake,
-    ])
-    .arg("--exit-at-end");
-    let mut sink = Proc::spawn_capturing(c, "sink", dir.path());
-    let (status, _) = sink.wait_output(Duration::from_secs(180));
-    assert!(status.success(), "sink: {}", sink.log());
+    stack.sink_to_end(&topic, &unique("g"), &lake, dir.path());
 
     // Where each poison record is in the source topic.
     let source: BTreeMap<Vec<u8>, (i32, i64)> = stack

@@ -147,6 +147,21 @@ impl Stack {
         (out.status.code(), text(&out))
     }
 
+    /// `encore sink --exit-at-end` of `topic` into `lake` as `group`, which must exit 0 within
+    /// 180 s: its summary (stdout).
+    pub fn sink_to_end(&self, topic: &str, group: &str, lake: &str, dir: &Path) -> String {
+        let mut c = self.encore();
+        c.args(["sink", "--topic", topic, "--group", group]).args([
+            "--lake",
+            lake,
+            "--exit-at-end",
+        ]);
+        let mut s = Proc::spawn_capturing(c, &unique("sink"), dir);
+        let (status, out) = s.wait_output(Duration::from_secs(180));
+        assert!(status.success(), "exit {status}:\n{out}\n{}", s.log());
+        out
+    }
+
     /// `encore sink` of `topic` into `lake` (new group, `extra` arguments) until the lake holds
     /// the whole topic, then SIGTERM, which must drain with exit 0. Returns the sink's log.
     pub fn sink_until_caught_up(
