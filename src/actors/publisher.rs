@@ -90,8 +90,10 @@ impl Publisher {
             c.bytes += r.value.len() as u64;
         }
         self.counters.published += records.len() as u64;
-        let by_type = std::array::from_fn(|i| self.counters.by_type[i] - before[i]);
-        crate::metrics::published(records.len() as u64, &by_type);
+        if crate::metrics::enabled() {
+            let by_type = std::array::from_fn(|i| self.counters.by_type[i] - before[i]);
+            crate::metrics::published(records.len() as u64, &by_type);
+        }
     }
 
     /// Records librdkafka refused to take (a fatal producer state, a record over the size
