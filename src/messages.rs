@@ -39,14 +39,15 @@ pub enum Injected {
     Late,
 }
 
-/// Listener → Publisher: a batch of events from one listener, in its order.
+/// Listener (realtime) or Conductor (max-rate, a tick of every listener's events) → Publisher:
+/// records in the order they must reach the topic.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<Admission, PublishError>")]
 pub struct SimEvents {
     pub records: Vec<OutRecord>,
 }
 
-/// Publisher → Listener: how much of a [`SimEvents`] batch was published.
+/// Publisher → sender: how much of a [`SimEvents`] batch was published.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Admission {
     pub accepted: usize,
@@ -68,7 +69,7 @@ pub enum PublishError {
 }
 
 /// Conductor → Listener (`--max-rate`): emit every event before `until_ms` on the simulated
-/// clock (within the listener's quota), publish them, then reply.
+/// clock (within the listener's quota) and reply with them; the conductor publishes the tick.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "ListenerStatus")]
 pub struct Advance {
@@ -76,10 +77,12 @@ pub struct Advance {
 }
 
 /// A listener's reply to [`Advance`].
-#[derive(Clone, Copy, Debug, Default, MessageResponse)]
+#[derive(Debug, Default, MessageResponse)]
 pub struct ListenerStatus {
     /// Events emitted during this tick.
     pub emitted: u64,
+    /// Its records of the tick, in order (injected ones included).
+    pub records: Vec<OutRecord>,
     /// Its quota is used up: it will emit nothing more.
     pub done: bool,
 }

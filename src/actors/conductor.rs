@@ -1,19 +1,40 @@
 //! Conductor: owns the listener actors; in `--max-rate` mode it is the simulated clock.
 //!
 //! Inputs: [`StartListeners`], [`StopListening`]. In max-rate mode it advances simulated time
-//! in ticks: every listener emits its events of the tick and replies once the publisher has
-//! accepted them, then the next tick starts. The clock thus runs exactly as fast as the pipeline
-//! accepts events, listeners stay in step with each other (event times from all listeners move
-//! forward together), and at most one tick of events is in flight. Ticks are sized to carry
-//! about `target_events` events. Output: [`StopRun`] when every listener has used its quota.
+//! in ticks: every listener replies with its events of the tick, and the conductor hands them
+//! to the publisher in listener order (so each listener's events reach the topic in order), in
+//! chunks, as the replies come in; the next tick starts once the publisher has accepted the
+//! whole tick. The clock thus runs exactly as fast as the pipeline accepts events, and
+//! listeners stay in step with each other (event times from all listeners move forward
+//! together). Ticks are sized to carry about `target_events` events; within a tick at most
+//! [`WINDOW`] listeners are asked at a time, which bounds the events in memory.
+//! Output: [`SimEvents`] to the publisher, [`StopRun`] when every listener has used its quota.
+
+use std::cell::Cell;
+use std::rc::Rc;
 
 use actix::prelude::*;
+use futures::StreamExt;
 use futures::future::join_all;
+use futures::stream::FuturesOrdered;
 
-use crate::messages::{Advance, StartListeners, StopListening, StopReason, StopRun};
+use crate::messages::{
+    Advance, ListenerStatus, OutRecord, SimEvents, StartListeners, StopListening, StopReason,
+    StopRun,
+};
 
 use super::listener::ListenerActor;
+use super::publisher::Publisher;
 use super::supervisor::Supervisor;
+
+/// Listeners asked at a time within a tick: bounds the events held in replies and chunks to
+/// about WINDOW × events per listener, whatever the number of listeners and the tick's size,
+/// so ticks can be long (few messages per event) without holding a whole tick in memory.
+const WINDOW: usize = 1024;
+
+/// Records per message to the publisher: large enough to amortise a message, small enough
+/// that the bus and the sink start on a tick before all of it is handed over.
+const PUBLISH_CHUNK: usize = 8192;
 
 /// Smallest and largest tick of simulated time, ms.
 const MIN_TICK_MS: i64 = 10;
@@ -23,10 +44,14 @@ pub struct Conductor {
     listeners: Vec<Addr<ListenerActor>>,
     done: Vec<bool>,
     max_rate: Option<MaxRate>,
+    publisher: Addr<Publisher>,
     supervisor: Addr<Supervisor>,
     stopping: bool,
     /// Events emitted by all listeners so far (sizes the next tick).
     emitted: u64,
+    /// Set at [`StopListening`]: no record is handed to the publisher after it, so the drain's
+    /// count of published records is final.
+    halted: Rc<Cell<bool>>,
 }
 
 /// The simulated clock of max-rate mode.
@@ -45,15 +70,101 @@ impl Conductor {
     pub fn new(
         listeners: Vec<Addr<ListenerActor>>,
         max_rate: Option<MaxRate>,
+        publisher: Addr<Publisher>,
         supervisor: Addr<Supervisor>,
     ) -> Self {
         Conductor {
             done: vec![false; listeners.len()],
             listeners,
             max_rate,
+            publisher,
             supervisor,
             stopping: false,
             emitted: 0,
+            halted: Rc::new(Cell::new(false)),
+        }
+    }
+}
+
+/// What a tick did: per listener whether it is done, the events emitted, and whether
+/// publishing may go on.
+struct TickOutcome {
+    done: Vec<usize>,
+    emitted: u64,
+    published: bool,
+}
+
+/// Sends `Advance` to the listeners and hands their records to the publisher in listener
+/// order, in chunks, as the replies come in. Stops publishing (not listening) at the run's
+/// `--events` limit, a publisher error, or [`StopListening`] (`halted`): no record reaches the
+/// publisher after the drain has counted what it published.
+async fn tick(
+    listeners: Vec<(usize, Addr<ListenerActor>)>,
+    until_ms: i64,
+    publisher: Addr<Publisher>,
+    halted: Rc<Cell<bool>>,
+) -> TickOutcome {
+    let mut waiting = listeners.into_iter();
+    let mut replies: FuturesOrdered<_> = waiting
+        .by_ref()
+        .take(WINDOW)
+        .map(|(i, a)| ask(i, a, until_ms))
+        .collect();
+    let mut out = TickOutcome {
+        done: Vec::new(),
+        emitted: 0,
+        published: true,
+    };
+    let mut chunk = Vec::with_capacity(PUBLISH_CHUNK);
+    while let Some((i, reply)) = replies.next().await {
+        if let Some((j, a)) = waiting.next() {
+            replies.push_back(ask(j, a, until_ms));
+        }
+        let status = reply.unwrap_or(ListenerStatus {
+            done: true,
+            ..Default::default()
+        });
+        out.emitted += status.emitted;
+        if status.done {
+            out.done.push(i);
+        }
+        for record in status.records {
+            chunk.push(record);
+            if chunk.len() == PUBLISH_CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(PUBLISH_CHUNK));
+                out.published &= publish(&publisher, full, &halted).await;
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        out.published &= publish(&publisher, chunk, &halted).await;
+    }
+    out
+}
+
+async fn ask(
+    i: usize,
+    listener: Addr<ListenerActor>,
+    until_ms: i64,
+) -> (usize, Result<ListenerStatus, MailboxError>) {
+    (i, listener.send(Advance { until_ms }).await)
+}
+
+/// Hands one chunk to the publisher; false once publishing must stop.
+async fn publish(
+    publisher: &Addr<Publisher>,
+    records: Vec<OutRecord>,
+    halted: &Cell<bool>,
+) -> bool {
+    if halted.get() {
+        return false;
+    }
+    match publisher.send(SimEvents { records }).await {
+        Ok(Ok(a)) if !a.limit_reached => true,
+        // The publisher reports the limit and its errors to the supervisor itself.
+        Ok(_) | Err(_) => {
+            halted.set(true);
+            false
         }
     }
 }
@@ -85,25 +196,17 @@ impl Handler<Tick> for Conductor {
             .filter(|(i, _)| !self.done[*i])
             .map(|(i, a)| (i, a.clone()))
             .collect();
-        let sends = join_all(
-            active
-                .into_iter()
-                .map(|(i, a)| async move { (i, a.send(Advance { until_ms }).await) }),
+        let run = tick(
+            active,
+            until_ms,
+            self.publisher.clone(),
+            self.halted.clone(),
         );
-        Box::pin(sends.into_actor(self).map(move |replies, act, ctx| {
-            let mut emitted_in_tick = 0u64;
-            for (i, r) in replies {
-                match r {
-                    Ok(s) => {
-                        emitted_in_tick += s.emitted;
-                        if s.done {
-                            act.done[i] = true;
-                        }
-                    }
-                    Err(_) => act.done[i] = true,
-                }
+        Box::pin(run.into_actor(self).map(move |out, act, ctx| {
+            for i in out.done {
+                act.done[i] = true;
             }
-            act.emitted += emitted_in_tick;
+            act.emitted += out.emitted;
             tracing::trace!(
                 emitted = act.emitted,
                 done = act.done.iter().filter(|d| **d).count(),
@@ -112,13 +215,15 @@ impl Handler<Tick> for Conductor {
             let clock = act.max_rate.as_mut().expect("max-rate");
             clock.now_ms = until_ms;
             // Aim the next tick at the target; grow at most 4x per tick after an idle tick.
-            let scale = if emitted_in_tick == 0 {
+            let scale = if out.emitted == 0 {
                 4.0
             } else {
-                (clock.target_events as f64 / emitted_in_tick as f64).clamp(0.25, 4.0)
+                (clock.target_events as f64 / out.emitted as f64).clamp(0.25, 4.0)
             };
             clock.tick_ms = ((clock.tick_ms as f64 * scale) as i64).clamp(MIN_TICK_MS, MAX_TICK_MS);
-            if act.done.iter().all(|d| *d) {
+            if !out.published {
+                act.stopping = true;
+            } else if act.done.iter().all(|d| *d) {
                 act.supervisor.do_send(StopRun {
                     reason: StopReason::EventLimit,
                 });
@@ -134,6 +239,7 @@ impl Handler<StopListening> for Conductor {
 
     fn handle(&mut self, _: StopListening, _ctx: &mut Self::Context) -> Self::Result {
         self.stopping = true;
+        self.halted.set(true);
         let listeners = self.listeners.clone();
         Box::pin(async move {
             join_all(listeners.iter().map(|l| l.send(StopListening))).await;

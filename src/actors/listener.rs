@@ -1,9 +1,11 @@
 //! ListenerActor: one simulated listener.
 //!
 //! Inputs: [`Advance`] (max-rate clock ticks), [`StopListening`]; in realtime mode it wakes
-//! itself at its next event's wall-clock time. Output: [`SimEvents`] batches to the publisher,
-//! awaited one at a time so that its events reach the topic in order. Failure: none of its own;
-//! a publisher error stops the listener (the run is ending).
+//! itself at its next event's wall-clock time. Output: in realtime mode [`SimEvents`] batches to
+//! the publisher, awaited one at a time so that its events reach the topic in order; in
+//! max-rate mode its events of the tick, in its reply to [`Advance`] (the conductor publishes
+//! the tick: one message per listener and tick instead of three). Failure: none of its own; a
+//! publisher error stops the listener (the run is ending).
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +14,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::event::{EventType, WireFormat};
 use crate::messages::{
-    Admission, Advance, Injected, ListenerStatus, OutRecord, PublishError, SimEvents, StopListening,
+    Admission, Advance, Injected, ListenerStatus, OutRecord, SimEvents, StopListening,
 };
 use crate::sim::{Injector, Listener};
 
@@ -82,7 +84,13 @@ pub struct ListenerActor {
     /// reserving for the worst case (a full batch) held ~30 KB per listener per max-rate tick
     /// that carried a few events: 300 MB at 10 000 listeners.
     size_hint: usize,
+    /// Records of the last max-rate tick: the reply's reservation for the next.
+    count_hint: usize,
+    /// Scratch: each record's place in the batch buffer, its type, time and injection.
+    meta: Vec<RecordMeta>,
 }
+
+type RecordMeta = (usize, usize, EventType, i64, Option<Injected>);
 
 /// The first batch's reservation: a few events.
 const FIRST_SIZE_HINT: usize = 4 * 480;
@@ -108,6 +116,8 @@ impl ListenerActor {
             recent: std::collections::VecDeque::new(),
             format: WireFormat::Encore,
             size_hint: FIRST_SIZE_HINT,
+            count_hint: 0,
+            meta: Vec::new(),
         }
     }
 
@@ -125,14 +135,18 @@ impl ListenerActor {
     /// Takes every event before `until_ms` (at most [`MAX_BATCH`]) and encodes them into one
     /// buffer, sliced per record: one allocation per batch, not per event.
     fn take_due(&mut self, until_ms: i64, max: usize) -> Vec<OutRecord> {
-        self.take_due_counted(until_ms, max).0
+        let mut records = Vec::new();
+        self.take_due_into(until_ms, max, &mut records);
+        records
     }
 
-    /// `take_due`, with the number of events taken (injected records come on top).
-    fn take_due_counted(&mut self, until_ms: i64, max: usize) -> (Vec<OutRecord>, usize) {
+    /// `take_due`, appending to `records`; returns the number of events taken (injected
+    /// records come on top).
+    fn take_due_into(&mut self, until_ms: i64, max: usize, records: &mut Vec<OutRecord>) -> usize {
         let n_max = self.quota_left().min(max as u64) as usize;
         let mut buf = BytesMut::with_capacity(self.size_hint);
-        let mut meta = Vec::new();
+        // Reused between batches: one allocation per listener, not per tick.
+        let mut meta = std::mem::take(&mut self.meta);
         let mut events = 0;
         while events < n_max && self.model.peek().ts_ms < until_ms {
             let mut ev = self.model.next_event();
@@ -194,17 +208,18 @@ impl ListenerActor {
             self.size_hint = (buf.len() + buf.len() / 4).max(FIRST_SIZE_HINT);
         }
         let frozen = buf.freeze();
-        let records = meta
-            .into_iter()
-            .map(|(a, b, event_type, ts_ms, injected)| OutRecord {
-                key: self.key.clone(),
-                value: frozen.slice(a..b),
-                event_type,
-                ts_ms,
-                injected,
-            })
-            .collect();
-        (records, events)
+        records.extend(
+            meta.drain(..)
+                .map(|(a, b, event_type, ts_ms, injected)| OutRecord {
+                    key: self.key.clone(),
+                    value: frozen.slice(a..b),
+                    event_type,
+                    ts_ms,
+                    injected,
+                }),
+        );
+        self.meta = meta;
+        events
     }
 
     /// Realtime: emit what is due now, then sleep until the next event is.
@@ -247,47 +262,21 @@ impl Actor for ListenerActor {
 }
 
 impl Handler<Advance> for ListenerActor {
-    type Result = ResponseActFuture<Self, ListenerStatus>;
+    type Result = ListenerStatus;
 
-    fn handle(&mut self, msg: Advance, _ctx: &mut Self::Context) -> Self::Result {
-        let mut batches = Vec::new();
+    fn handle(&mut self, msg: Advance, _ctx: &mut Self::Context) -> ListenerStatus {
         let before = self.emitted;
+        let mut records = Vec::with_capacity(self.count_hint);
         if !self.stopped {
-            loop {
-                let (records, events) = self.take_due_counted(msg.until_ms, MAX_BATCH);
-                let full = events == MAX_BATCH;
-                if !records.is_empty() {
-                    batches.push(records);
-                }
-                if !full {
-                    break;
-                }
-            }
+            // One buffer per MAX_BATCH events, as in realtime mode.
+            while self.take_due_into(msg.until_ms, MAX_BATCH, &mut records) == MAX_BATCH {}
         }
-        let publisher = self.publisher.clone();
-        Box::pin(
-            async move {
-                for records in batches {
-                    match publisher.send(SimEvents { records }).await {
-                        Ok(Ok(a)) if !a.limit_reached => {}
-                        Ok(Ok(_)) => return Err(None),
-                        Ok(Err(e)) => return Err(Some(e)),
-                        Err(_) => return Err(Some(PublishError::BusClosed)),
-                    }
-                }
-                Ok(())
-            }
-            .into_actor(self)
-            .map(move |res, act, _| {
-                if res.is_err() {
-                    act.stopped = true;
-                }
-                ListenerStatus {
-                    emitted: act.emitted - before,
-                    done: act.stopped || act.quota_left() == 0,
-                }
-            }),
-        )
+        self.count_hint = records.len() + records.len() / 4;
+        ListenerStatus {
+            emitted: self.emitted - before,
+            records,
+            done: self.stopped || self.quota_left() == 0,
+        }
     }
 }
 

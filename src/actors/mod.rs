@@ -2,8 +2,8 @@
 //!
 //! | actor | file | receives | sends |
 //! |---|---|---|---|
-//! | ListenerActor (× users) | `listener.rs` | Advance, StopListening | SimEvents |
-//! | Conductor | `conductor.rs` | StartListeners, StopListening | Advance, StopRun |
+//! | ListenerActor (× users) | `listener.rs` | Advance (replies with its events), StopListening | SimEvents (realtime) |
+//! | Conductor | `conductor.rs` | StartListeners, StopListening | Advance, SimEvents (max-rate), StopRun |
 //! | Publisher | `publisher.rs` | SimEvents, DrainPublisher | Append, StopRun, Progress |
 //! | Bus | `bus.rs` | Append, Fetch, CommitOffset, GetHighWatermarks | Progress |
 //! | BusConsumer | `bus_consumer.rs` | DrainTo | Fetch, Records |

@@ -75,24 +75,22 @@ impl Publisher {
     }
 
     fn count(&mut self, records: &[crate::messages::OutRecord]) {
-        use crate::messages::Injected;
-        let before = self.counters.by_type;
-        for r in records {
-            let c = &mut self.counters;
-            match r.injected {
-                Some(Injected::Malformed | Injected::Oversized) => c.malformed += 1,
-                other => {
-                    c.by_type[r.event_type.index()] += 1;
-                    c.duplicates += u64::from(other == Some(Injected::Duplicate));
-                    c.late += u64::from(other == Some(Injected::Late));
-                }
-            }
-            c.bytes += r.value.len() as u64;
+        self.add(tally(records));
+    }
+
+    /// Adds a batch's [`tally`] to the counters (and to the metrics, when served).
+    fn add(&mut self, t: PublisherCounters) {
+        let c = &mut self.counters;
+        for (all, n) in c.by_type.iter_mut().zip(t.by_type) {
+            *all += n;
         }
-        self.counters.published += records.len() as u64;
+        c.malformed += t.malformed;
+        c.duplicates += t.duplicates;
+        c.late += t.late;
+        c.bytes += t.bytes;
+        c.published += t.published;
         if crate::metrics::enabled() {
-            let by_type = std::array::from_fn(|i| self.counters.by_type[i] - before[i]);
-            crate::metrics::published(records.len() as u64, &by_type);
+            crate::metrics::published(t.published, &t.by_type);
         }
     }
 
@@ -133,6 +131,25 @@ impl Publisher {
             });
         }
     }
+}
+
+/// What a batch adds to the counters.
+fn tally(records: &[crate::messages::OutRecord]) -> PublisherCounters {
+    use crate::messages::Injected;
+    let mut c = PublisherCounters::default();
+    for r in records {
+        match r.injected {
+            Some(Injected::Malformed | Injected::Oversized) => c.malformed += 1,
+            other => {
+                c.by_type[r.event_type.index()] += 1;
+                c.duplicates += u64::from(other == Some(Injected::Duplicate));
+                c.late += u64::from(other == Some(Injected::Late));
+            }
+        }
+        c.bytes += r.value.len() as u64;
+    }
+    c.published = records.len() as u64;
+    c
 }
 
 fn undelivered(c: &PublisherCounters, p: &KafkaProducer) -> String {
@@ -245,14 +262,16 @@ impl Handler<SimEvents> for Publisher {
             Backend::Bus(bus) => {
                 let now = chrono::Utc::now().timestamp_millis();
                 let parts = self.partitions;
+                // Counted now, added once the bus has the records (moved, not copied, into it).
+                let tally = tally(&records);
                 let appends: Vec<(usize, BusRecord)> = records
-                    .iter()
+                    .into_iter()
                     .map(|r| {
                         (
                             partition_for(&r.key, parts) as usize,
                             BusRecord {
-                                key: r.key.clone(),
-                                value: r.value.clone(),
+                                key: r.key,
+                                value: r.value,
                                 timestamp_ms: now,
                             },
                         )
@@ -262,7 +281,7 @@ impl Handler<SimEvents> for Publisher {
                 AtomicResponse::new(Box::pin(send.into_actor(self).map(
                     move |res, act, _| match res {
                         Ok(()) => {
-                            act.count(&records);
+                            act.add(tally);
                             Ok(admission)
                         }
                         Err(_) => Err(PublishError::BusClosed),

@@ -66,9 +66,9 @@ impl Compression {
     }
 }
 
-/// Properties of every lake file: the chosen codec, dictionary encoding, chunk statistics (so
-/// that `verify` and query engines can prune by metadata), one row group per file for batches
-/// up to a million rows.
+/// Properties of every lake file: the chosen codec, dictionary encoding, chunk statistics on
+/// the columns one filters by ranges (so that query engines can prune by metadata), one row
+/// group per file for batches up to a million rows.
 pub fn writer_properties(compression: Compression) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(compression.codec())
@@ -80,6 +80,17 @@ pub fn writer_properties(compression: Compression) -> WriterProperties {
         b = b
             .set_column_dictionary_enabled(ColumnPath::from(column), false)
             .set_column_encoding(ColumnPath::from(column), Encoding::DELTA_BINARY_PACKED);
+    }
+    // Random ids and addresses: their min/max prunes nothing (every file spans nearly the
+    // whole range) and comparing every value cost ~15 % of the encoding.
+    for column in [
+        "event_id",
+        "user_id",
+        "session_id",
+        "platform_token",
+        "ipv4",
+    ] {
+        b = b.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
     }
     b.set_statistics_enabled(EnabledStatistics::Chunk)
         .set_max_row_group_size(1 << 20)

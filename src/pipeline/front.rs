@@ -113,7 +113,13 @@ fn start_listeners(
         })
         .collect();
     let max_rate = (sim.clock == ClockMode::MaxRate).then(|| first_tick(sim, users));
-    Ok(Conductor::new(listeners, max_rate, control.supervisor.clone()).start())
+    Ok(Conductor::new(
+        listeners,
+        max_rate,
+        publisher.clone(),
+        control.supervisor.clone(),
+    )
+    .start())
 }
 
 /// Max-rate runs split --events into per-listener quotas, so that every listener's sequence
@@ -129,8 +135,9 @@ fn quota(sim: &SimConfig, users: u64, i: u64) -> Option<u64> {
 /// they carry.
 fn first_tick(sim: &SimConfig, users: u64) -> MaxRate {
     let per_ms = users as f64 * 0.6 / sim.behaviour.mean_event_gap_ms.max(1.0);
-    // Enough events per tick to amortise the barrier, few enough to bound memory.
-    let target_events = (users * 8).clamp(20_000, 100_000);
+    // Many events per listener and tick: the cost of a tick is a message per listener. The
+    // conductor asks a window of listeners at a time, so memory does not grow with the tick.
+    let target_events = (users * 32).clamp(20_000, 400_000);
     MaxRate {
         now_ms: sim.start_ms,
         tick_ms: ((target_events as f64 / per_ms.max(1e-9)) as i64).max(10),
