@@ -266,6 +266,18 @@ fn pipeline(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    // Ten times the listeners, so the max-rate ticks' cost per listener (the conductor's
+    // window of Advance requests and their replies) shows.
+    g.bench_function("in_process_max_rate_200k_10k_listeners", |b| {
+        b.iter_batched(
+            || tempfile::tempdir().unwrap(),
+            |dir| {
+                assert_eq!(write_lake(dir.path(), 10_000, 1, events), events);
+                dir
+            },
+            BatchSize::PerIteration,
+        )
+    });
     g.finish();
 }
 

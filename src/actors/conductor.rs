@@ -117,7 +117,10 @@ async fn tick(
     };
     let mut chunk = Vec::with_capacity(PUBLISH_CHUNK);
     while let Some((i, reply)) = replies.next().await {
-        if let Some((j, a)) = waiting.next() {
+        // Once publishing has stopped, no more events are asked for.
+        if !halted.get()
+            && let Some((j, a)) = waiting.next()
+        {
             replies.push_back(ask(j, a, until_ms));
         }
         let status = reply.unwrap_or(ListenerStatus {

@@ -27,6 +27,14 @@ impl<const N: usize> Default for SlotDict<N> {
 }
 
 impl<const N: usize> SlotDict<N> {
+    /// Room for `rows` keys.
+    pub fn with_capacity(rows: usize) -> Self {
+        SlotDict {
+            keys: Int16Builder::with_capacity(rows),
+            ..Self::default()
+        }
+    }
+
     /// Appends `value`, whose slot is `slot` (None: a value outside the slots, looked up by
     /// comparison; the decoders' validation makes that impossible, but the column stays right).
     #[inline]

@@ -131,6 +131,8 @@ pub struct PartitionBuffer {
     records: usize,
     bytes: usize,
     opened_at: Option<Instant>,
+    /// Rows of the previous batch's largest file: the next file's builders start that large.
+    rows_hint: usize,
 }
 
 impl PartitionBuffer {
@@ -149,6 +151,7 @@ impl PartitionBuffer {
             records: 0,
             bytes: 0,
             opened_at: None,
+            rows_hint: 1024,
         }
     }
 
@@ -223,7 +226,11 @@ impl PartitionBuffer {
         // The fast decoder's event goes straight into the builder (no copy through a Result).
         if let Some(ev) = fast::decode(&rec.value) {
             let date = self.date_of(ev.ts_ms);
-            self.files.entry(date).or_default().push_flat(&ev, src);
+            let hint = self.rows_hint;
+            self.files
+                .entry(date)
+                .or_insert_with(|| EventBatchBuilder::with_capacity(hint))
+                .push_flat(&ev, src);
             return Ok(());
         }
         match decode_slow(&rec.value, &self.ids, rec.partition, rec.offset) {
@@ -270,6 +277,9 @@ impl PartitionBuffer {
     /// Takes everything accumulated, leaving the buffer empty; `None` if it was empty.
     pub fn take(&mut self) -> Option<PendingBatch> {
         let first = self.first.take()?;
+        if let Some(rows) = self.files.values().map(|b| b.rows()).max() {
+            self.rows_hint = rows.max(1024);
+        }
         let parts = std::mem::take(&mut self.files)
             .into_iter()
             .map(|(date, mut b)| {
