@@ -131,7 +131,8 @@ pub struct PartitionBuffer {
     records: usize,
     bytes: usize,
     opened_at: Option<Instant>,
-    /// Rows of the previous batch's largest file: the next file's builders start that large.
+    /// Rows of the previous batch (and an eighth): the next batch's first file starts that
+    /// large (a batch is nearly always one date; a second date, at midnight, starts small).
     rows_hint: usize,
 }
 
@@ -226,7 +227,11 @@ impl PartitionBuffer {
         // The fast decoder's event goes straight into the builder (no copy through a Result).
         if let Some(ev) = fast::decode(&rec.value) {
             let date = self.date_of(ev.ts_ms);
-            let hint = self.rows_hint;
+            let hint = if self.files.is_empty() {
+                self.rows_hint
+            } else {
+                1024
+            };
             self.files
                 .entry(date)
                 .or_insert_with(|| EventBatchBuilder::with_capacity(hint))
@@ -277,9 +282,10 @@ impl PartitionBuffer {
     /// Takes everything accumulated, leaving the buffer empty; `None` if it was empty.
     pub fn take(&mut self) -> Option<PendingBatch> {
         let first = self.first.take()?;
-        if let Some(rows) = self.files.values().map(|b| b.rows()).max() {
-            self.rows_hint = rows.max(1024);
-        }
+        // An eighth more: batches cut by size vary a little, and a builder that outgrows its
+        // room doubles it.
+        let rows: usize = self.files.values().map(|b| b.rows()).sum();
+        self.rows_hint = (rows + rows / 8).max(1024);
         let parts = std::mem::take(&mut self.files)
             .into_iter()
             .map(|(date, mut b)| {
