@@ -176,17 +176,6 @@ fn accumulate_and_parquet(c: &mut Criterion) {
             b.iter(|| std::hint::black_box(encode(rb, &props).unwrap()))
         });
     }
-    // The trade-off behind zstd's properties: the same with a dictionary on every repeating
-    // column.
-    let props = encore::lake::writer_properties_all_dictionaries(Compression::Zstd(1));
-    let size = encode(rb, &props).unwrap().len();
-    eprintln!(
-        "parquet_zstd1_all_dictionaries: {size} bytes for {} rows",
-        rb.num_rows()
-    );
-    g.bench_function("parquet_zstd1_all_dictionaries", |b| {
-        b.iter(|| std::hint::black_box(encode(rb, &props).unwrap()))
-    });
     g.finish();
 }
 

@@ -12,9 +12,7 @@ pub use naming::{
     InvalidName, META_DIR, Range, data_file_name, date_dir, parse_data_file_name, table_dir,
     validate_table,
 };
-pub use parquet_props::{
-    Compression, encode, writer_properties, writer_properties_all_dictionaries,
-};
+pub use parquet_props::{Compression, encode, writer_properties};
 pub use protocol::{
     Attempt, CHECKPOINT_EVERY, CommitMarker, Fence, FileEntry, MANIFEST_EVERY, PartitionRecovery,
     PreparedBatch, PreparedFile, Rejected,

@@ -70,43 +70,12 @@ impl Compression {
 /// the columns one filters by ranges (so that query engines can prune by metadata), one row
 /// group per file for batches up to a million rows.
 pub fn writer_properties(compression: Compression) -> WriterProperties {
-    properties(compression, !matches!(compression, Compression::Zstd(_)))
-}
-
-/// Columns of many values that repeat within a file (a user's id, session, token and address
-/// on each of their events; popular tracks). zstd finds those repeats itself: without a
-/// dictionary the files are as small (±1 %) and the encoding skips hashing every value
-/// (docs/performance.md). The byte-oriented codecs' small windows do not, so they keep them.
-const REPEATING: [&str; 8] = [
-    "user_id",
-    "session_id",
-    "platform_token",
-    "ipv4",
-    "track_id",
-    "previous_track_id",
-    "playlist_id",
-    "position_ms",
-];
-
-/// [`writer_properties`] with a dictionary for every repeating column whatever the codec: the
-/// benches' baseline of the trade-off.
-#[doc(hidden)]
-pub fn writer_properties_all_dictionaries(compression: Compression) -> WriterProperties {
-    properties(compression, true)
-}
-
-fn properties(compression: Compression, repeating_dictionaries: bool) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(compression.codec())
         .set_dictionary_enabled(true);
     // Unique or nearly unique per row: a dictionary is built, overflows and is thrown away
     // (hashing every value for nothing). Offsets and times grow: deltas pack them in bits.
     b = b.set_column_dictionary_enabled(ColumnPath::from("event_id"), false);
-    if !repeating_dictionaries {
-        for column in REPEATING {
-            b = b.set_column_dictionary_enabled(ColumnPath::from(column), false);
-        }
-    }
     for column in ["kafka_offset", "event_time", "kafka_timestamp"] {
         b = b
             .set_column_dictionary_enabled(ColumnPath::from(column), false)
