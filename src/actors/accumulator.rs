@@ -204,9 +204,9 @@ impl Actor for Accumulator {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX);
-        // Checked often enough that a batch flushes within 100 ms of its age limit (a quarter
-        // of the age, up to 1 s, added that much to the lake's latency); a check is a loop over
-        // the partitions' sizes.
+        // Checked often enough that a batch flushes within 100 ms of its age limit (checking
+        // every quarter of the age, up to 1 s, added up to that much to the lake's latency); a
+        // check is a loop over the partitions' sizes.
         let tick =
             (self.policy.max_age / 50).clamp(Duration::from_millis(10), Duration::from_millis(100));
         ctx.run_interval(tick, |act, ctx| {

@@ -46,11 +46,11 @@ pub struct Conductor {
     max_rate: Option<MaxRate>,
     publisher: Addr<Publisher>,
     supervisor: Addr<Supervisor>,
-    stopping: bool,
     /// Events emitted by all listeners so far (sizes the next tick).
     emitted: u64,
-    /// Set at [`StopListening`]: no record is handed to the publisher after it, so the drain's
-    /// count of published records is final.
+    /// Set at [`StopListening`], or when the publisher takes no more (the `--events` limit, an
+    /// error): no tick follows, and no record is handed to the publisher after it, so the
+    /// drain's count of published records is final.
     halted: Rc<Cell<bool>>,
 }
 
@@ -79,7 +79,6 @@ impl Conductor {
             max_rate,
             publisher,
             supervisor,
-            stopping: false,
             emitted: 0,
             halted: Rc::new(Cell::new(false)),
         }
@@ -224,13 +223,13 @@ impl Handler<Tick> for Conductor {
                 (clock.target_events as f64 / out.emitted as f64).clamp(0.25, 4.0)
             };
             clock.tick_ms = ((clock.tick_ms as f64 * scale) as i64).clamp(MIN_TICK_MS, MAX_TICK_MS);
-            if !out.published {
-                act.stopping = true;
-            } else if act.done.iter().all(|d| *d) {
+            // A tick that could not publish all it had has set `halted`.
+            let all_done = act.done.iter().all(|d| *d);
+            if out.published && all_done {
                 act.supervisor.do_send(StopRun {
                     reason: StopReason::EventLimit,
                 });
-            } else if !act.stopping {
+            } else if !all_done && !act.halted.get() {
                 ctx.notify(Tick);
             }
         }))
@@ -241,7 +240,6 @@ impl Handler<StopListening> for Conductor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _: StopListening, _ctx: &mut Self::Context) -> Self::Result {
-        self.stopping = true;
         self.halted.set(true);
         let listeners = self.listeners.clone();
         Box::pin(async move {
