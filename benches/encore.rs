@@ -221,6 +221,7 @@ fn write_lake(dir: &std::path::Path, users: u32, seed: u64, events: u64) -> u64 
         behaviour: BehaviourConfig::default(),
         clock: encore::config::ClockMode::MaxRate,
         start_ms: START,
+        start_now: false,
         events: Some(events),
         duration: None,
         partitions: 6,

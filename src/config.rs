@@ -34,6 +34,10 @@ pub struct SimConfig {
     pub clock: ClockMode,
     /// Simulated time at which the run starts, ms since the epoch.
     pub start_ms: i64,
+    /// Realtime without `--start-time`: the run starts at the wall clock's time when the
+    /// listeners start, read again then (`start_ms` is only its estimate), so that the set-up
+    /// (topic, lake, ClickHouse) does not stamp every event that much in the past.
+    pub start_now: bool,
     pub events: Option<u64>,
     pub duration: Option<Duration>,
     pub partitions: u32,

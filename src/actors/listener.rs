@@ -1,29 +1,29 @@
 //! ListenerActor: one simulated listener.
 //!
 //! Inputs: [`Advance`] (max-rate clock ticks), [`StopListening`]; in realtime mode it wakes
-//! itself at its next event's wall-clock time. Output: in realtime mode [`SimEvents`] batches to
-//! the publisher, awaited one at a time so that its events reach the topic in order; in
+//! itself at its next event's wall-clock time. Output: in realtime mode its due events, posted
+//! to its worker's [`Outbox`] (shared with the worker's other listeners) and awaited before it
+//! posts again, so that its events reach the topic in order; in
 //! max-rate mode its events of the tick, in its reply to [`Advance`] (the conductor publishes
 //! the tick: one message per listener and tick instead of three). Failure: none of its own; a
 //! publisher error stops the listener (the run is ending).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::event::{EventType, WireFormat};
-use crate::messages::{
-    Admission, Advance, Injected, ListenerStatus, OutRecord, SimEvents, StopListening,
-};
+use crate::messages::{Admission, Advance, Injected, ListenerStatus, OutRecord, StopListening};
 use crate::sim::{Injector, Listener};
 
-use super::publisher::Publisher;
+use super::outbox::Outbox;
 
 /// Most events a listener puts in one message (max-rate ticks).
 const MAX_BATCH: usize = 1024;
-/// Most events per message in realtime mode. Every listener may have one message queued beyond
-/// the publisher's mailbox, so this bounds memory when the pipeline cannot keep up.
+/// Most events a listener posts at once in realtime mode. Every listener may have one post
+/// waiting in its outbox, so this bounds memory when the pipeline cannot keep up.
 const MAX_REALTIME_BATCH: usize = 64;
 /// Earlier events a listener keeps for `--inject duplicate` to replay.
 const REPLAY_MEMORY: usize = 8;
@@ -68,7 +68,7 @@ impl Clock {
 pub struct ListenerActor {
     model: Listener,
     key: Bytes,
-    publisher: Addr<Publisher>,
+    outbox: Arc<Outbox>,
     clock: Clock,
     /// Events this listener may still emit (`--events` split over listeners in max-rate mode).
     quota: Option<u64>,
@@ -98,7 +98,7 @@ const FIRST_SIZE_HINT: usize = 4 * 480;
 impl ListenerActor {
     pub fn new(
         model: Listener,
-        publisher: Addr<Publisher>,
+        outbox: Arc<Outbox>,
         clock: Clock,
         quota: Option<u64>,
         injector: Option<Injector>,
@@ -107,7 +107,7 @@ impl ListenerActor {
         ListenerActor {
             model,
             key,
-            publisher,
+            outbox,
             clock,
             quota,
             emitted: 0,
@@ -233,19 +233,19 @@ impl ListenerActor {
             ctx.run_later(delay, |act, ctx| act.tick_realtime(ctx));
             return;
         }
-        let send = self.publisher.send(SimEvents { records });
-        ctx.wait(send.into_actor(self).map(|res, act, ctx| {
+        let posted = self.outbox.post(records);
+        ctx.wait(posted.into_actor(self).map(|res, act, ctx| {
             match res {
                 // Yield to the mailbox before the next batch: a listener that always has events
                 // due must still see StopListening.
-                Ok(Ok(Admission {
+                Ok(Some(Admission {
                     limit_reached: false,
                     ..
                 })) => {
                     ctx.run_later(Duration::ZERO, |act, ctx| act.tick_realtime(ctx));
                 }
-                // Limit reached or the publisher is gone: this listener is finished.
-                Ok(Ok(_)) | Ok(Err(_)) | Err(_) => act.stopped = true,
+                // Limit reached, the publisher refused or is gone: this listener is finished.
+                Ok(_) | Err(_) => act.stopped = true,
             }
         }));
     }

@@ -2,7 +2,8 @@
 //!
 //! | actor | file | receives | sends |
 //! |---|---|---|---|
-//! | ListenerActor (× users) | `listener.rs` | Advance (replies with its events), StopListening | SimEvents (realtime) |
+//! | ListenerActor (× users) | `listener.rs` | Advance (replies with its events), StopListening | (realtime: posts to its worker's outbox) |
+//! | (outbox, one per worker thread, realtime) | `outbox.rs` | — | SimEvents (a wake-up's events of the worker's listeners) |
 //! | Conductor | `conductor.rs` | StartListeners, StopListening | Advance, SimEvents (max-rate), StopRun |
 //! | Publisher | `publisher.rs` | SimEvents, DrainPublisher | Append, StopRun, Progress |
 //! | Bus | `bus.rs` | Append, Fetch, CommitOffset, GetHighWatermarks | Progress |
@@ -26,6 +27,7 @@ pub mod flush_task;
 pub mod flusher;
 pub mod kafka_source;
 pub mod listener;
+pub mod outbox;
 pub mod publisher;
 pub mod sink_hooks;
 pub mod stats;

@@ -52,6 +52,7 @@ impl SimArgs {
             },
             clock,
             start_ms,
+            start_now: self.start_time.is_none() && !self.max_rate,
             events: self.events,
             duration: self.duration,
             partitions: self.partitions,

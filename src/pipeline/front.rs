@@ -8,6 +8,7 @@ use actix::prelude::*;
 
 use crate::actors::conductor::{Conductor, MaxRate};
 use crate::actors::listener::{Clock, ListenerActor};
+use crate::actors::outbox::Outbox;
 use crate::actors::publisher::{Backend, Publisher};
 use crate::config::{ClockMode, SimConfig};
 use crate::messages::{DrainPublisher, PublisherCounters, StartListeners, StopListening};
@@ -87,10 +88,14 @@ fn start_listeners(
 ) -> Result<Addr<Conductor>, RunError> {
     let catalog = Catalog::new(sim.tracks, sim.seed).map_err(|e| RunError::Usage(e.to_string()))?;
     let catalog = Arc::new(catalog);
+    let start_ms = match sim.start_now {
+        true => chrono::Utc::now().timestamp_millis(),
+        false => sim.start_ms,
+    };
     let clock = match sim.clock {
         ClockMode::Realtime { speed } => Clock::Realtime {
             started: Instant::now(),
-            start_ms: sim.start_ms,
+            start_ms,
             speed,
         },
         ClockMode::MaxRate => Clock::MaxRate,
@@ -98,17 +103,22 @@ fn start_listeners(
     let params = ModelParams::new(&sim.behaviour, catalog);
     let users = u64::from(sim.users.max(1));
     let workers = &control.arbiters.workers;
+    let outboxes: Vec<_> = workers
+        .iter()
+        .map(|_| Outbox::new(publisher.clone()))
+        .collect();
     let listeners = (0..users)
         .map(|i| {
-            let model = Listener::with_params(i, sim.seed, sim.start_ms, params.clone());
+            let model = Listener::with_params(i, sim.seed, start_ms, params.clone());
             let injector = sim
                 .inject
                 .is_active()
                 .then(|| Injector::new(sim.inject, listener_seed(sim.seed, i)));
-            let (publisher, quota, format) = (publisher.clone(), quota(sim, users, i), sim.format);
-            let arb = &workers[i as usize % workers.len()];
-            ListenerActor::start_in_arbiter(&arb.handle(), move |_| {
-                ListenerActor::new(model, publisher, clock, quota, injector).with_format(format)
+            let (quota, format) = (quota(sim, users, i), sim.format);
+            let w = i as usize % workers.len();
+            let outbox = outboxes[w].clone();
+            ListenerActor::start_in_arbiter(&workers[w].handle(), move |_| {
+                ListenerActor::new(model, outbox, clock, quota, injector).with_format(format)
             })
         })
         .collect();

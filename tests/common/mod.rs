@@ -91,6 +91,7 @@ pub fn sim(events: u64, users: u32, seed: u64) -> SimConfig {
         behaviour: BehaviourConfig::default(),
         clock: ClockMode::MaxRate,
         start_ms: MIDNIGHT_MINUS_10MIN,
+        start_now: false,
         events: Some(events),
         duration: None,
         partitions: 4,
