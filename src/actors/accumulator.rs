@@ -114,7 +114,9 @@ impl Accumulator {
         let policy = self.policy;
         self.buffers
             .values_mut()
-            .filter(|b| all && !b.is_empty() || policy.should_flush(&b.stats(now)).is_some())
+            .filter(|b| {
+                all && !b.is_empty() || b.policy(&policy).should_flush(&b.stats(now)).is_some()
+            })
             .filter_map(PartitionBuffer::take)
             .collect()
     }
@@ -257,7 +259,7 @@ impl Handler<Records> for Accumulator {
             .into_iter()
             .filter_map(|p| {
                 let b = self.buffers.get_mut(&p)?;
-                policy.should_flush(&b.stats(now))?;
+                b.policy(&policy).should_flush(&b.stats(now))?;
                 b.take()
             })
             .collect();
@@ -295,7 +297,8 @@ impl Handler<ResumeAt> for Accumulator {
     type Result = ();
 
     fn handle(&mut self, msg: ResumeAt, _ctx: &mut Self::Context) {
-        for r in msg.positions {
+        let n = msg.positions.len();
+        for (rank, r) in msg.positions.into_iter().enumerate() {
             crate::metrics::resumed(r.partition, r.offset);
             // A recovery that finished after a newer one (a resync overtaken by a rebalance)
             // holds a stale claim: its commits would all be fenced.
@@ -308,7 +311,8 @@ impl Handler<ResumeAt> for Accumulator {
             }
             // Revocation removed the partition's buffer before this assignment; records still
             // buffered would predate the lake's resume point.
-            let fresh = PartitionBuffer::resuming_at(self.ids, r.partition, r.offset, r.epoch);
+            let fresh = PartitionBuffer::resuming_at(self.ids, r.partition, r.offset, r.epoch)
+                .stagger((n - rank) as f64 / n as f64);
             if let Some(old) = self.buffers.insert(r.partition, fresh)
                 && old.stats(Instant::now()).records > 0
             {

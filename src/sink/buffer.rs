@@ -131,6 +131,9 @@ pub struct PartitionBuffer {
     records: usize,
     bytes: usize,
     opened_at: Option<Instant>,
+    /// The share of the flush policy's limits at which the open batch is cut: below 1 for a
+    /// partition's first batch (see [`PartitionBuffer::stagger`]), then 1.
+    share: f64,
     /// Rows of the previous batch (and an eighth): the next batch's first file starts that
     /// large (a batch is nearly always one date; a second date, at midnight, starts small).
     rows_hint: usize,
@@ -152,6 +155,7 @@ impl PartitionBuffer {
             records: 0,
             bytes: 0,
             opened_at: None,
+            share: 1.0,
             rows_hint: 1024,
         }
     }
@@ -163,6 +167,23 @@ impl PartitionBuffer {
             next: offset,
             epoch,
             ..PartitionBuffer::new(ids, partition)
+        }
+    }
+
+    /// Cuts this partition's first batch at `share` of the policy's limits. Partitions filled
+    /// at the same pace otherwise reach their limits together: every batch waited for an
+    /// encoder at once while the accumulator paused, then the encoders waited for it. With the
+    /// partitions resumed together at shares n/n, (n-1)/n, … 1/n, their cuts spread evenly.
+    pub fn stagger(mut self, share: f64) -> Self {
+        self.share = share;
+        self
+    }
+
+    /// The policy the open batch is cut by.
+    pub fn policy(&self, policy: &super::FlushPolicy) -> super::FlushPolicy {
+        match self.share < 1.0 {
+            true => policy.scaled(self.share),
+            false => *policy,
         }
     }
 
@@ -308,6 +329,7 @@ impl PartitionBuffer {
         self.records = 0;
         self.bytes = 0;
         self.opened_at = None;
+        self.share = 1.0;
         Some(batch)
     }
 }
@@ -355,6 +377,25 @@ mod tests {
             key: None,
             value: v.into(),
         }
+    }
+
+    #[test]
+    fn a_staggered_first_batch_is_cut_early_and_the_next_at_the_full_limits() {
+        use crate::sink::FlushPolicy;
+        let policy = FlushPolicy {
+            max_rows: 8,
+            ..FlushPolicy::default()
+        };
+        let now = Instant::now();
+        let mut b = PartitionBuffer::resuming_at(ids(), 4, Some(0), 1).stagger(0.25);
+        let mut cut_at = Vec::new();
+        for offset in 0..20 {
+            b.push(&record(offset, 0), now).unwrap();
+            if b.policy(&policy).should_flush(&b.stats(now)).is_some() {
+                cut_at.push(b.take().unwrap().range.last);
+            }
+        }
+        assert_eq!(cut_at, [1, 9, 17], "2 records, then 8 and 8");
     }
 
     #[test]

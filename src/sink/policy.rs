@@ -56,6 +56,17 @@ impl FlushPolicy {
         }
     }
 
+    /// The policy with every limit at `share` (0 < share ≤ 1) of this one's, at least one
+    /// record and one millisecond.
+    pub fn scaled(&self, share: f64) -> FlushPolicy {
+        let share = share.clamp(0.0, 1.0);
+        FlushPolicy {
+            max_rows: ((self.max_rows as f64 * share) as usize).max(1),
+            max_bytes: ((self.max_bytes as f64 * share) as usize).max(1),
+            max_age: self.max_age.mul_f64(share).max(Duration::from_millis(1)),
+        }
+    }
+
     /// Time until a buffer of this age must be flushed (how long a timer may sleep).
     pub fn time_left(&self, age: Duration) -> Duration {
         self.max_age.saturating_sub(age)
@@ -91,5 +102,30 @@ mod tests {
             Duration::from_millis(600)
         );
         assert_eq!(p.time_left(Duration::from_secs(5)), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_scaled_policy_cuts_earlier_and_never_at_zero() {
+        let p = FlushPolicy {
+            max_rows: 600,
+            max_bytes: 6000,
+            max_age: Duration::from_secs(6),
+        };
+        let half = p.scaled(0.5);
+        assert_eq!(
+            (half.max_rows, half.max_bytes, half.max_age),
+            (300, 3000, Duration::from_secs(3))
+        );
+        assert_eq!(
+            half.should_flush(&stats(300, 0, 0)),
+            Some(FlushReason::Rows)
+        );
+        assert_eq!(p.should_flush(&stats(300, 0, 0)), None);
+        assert_eq!(p.scaled(1.0), p);
+        let tiny = p.scaled(0.0);
+        assert_eq!(
+            (tiny.max_rows, tiny.max_bytes, tiny.max_age),
+            (1, 1, Duration::from_millis(1))
+        );
     }
 }

@@ -120,8 +120,7 @@ pub fn decode(bytes: &[u8]) -> Option<FlatEvent<'_>> {
     if bytes.len() > MAX_RECORD_BYTES {
         return None;
     }
-    // serde_json refuses any record that is not UTF-8 (in a string or outside one).
-    let mut c = Cursor::new(std::str::from_utf8(bytes).ok()?);
+    let mut c = Cursor::new(bytes);
     let mut f = Fields::default();
     c.eat(b'{')?;
     let mut next = 0;

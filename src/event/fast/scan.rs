@@ -4,10 +4,10 @@
 //! nothing here has to reproduce serde_json's rules for the unusual cases, only never accept
 //! what it would refuse or read differently.
 
-/// A position in one record, which is valid UTF-8 (serde_json refuses a record that is not,
-/// so checking it once up front loses nothing, and every string is then a slice of `s`).
+/// A position in one record. Only ASCII is accepted (a string with any other byte answers
+/// `None`: serde decides, and refuses what is not UTF-8), so a record read to its end is ASCII,
+/// valid UTF-8, without a separate pass over it.
 pub(super) struct Cursor<'a> {
-    s: &'a str,
     b: &'a [u8],
     i: usize,
 }
@@ -15,14 +15,16 @@ pub(super) struct Cursor<'a> {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// High bit set in the bytes of `x` that end a plain string's scan (`"`, `\`, < 0x20). Bits
-/// above the lowest may be spurious (borrows), the lowest is exact: all a scan needs.
+/// High bit set in the bytes of `x` that end a plain string's scan (`"`, `\`, < 0x20, and
+/// non-ASCII). Bits above the lowest may be spurious (borrows), the lowest is exact: all a scan
+/// needs.
 #[inline]
 fn specials(x: u64) -> u64 {
     let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
     zero(x ^ (ONES * u64::from(b'"')))
         | zero(x ^ (ONES * u64::from(b'\\')))
         | (x.wrapping_sub(ONES * 0x20) & !x & HIGHS)
+        | (x & HIGHS)
 }
 
 /// Whether the eight bytes of `x` are all lowercase hex digits (an uppercase UUID goes the
@@ -80,12 +82,8 @@ impl Key {
 pub(super) const UUID_LEN: usize = 36;
 
 impl<'a> Cursor<'a> {
-    pub(super) fn new(s: &'a str) -> Self {
-        Cursor {
-            s,
-            b: s.as_bytes(),
-            i: 0,
-        }
+    pub(super) fn new(b: &'a [u8]) -> Self {
+        Cursor { b, i: 0 }
     }
 
     /// Skips JSON whitespace (exactly serde_json's four bytes).
@@ -151,8 +149,9 @@ impl<'a> Cursor<'a> {
         self.i == self.b.len()
     }
 
-    /// A string's raw text (after whitespace). `None` on an escape or a control character:
-    /// the first needs unescaping, the second is an error to serde_json.
+    /// A string's raw text (after whitespace). `None` on an escape, a control character or a
+    /// byte beyond ASCII: the first needs unescaping, the second is an error to serde_json, the
+    /// third is left to serde (it may not be UTF-8).
     #[inline]
     pub(super) fn str(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
@@ -170,12 +169,12 @@ impl<'a> Cursor<'a> {
         loop {
             match *self.b.get(j)? {
                 b'"' => break,
-                b'\\' | 0..0x20 => return None,
+                b'\\' | 0..0x20 | 0x80.. => return None,
                 _ => j += 1,
             }
         }
         self.i = j + 1;
-        self.s.get(start..j)
+        ascii(&self.b[start..j])
     }
 
     /// [`Cursor::str`] as bytes, for comparisons.
@@ -206,7 +205,7 @@ impl<'a> Cursor<'a> {
             return None;
         }
         self.i = start + UUID_LEN + 1;
-        self.s.get(start..start + UUID_LEN)
+        ascii(&s[..UUID_LEN])
     }
 
     /// A dotted-quad IPv4 address in its canonical form (what `Ipv4Addr`'s Display writes,
@@ -286,6 +285,13 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Bytes already checked to be ASCII, as text.
+#[inline]
+fn ascii(b: &[u8]) -> Option<&str> {
+    // Cheap on short ASCII (a word at a time); never fails here.
+    std::str::from_utf8(b).ok()
+}
+
 /// One decimal octet without a leading zero (as `Ipv4Addr::from_str` requires).
 #[inline]
 fn octet(d: &[u8]) -> Option<u8> {
@@ -327,7 +333,7 @@ mod tests {
                 let mut w = *b"abcdefgh";
                 w[at] = b;
                 let m = specials(u64::from_le_bytes(w));
-                let special = b == b'"' || b == b'\\' || b < 0x20;
+                let special = b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b);
                 assert_eq!(m != 0, special, "{b:#x} at {at}");
                 if special {
                     assert_eq!(m.trailing_zeros() as usize / 8, at);

@@ -338,9 +338,10 @@ fn sizes_and_encodings_at_the_edges() {
     let at = latin1.windows(2).position(|w| w == "é".as_bytes()).unwrap();
     latin1.remove(at + 1);
     agree(&latin1, &mut seen);
+    // The fast path takes only ASCII: the accented token is serde's to accept.
     assert_eq!(
         (seen.fast, seen.kinds["too_large"], seen.kinds["not_utf8"]),
-        (2, 1, 3)
+        (1, 1, 3)
     );
 }
 
