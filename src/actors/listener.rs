@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::event::{EventType, WireFormat};
 use crate::messages::{Admission, Advance, Injected, ListenerStatus, OutRecord, StopListening};
@@ -144,7 +144,7 @@ impl ListenerActor {
     /// records come on top).
     fn take_due_into(&mut self, until_ms: i64, max: usize, records: &mut Vec<OutRecord>) -> usize {
         let n_max = self.quota_left().min(max as u64) as usize;
-        let mut buf = BytesMut::with_capacity(self.size_hint);
+        let mut buf = Vec::with_capacity(self.size_hint);
         // Reused between batches: one allocation per listener, not per tick.
         let mut meta = std::mem::take(&mut self.meta);
         let mut events = 0;
@@ -160,8 +160,7 @@ impl ListenerActor {
                 ev.ts_ms -= self.injector.as_ref().map_or(0, |i| i.late_by_ms());
             }
             let start = buf.len();
-            self.format
-                .encode(self.model.profile(), &ev, (&mut buf).writer());
+            self.format.encode(self.model.profile(), &ev, &mut buf);
             let end = buf.len();
             meta.push((
                 start,
@@ -179,7 +178,7 @@ impl ListenerActor {
                 ev.event_type,
                 ev.ts_ms,
             );
-            let mut extra = |buf: &mut BytesMut, (bytes, t, ts): &(Bytes, EventType, i64), what| {
+            let mut extra = |buf: &mut Vec<u8>, (bytes, t, ts): &(Bytes, EventType, i64), what| {
                 let a = buf.len();
                 buf.extend_from_slice(bytes);
                 meta.push((a, buf.len(), *t, *ts, Some(what)));
@@ -207,7 +206,13 @@ impl ListenerActor {
         if events > 0 {
             self.size_hint = (buf.len() + buf.len() / 4).max(FIRST_SIZE_HINT);
         }
-        let frozen = buf.freeze();
+        // The buffer lives until the sink has committed its last record (the bus keeps records
+        // for a restarted sink until then): its slack would be held that long too, a quarter
+        // of the bus's memory. Shrinking in place is a realloc, not a copy.
+        if buf.capacity() - buf.len() > buf.len() / 32 {
+            buf.shrink_to_fit();
+        }
+        let frozen = Bytes::from(buf);
         records.extend(
             meta.drain(..)
                 .map(|(a, b, event_type, ts_ms, injected)| OutRecord {
