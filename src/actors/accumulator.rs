@@ -298,7 +298,8 @@ impl Handler<ResumeAt> for Accumulator {
 
     fn handle(&mut self, msg: ResumeAt, _ctx: &mut Self::Context) {
         let n = msg.positions.len();
-        for (rank, r) in msg.positions.into_iter().enumerate() {
+        let mut rank = 0;
+        for r in msg.positions {
             crate::metrics::resumed(r.partition, r.offset);
             // A recovery that finished after a newer one (a resync overtaken by a rebalance)
             // holds a stale claim: its commits would all be fenced.
@@ -313,6 +314,7 @@ impl Handler<ResumeAt> for Accumulator {
             // buffered would predate the lake's resume point.
             let fresh = PartitionBuffer::resuming_at(self.ids, r.partition, r.offset, r.epoch)
                 .stagger((n - rank) as f64 / n as f64);
+            rank += 1;
             if let Some(old) = self.buffers.insert(r.partition, fresh)
                 && old.stats(Instant::now()).records > 0
             {

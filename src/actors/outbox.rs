@@ -19,12 +19,14 @@ use crate::messages::{Admission, OutRecord, SimEvents};
 
 use super::publisher::Publisher;
 
-/// Most records in one message: the publisher handles a message at once, and Kafka's local
-/// queue takes it in one go.
+/// Most records and bytes in one message (as the max-rate conductor's chunks): the publisher
+/// handles a message at once, and the bus takes a whole message even when it is nearly full.
 const MAX_MESSAGE: usize = 8192;
+const MAX_MESSAGE_BYTES: usize = 4 << 20;
 
-/// What a listener learns of its share: the publisher's admission of the message, or `None`
-/// when the publisher refused it or is gone (the run is ending).
+/// What a listener learns: the publisher's admission of the whole message its records went
+/// in (`accepted` counts every listener's), or `None` when the publisher refused it or is gone
+/// (the run is ending).
 pub type Outcome = Shared<oneshot::Receiver<Option<Admission>>>;
 
 pub struct Outbox {
@@ -43,6 +45,7 @@ struct State {
 
 struct Pending {
     records: Vec<OutRecord>,
+    bytes: usize,
     done: oneshot::Sender<Option<Admission>>,
     outcome: Outcome,
 }
@@ -52,6 +55,7 @@ impl Pending {
         let (done, rx) = oneshot::channel();
         Pending {
             records: Vec::new(),
+            bytes: 0,
             done,
             outcome: rx.shared(),
         }
@@ -70,14 +74,17 @@ impl Outbox {
     /// (the sender runs there).
     pub fn post(self: &Arc<Self>, records: Vec<OutRecord>) -> Outcome {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if st
-            .queued
-            .back()
-            .is_none_or(|p| p.records.len() + records.len() > MAX_MESSAGE && !p.records.is_empty())
-        {
+        let bytes: usize = records.iter().map(|r| r.value.len()).sum();
+        let full = |p: &Pending| {
+            !p.records.is_empty()
+                && (p.records.len() + records.len() > MAX_MESSAGE
+                    || p.bytes + bytes > MAX_MESSAGE_BYTES)
+        };
+        if st.queued.back().is_none_or(full) {
             st.queued.push_back(Pending::new());
         }
         let last = st.queued.back_mut().expect("a message was just queued");
+        last.bytes += bytes;
         last.records.extend(records);
         let outcome = last.outcome.clone();
         if !st.sending {
