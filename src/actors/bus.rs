@@ -107,16 +107,26 @@ impl Bus {
     }
 }
 
+impl Bus {
+    /// The gauges: each partition's high watermark, the bytes held and the capacity.
+    fn report_metrics(&self) {
+        for p in 0..self.log.partitions() {
+            crate::metrics::high_watermark(p as i32, self.log.high_watermark(p));
+        }
+        crate::metrics::bus_fill(self.log.retained_bytes(), self.log.capacity_bytes());
+    }
+}
+
 impl Actor for Bus {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         if crate::metrics::enabled() {
+            // At once too: a scrape in the first second (the first batches are cut early)
+            // must find the gauges.
+            self.report_metrics();
             ctx.run_interval(std::time::Duration::from_secs(1), |act, _| {
-                for p in 0..act.log.partitions() {
-                    crate::metrics::high_watermark(p as i32, act.log.high_watermark(p));
-                }
-                crate::metrics::bus_fill(act.log.retained_bytes(), act.log.capacity_bytes());
+                act.report_metrics()
             });
         }
         if self.stats.is_some() {
