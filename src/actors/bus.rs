@@ -105,9 +105,7 @@ impl Bus {
             .map(|p| self.log.high_watermark(p) as u64)
             .sum()
     }
-}
 
-impl Bus {
     /// The gauges: each partition's high watermark, the bytes held and the capacity.
     fn report_metrics(&self) {
         for p in 0..self.log.partitions() {

@@ -240,11 +240,14 @@ impl Handler<StopListening> for Conductor {
 
     fn handle(&mut self, _: StopListening, _ctx: &mut Self::Context) -> Self::Result {
         self.halted.set(true);
-        let listeners = self.listeners.clone();
         // Every listener is told at once (`send` queues the message); the replies are then
         // awaited in turn. One join over 90 000 replies took seconds (its wake-ups grew faster
         // than the count); in turn, the wait is the slowest listener's.
-        let replies: Vec<_> = listeners.iter().map(|l| l.send(StopListening)).collect();
+        let replies: Vec<_> = self
+            .listeners
+            .iter()
+            .map(|l| l.send(StopListening))
+            .collect();
         Box::pin(async move {
             for reply in replies {
                 let _ = reply.await;

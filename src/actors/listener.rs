@@ -206,9 +206,8 @@ impl ListenerActor {
         if events > 0 {
             self.size_hint = (buf.len() + buf.len() / 4).max(FIRST_SIZE_HINT);
         }
-        // The buffer lives until the sink has committed its last record (the bus keeps records
-        // for a restarted sink until then): its slack would be held that long too, a quarter
-        // of the bus's memory. Shrinking in place is a realloc, not a copy.
+        // The buffer lives until the sink has taken its last record off the bus, and its slack
+        // with it (a quarter of the bus's memory). Shrinking in place is a realloc, not a copy.
         if buf.capacity() - buf.len() > buf.len() / 32 {
             buf.shrink_to_fit();
         }
