@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use encore::event::{DerivedIds, WireEvent};
+use encore::event::{DerivedIds, EventEncoder, WireEvent, WireFormat};
 use encore::lake::{Compression, encode, writer_properties};
 use encore::sim::{BehaviourConfig, Catalog, Listener};
 use encore::sink::{PartitionBuffer, SourceRecord};
@@ -74,6 +74,21 @@ fn json(c: &mut Criterion) {
             buf.clear();
             for (i, ev) in &events {
                 WireEvent::new(ls[*i].profile(), ev).encode_into(&mut buf);
+            }
+            std::hint::black_box(buf.len())
+        })
+    });
+    // What a listener runs: its profile rendered once, each event's own fields written.
+    let encoders: Vec<_> = ls
+        .iter()
+        .map(|l| EventEncoder::new(WireFormat::Encore, l.profile()))
+        .collect();
+    g.bench_function("encode_listener", |b| {
+        let mut buf = Vec::with_capacity(N * 480);
+        b.iter(|| {
+            buf.clear();
+            for (i, ev) in &events {
+                encoders[*i].encode(ls[*i].profile(), ev, &mut buf);
             }
             std::hint::black_box(buf.len())
         })

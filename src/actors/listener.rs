@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use bytes::Bytes;
 
-use crate::event::{EventType, WireFormat};
+use crate::event::{EventEncoder, EventType, WireFormat};
 use crate::messages::{Admission, Advance, Injected, ListenerStatus, OutRecord, StopListening};
 use crate::sim::{Injector, Listener};
 
@@ -77,8 +77,8 @@ pub struct ListenerActor {
     /// `--inject`: faults to add, and the last events sent (for replays).
     injector: Option<Injector>,
     recent: std::collections::VecDeque<(Bytes, EventType, i64)>,
-    /// The JSON layout of the records (`--format`).
-    format: WireFormat,
+    /// Writes the records in the JSON layout of `--format`.
+    encoder: EventEncoder,
     /// Bytes to reserve for the next batch: what the last one used, plus a quarter. Every
     /// record of a batch is a slice of one buffer that lives until the last is consumed, so
     /// reserving for the worst case (a full batch) held ~30 KB per listener per max-rate tick
@@ -104,6 +104,7 @@ impl ListenerActor {
         injector: Option<Injector>,
     ) -> Self {
         let key = Bytes::from(model.profile().user_id.hyphenated().to_string());
+        let encoder = EventEncoder::new(WireFormat::Encore, model.profile());
         ListenerActor {
             model,
             key,
@@ -114,7 +115,7 @@ impl ListenerActor {
             stopped: false,
             injector,
             recent: std::collections::VecDeque::new(),
-            format: WireFormat::Encore,
+            encoder,
             size_hint: FIRST_SIZE_HINT,
             count_hint: 0,
             meta: Vec::new(),
@@ -123,7 +124,7 @@ impl ListenerActor {
 
     /// Sends records in `format` instead of encore's.
     pub fn with_format(mut self, format: WireFormat) -> Self {
-        self.format = format;
+        self.encoder = EventEncoder::new(format, self.model.profile());
         self
     }
 
@@ -160,7 +161,7 @@ impl ListenerActor {
                 ev.ts_ms -= self.injector.as_ref().map_or(0, |i| i.late_by_ms());
             }
             let start = buf.len();
-            self.format.encode(self.model.profile(), &ev, &mut buf);
+            self.encoder.encode(self.model.profile(), &ev, &mut buf);
             let end = buf.len();
             meta.push((
                 start,

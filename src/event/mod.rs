@@ -4,6 +4,7 @@
 //! reference pipeline's nested form ([`reference`]), per record. Every field is documented in
 //! docs/event-contract.md; this module is the single definition.
 
+mod encoder;
 mod error;
 pub mod fast;
 pub mod reference;
@@ -16,6 +17,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use encoder::EventEncoder;
 pub use error::{DecodeError, MAX_RECORD_BYTES};
 use error::{check_size, json_error};
 pub use fast::FlatEvent;
@@ -259,15 +261,14 @@ impl WireFormat {
         }
     }
 
-    /// Appends one model event in this format to `out`.
-    pub fn encode(self, profile: &Profile, ev: &SimEvent, out: impl std::io::Write) {
-        // Serialising plain fields cannot fail; only `out` could, and callers write to memory.
+    /// Appends one model event in this format to `out` (a listener uses its [`EventEncoder`],
+    /// which renders its profile once).
+    pub fn encode(self, profile: &Profile, ev: &SimEvent, out: &mut Vec<u8>) {
         match self {
             WireFormat::Encore => write::flat(&WireEvent::new(profile, ev), out),
             WireFormat::Reference => serde_json::to_writer(out, &ReferenceEvent::new(profile, ev))
-                .map_err(std::io::Error::other),
+                .expect("events serialise infallibly into memory"),
         }
-        .expect("events serialise infallibly into memory")
     }
 }
 
@@ -403,8 +404,7 @@ impl<'a> WireEvent<'a> {
 
     /// Appends the JSON form to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        // Writing into a Vec cannot fail.
-        write::flat(self, out).expect("WireEvent serialises infallibly");
+        write::flat(self, out);
     }
 
     /// Parses and validates one record value in encore's format.
