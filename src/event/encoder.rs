@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use super::write;
-use super::{EVENT_TYPES, EventType, Profile, ReferenceEvent, SimEvent, WireFormat};
+use super::{EVENT_TYPES, EventType, Profile, SimEvent, WireFormat};
 
 /// Encodes one listener's events in one [`WireFormat`].
 pub struct EventEncoder {
@@ -26,18 +26,15 @@ impl EventEncoder {
     pub fn new(format: WireFormat, profile: &Profile) -> EventEncoder {
         let flat = (format == WireFormat::Encore).then(|| {
             let mut user = Vec::new();
-            write::uuid(&mut user, &profile.user_id);
-            user.extend_from_slice(b",\"session_id\":");
+            write::user(&mut user, &profile.user_id);
             let mut rest = Vec::new();
-            rest.extend_from_slice(b",\"platform\":");
-            write::string(&mut rest, profile.platform.name());
-            rest.extend_from_slice(b",\"platform_token\":");
-            write::string(&mut rest, &profile.platform_token);
-            rest.extend_from_slice(b",\"ipv4\":");
-            write::ipv4(&mut rest, profile.ipv4);
-            rest.extend_from_slice(b",\"country\":");
-            write::string(&mut rest, profile.country);
-            rest.extend_from_slice(b",\"track_id\":");
+            write::profile(
+                &mut rest,
+                profile.platform.name(),
+                &profile.platform_token,
+                profile.ipv4,
+                profile.country,
+            );
             Fragments {
                 user: user.into(),
                 profile: rest.into(),
@@ -46,12 +43,11 @@ impl EventEncoder {
         EventEncoder { flat }
     }
 
-    /// Appends `ev` of the listener with `profile` (the one this encoder was made for).
+    /// Appends `ev` of the listener with `profile` (the one this encoder was made for), in
+    /// the order of `write::flat`.
     pub fn encode(&self, profile: &Profile, ev: &SimEvent, out: &mut Vec<u8>) {
         let Some(f) = &self.flat else {
-            serde_json::to_writer(out, &ReferenceEvent::new(profile, ev))
-                .expect("events serialise infallibly into memory");
-            return;
+            return WireFormat::Reference.encode(profile, ev, out);
         };
         out.extend_from_slice(b"{\"event_id\":");
         write::uuid(out, &ev.event_id);
@@ -76,11 +72,8 @@ fn type_fragments() -> &'static [Box<[u8]>; EVENT_TYPES] {
     static TYPES: OnceLock<[Box<[u8]>; EVENT_TYPES]> = OnceLock::new();
     TYPES.get_or_init(|| {
         EventType::ALL.map(|t| {
-            let mut v = b",\"event_type_id\":".to_vec();
-            write::int(&mut v, t.id().into());
-            v.extend_from_slice(b",\"event_type\":");
-            write::string(&mut v, t.name());
-            v.extend_from_slice(b",\"user_id\":");
+            let mut v = Vec::new();
+            write::event_type(&mut v, t.id(), t.name());
             v.into()
         })
     })
@@ -92,7 +85,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::event::{Platform, WireEvent};
+    use crate::event::{Platform, ReferenceEvent, WireEvent};
     use crate::sim::{BehaviourConfig, Catalog, Listener};
 
     #[test]

@@ -11,27 +11,16 @@ use uuid::Uuid;
 
 use super::WireEvent;
 
-/// Appends `ev` as serde_json would.
+/// Appends `ev` as serde_json would. The pieces between the event's own fields are separate
+/// functions so that a listener's [`EventEncoder`](super::EventEncoder) renders its constant
+/// ones once, from the same definitions.
 pub(super) fn flat(ev: &WireEvent<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"event_id\":");
     uuid(out, &ev.event_id);
-    out.extend_from_slice(b",\"event_type_id\":");
-    int(out, i64::from(ev.event_type_id));
-    out.extend_from_slice(b",\"event_type\":");
-    string(out, &ev.event_type);
-    out.extend_from_slice(b",\"user_id\":");
-    uuid(out, &ev.user_id);
-    out.extend_from_slice(b",\"session_id\":");
+    event_type(out, ev.event_type_id, &ev.event_type);
+    user(out, &ev.user_id);
     uuid(out, &ev.session_id);
-    out.extend_from_slice(b",\"platform\":");
-    string(out, &ev.platform);
-    out.extend_from_slice(b",\"platform_token\":");
-    string(out, &ev.platform_token);
-    out.extend_from_slice(b",\"ipv4\":");
-    ipv4(out, ev.ipv4);
-    out.extend_from_slice(b",\"country\":");
-    string(out, &ev.country);
-    out.extend_from_slice(b",\"track_id\":");
+    profile(out, &ev.platform, &ev.platform_token, ev.ipv4, &ev.country);
     int(out, ev.track_id);
     tail(
         out,
@@ -41,6 +30,34 @@ pub(super) fn flat(ev: &WireEvent<'_>, out: &mut Vec<u8>) {
         ev.position_ms,
         (ev.ts, ev.ts_ms),
     );
+}
+
+/// `,"event_type_id":N,"event_type":"<name>","user_id":`
+pub(super) fn event_type(out: &mut Vec<u8>, id: u8, name: &str) {
+    out.extend_from_slice(b",\"event_type_id\":");
+    int(out, id.into());
+    out.extend_from_slice(b",\"event_type\":");
+    string(out, name);
+    out.extend_from_slice(b",\"user_id\":");
+}
+
+/// `"<user_id>","session_id":`
+pub(super) fn user(out: &mut Vec<u8>, id: &Uuid) {
+    uuid(out, id);
+    out.extend_from_slice(b",\"session_id\":");
+}
+
+/// `,"platform":…,"platform_token":…,"ipv4":…,"country":…,"track_id":`
+pub(super) fn profile(out: &mut Vec<u8>, platform: &str, token: &str, ip: Ipv4Addr, country: &str) {
+    out.extend_from_slice(b",\"platform\":");
+    string(out, platform);
+    out.extend_from_slice(b",\"platform_token\":");
+    string(out, token);
+    out.extend_from_slice(b",\"ipv4\":");
+    ipv4(out, ip);
+    out.extend_from_slice(b",\"country\":");
+    string(out, country);
+    out.extend_from_slice(b",\"track_id\":");
 }
 
 /// The fields after `track_id`, from `previous_track_id` to the closing brace.
@@ -125,7 +142,7 @@ pub(super) fn uuid(out: &mut Vec<u8>, id: &Uuid) {
 }
 
 /// std's `Serialize` for an address: its Display form, as a string.
-pub(super) fn ipv4(out: &mut Vec<u8>, ip: Ipv4Addr) {
+fn ipv4(out: &mut Vec<u8>, ip: Ipv4Addr) {
     let [a, b, c, d] = ip.octets();
     out.push(b'"');
     int(out, a.into());
@@ -138,7 +155,7 @@ pub(super) fn ipv4(out: &mut Vec<u8>, ip: Ipv4Addr) {
 
 /// A JSON string: copied when nothing in it needs escaping (serde_json escapes exactly `"`,
 /// `\` and control characters), else written by serde_json.
-pub(super) fn string(out: &mut Vec<u8>, s: &str) {
+fn string(out: &mut Vec<u8>, s: &str) {
     if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
         serde_json::to_writer(out, s).expect("a string serialises infallibly into memory");
         return;
