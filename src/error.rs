@@ -60,6 +60,16 @@ impl From<ChError> for CommandError {
     }
 }
 
+/// `eprintln!` that never panics: a closed stderr (`encore … 2>&1 | head`) must not turn a
+/// run that is writing data into a crash.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,3 +104,4 @@ mod tests {
         assert_eq!(CommandError::from(missing).exit_code(), 2);
     }
 }
+

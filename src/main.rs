@@ -50,16 +50,16 @@ fn exit(e: CommandError) -> ExitCode {
         CommandError::Problems => {}
         CommandError::Run(RunError::Incomplete { reason, summary }) => {
             print(&summary);
-            eprintln!("error: {reason}");
+            encore::say!("error: {reason}");
         }
         CommandError::Run(RunError::Fatal { reason, summary }) => {
             print(&summary);
-            eprintln!("error: {reason}");
-            eprintln!(
+            encore::say!("error: {reason}");
+            encore::say!(
                 "committed data is safe; the next run resumes after the last committed range"
             );
         }
-        e => eprintln!("error: {e}"),
+        e => encore::say!("error: {e}"),
     }
     ExitCode::from(code)
 }
@@ -78,6 +78,8 @@ fn init_tracing(filter: &str) -> anyhow::Result<()> {
         // Colour codes only for a terminal: logs sent to files stay greppable.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
+        // Its report of a failed write is an `eprintln!`, which panics when stderr is closed.
+        .log_internal_errors(false)
         .init();
     Ok(())
 }
@@ -142,7 +144,7 @@ fn simulate(args: SimulateArgs) -> Result<(), CommandError> {
     let opts = options(args.no_progress);
     // stdout carries the events: the summary goes to stderr.
     let summary = actix::System::new().block_on(pipeline::simulate(sim, kafka, opts))?;
-    eprintln!("{summary}");
+    encore::say!("{summary}");
     Ok(())
 }
 
@@ -182,7 +184,7 @@ fn clickhouse(cmd: ClickHouseCommand) -> Result<(), CommandError> {
             .map_err(CommandError::Usage)?;
         let sql = encore::clickhouse::commands::setup_statements(&target, &a.server_version)
             .map_err(CommandError::Usage)?;
-        print!("{sql}");
+        let _ = write!(std::io::stdout().lock(), "{sql}");
         return Ok(());
     }
     let target_args = match &cmd {

@@ -100,7 +100,7 @@ fn finish(k: &KafkaProducer, sent: u64) -> Result<(), CommandError> {
             "{failed} of {sent} messages were not delivered"
         )));
     }
-    eprintln!(
+    crate::say!(
         "produce-simple: {sent} messages delivered to `{}`",
         k.topic()
     );

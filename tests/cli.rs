@@ -237,6 +237,26 @@ fn the_reference_format_is_written_and_read() {
 }
 
 #[test]
+fn a_closed_stderr_neither_crashes_nor_loses_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    // `encore run 2>&1 | head`: every log line and the closing notes meet a closed pipe.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = encore()
+        .args(["run", "--max-rate", "--users", "100", "--events", "3000"])
+        .args(["--no-progress", "--log", "debug", "--lake"])
+        .arg(&lake)
+        .stderr(writer)
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{summary}");
+    assert!(summary.contains("rows written    3000"), "{summary}");
+    verify_clean(&lake, 3000);
+}
+
+#[test]
 fn sigterm_drains_everything_then_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");

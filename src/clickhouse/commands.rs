@@ -39,11 +39,12 @@ async fn setup_schema(
     let target = cfg.target.clone();
     match &kafka {
         Some(k) => prepare_clickhouse_topics(&target, a.partitions, k).await?,
-        None => eprintln!(
+        None => crate::say!(
             "warning: without --brokers encore cannot check that `{}` and `{}` exist; \
              create them before ClickHouse's queues, which notice a new topic only at \
              their next metadata refresh (5 minutes by default)",
-            target.events_topic, target.simple_topic
+            target.events_topic,
+            target.simple_topic
         ),
     }
     let cfg = ClickHouseConfig {

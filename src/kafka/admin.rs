@@ -10,6 +10,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::describe::{DescribeError, describe_topic};
+use super::teardown::Detached;
 use super::{EncoreContext, KafkaConnection, KafkaSetupError, WatermarkError};
 
 /// The topic as found or created.
@@ -19,13 +20,17 @@ pub struct TopicInfo {
     pub created: bool,
 }
 
-fn admin(cfg: &KafkaConnection) -> Result<AdminClient<EncoreContext>, KafkaSetupError> {
+fn admin(cfg: &KafkaConnection) -> Result<Admin, KafkaSetupError> {
     let mut c = cfg.client_config();
     // Looking a topic up must never create it with the broker's defaults.
     c.set("allow.auto.create.topics", "false");
     c.create_with_context(EncoreContext)
+        .map(Detached::new)
         .map_err(KafkaSetupError::settings("Kafka settings"))
 }
+
+/// An admin client torn down off the caller's thread (see `teardown`).
+pub(crate) type Admin = Detached<AdminClient<EncoreContext>>;
 
 fn unreachable(cfg: &KafkaConnection, e: impl std::fmt::Display) -> KafkaSetupError {
     KafkaSetupError::Unreachable {

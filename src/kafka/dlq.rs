@@ -16,6 +16,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::producer::ProduceError;
+use super::teardown::Detached;
 use super::{EncoreContext, KafkaConnection, KafkaSetupError};
 use crate::sink::DeadLetter;
 
@@ -48,7 +49,8 @@ pub fn default_topic(topic: &str) -> String {
 
 /// Writes dead letters for one source topic.
 pub struct DeadLetterWriter {
-    producer: FutureProducer<EncoreContext>,
+    /// Every letter is awaited before its batch commits: nothing is pending when it drops.
+    producer: Detached<FutureProducer<EncoreContext>>,
     topic: String,
     source_topic: String,
     partitions: i32,
@@ -78,7 +80,7 @@ impl DeadLetterWriter {
             .create_with_context(EncoreContext)
             .map_err(KafkaSetupError::settings("dead-letter producer"))?;
         Ok(DeadLetterWriter {
-            producer,
+            producer: Detached::new(producer),
             topic: topic.to_string(),
             source_topic: source_topic.to_string(),
             partitions: partitions.max(1) as i32,

@@ -6,6 +6,7 @@ pub mod consumer;
 mod describe;
 pub mod dlq;
 pub mod producer;
+mod teardown;
 pub use describe::{DescribeError, TopicDescription, describe_topic};
 
 pub use admin::{
@@ -273,7 +274,7 @@ impl KafkaConnection {
         // Creating a client is the only complete check of librdkafka settings.
         self.client_config()
             .create_with_context::<_, rdkafka::admin::AdminClient<EncoreContext>>(EncoreContext)
-            .map(drop)
+            .map(|c| drop(teardown::Detached::new(c)))
             .map_err(|source| {
                 if source.to_string().contains("OpenSSL not available") {
                     KafkaSetupError::NoTls { source }

@@ -12,6 +12,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
+use super::teardown::Detached;
 use super::{KafkaConnection, KafkaSetupError, log_client_error, log_to_tracing};
 
 /// Producer-side compression codecs librdkafka offers.
@@ -169,7 +170,8 @@ impl ProducerContext for DeliveryContext {
 
 /// An idempotent producer (acks=all) for one topic.
 pub struct KafkaProducer {
-    producer: ThreadedProducer<DeliveryContext>,
+    /// Flushed by the drain; what a failed run leaves is purged by the drop either way.
+    producer: Detached<ThreadedProducer<DeliveryContext>>,
     topic: String,
     deliveries: Arc<Deliveries>,
 }
@@ -209,7 +211,7 @@ impl KafkaProducer {
             })
             .map_err(KafkaSetupError::settings("Kafka producer"))?;
         Ok(KafkaProducer {
-            producer,
+            producer: Detached::new(producer),
             topic: topic.to_string(),
             deliveries,
         })

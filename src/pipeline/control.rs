@@ -150,12 +150,12 @@ fn watch_signals(supervisor: Addr<Supervisor>) {
             };
             seen += 1;
             if seen == 1 {
-                eprintln!("encore: {name} received: draining (send it again to abort)");
+                crate::say!("encore: {name} received: draining (send it again to abort)");
                 supervisor.do_send(StopRun {
                     reason: StopReason::Signal(name),
                 });
             } else {
-                eprintln!("encore: second {name}: aborting without draining");
+                crate::say!("encore: second {name}: aborting without draining");
                 std::process::exit(130);
             }
         }
