@@ -104,4 +104,3 @@ mod tests {
         assert_eq!(CommandError::from(missing).exit_code(), 2);
     }
 }
-

@@ -2,8 +2,9 @@
 //!
 //! Runs on its own arbiter because librdkafka's `poll` blocks (at most `POLL_WAIT`) and runs
 //! the rebalance callback on the polling thread. A self-driven loop: poll a batch → hand it to
-//! the accumulator → poll again once it is taken. The accumulator holds its reply back while
-//! too much waits for the lake; a hand-over that waits longer than `BACKPRESSURE_AFTER` pauses
+//! the accumulator → poll the next while up to `IN_FLIGHT` hand-overs wait for their replies.
+//! The accumulator holds its reply back while too much waits for the lake; when every slot
+//! has waited longer than `BACKPRESSURE_AFTER`, the member pauses
 //! the assigned partitions in librdkafka and the member goes on polling, with nothing fetched:
 //! polls are what serve the group's rebalances and `max.poll.interval.ms`, so a member behind a
 //! slow lake still hands its partitions over when the group asks (memory stays bounded by
@@ -15,7 +16,7 @@
 //! Group offsets are committed by the committer after the lake has the data. The rebalance
 //! hooks are in `sink_hooks.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,9 @@ use super::sink_hooks::recover_one;
 const BATCH_MAX: usize = 8192;
 /// How long one poll waits for a record.
 const POLL_WAIT: Duration = Duration::from_millis(100);
+/// Hand-overs that may wait for the accumulator at once. With one, reading and decoding took
+/// turns; with two, the next batch is read (and librdkafka's queue drained) meanwhile.
+const IN_FLIGHT: usize = 2;
 
 pub struct KafkaSource {
     consumer: Option<Arc<BaseConsumer<SinkContext>>>,
@@ -53,8 +57,9 @@ pub struct KafkaSource {
     denied_since: Option<(std::time::Instant, String)>,
     /// How to recover a partition again (the lake, on the lake's arbiter).
     recovery: Recovery,
-    /// The hand-over to the accumulator waiting for its reply: its number and since when.
-    handing_over: Option<(u64, Instant)>,
+    /// Hand-overs to the accumulator waiting for their replies: number and since when, oldest
+    /// first. Up to `IN_FLIGHT`: the next batch is read while the accumulator decodes one.
+    handing_over: VecDeque<(u64, Instant)>,
     handovers: u64,
     /// Partitions paused in librdkafka while a hand-over waits.
     paused: bool,
@@ -111,14 +116,16 @@ impl KafkaSource {
             drain: None,
             stopped: false,
             denied_since: None,
-            handing_over: None,
+            handing_over: VecDeque::new(),
             handovers: 0,
             paused: false,
             held: Vec::new(),
         }
     }
 
-    fn apply(&mut self, changes: Vec<AssignmentChange>, batch: &mut Vec<SourceRecord>) {
+    /// Applies assignment changes; the partitions revoked, whose records the caller drops.
+    fn apply(&mut self, changes: Vec<AssignmentChange>) -> Vec<i32> {
+        let mut revoked = Vec::new();
         for c in changes {
             match c {
                 AssignmentChange::Assigned(list) => {
@@ -130,11 +137,12 @@ impl KafkaSource {
                     for p in &list {
                         self.positions.remove(p);
                     }
-                    batch.retain(|r| !list.contains(&r.partition));
                     self.held.retain(|r| !list.contains(&r.partition));
+                    revoked.extend(list);
                 }
             }
         }
+        revoked
     }
 
     /// Polls up to `BATCH_MAX` records, applying assignment changes as they happen.
@@ -142,13 +150,14 @@ impl KafkaSource {
         let Some(consumer) = self.consumer.clone() else {
             return Vec::new();
         };
-        let mut batch = Vec::new();
+        let mut batch = ReadBatch::default();
         let mut wait = POLL_WAIT;
-        while batch.len() < BATCH_MAX {
+        while batch.records.len() < BATCH_MAX {
             let polled = consumer.poll(wait);
             let changes = consumer.context().take_changes();
             if !changes.is_empty() {
-                self.apply(changes, &mut batch);
+                let revoked = self.apply(changes);
+                batch.records.retain(|r| !revoked.contains(&r.partition));
                 // librdkafka keeps a partition's pause across a revocation: one paused while a
                 // hand-over waited and assigned again must fetch.
                 if !self.paused {
@@ -210,13 +219,7 @@ impl KafkaSource {
                         Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
                         Timestamp::NotAvailable => -1,
                     };
-                    batch.push(SourceRecord {
-                        partition: p,
-                        offset: m.offset(),
-                        timestamp_ms,
-                        key: m.key().map(Bytes::copy_from_slice),
-                        value: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
-                    });
+                    batch.push(p, m.offset(), timestamp_ms, m.key(), m.payload());
                 }
             }
             wait = Duration::ZERO;
@@ -237,7 +240,7 @@ impl KafkaSource {
             self.stopped = true;
             self.denied_since = None;
         }
-        batch
+        batch.into_records()
     }
 
     fn check_drain(&mut self) {
@@ -324,6 +327,57 @@ impl KafkaSource {
     }
 }
 
+/// One poll's records, copied into a single buffer: one allocation per batch instead of one
+/// or two per record (their frees were the accumulator's most expensive calls after the
+/// decoder's). The records are slices of it.
+#[derive(Default)]
+struct ReadBatch {
+    bytes: Vec<u8>,
+    records: Vec<Spans>,
+}
+
+/// A record in a [`ReadBatch`]: where its key and value are in the buffer.
+struct Spans {
+    partition: i32,
+    offset: i64,
+    timestamp_ms: i64,
+    key: Option<std::ops::Range<usize>>,
+    value: std::ops::Range<usize>,
+}
+
+impl ReadBatch {
+    fn push(&mut self, partition: i32, offset: i64, ts: i64, key: Option<&[u8]>, v: Option<&[u8]>) {
+        let mut put = |b: &[u8]| {
+            let start = self.bytes.len();
+            self.bytes.extend_from_slice(b);
+            start..self.bytes.len()
+        };
+        let key = key.map(&mut put);
+        let value = put(v.unwrap_or_default());
+        self.records.push(Spans {
+            partition,
+            offset,
+            timestamp_ms: ts,
+            key,
+            value,
+        });
+    }
+
+    fn into_records(self) -> Vec<SourceRecord> {
+        let bytes = Bytes::from(self.bytes);
+        self.records
+            .into_iter()
+            .map(|s| SourceRecord {
+                partition: s.partition,
+                offset: s.offset,
+                timestamp_ms: s.timestamp_ms,
+                key: s.key.map(|k| bytes.slice(k)),
+                value: bytes.slice(s.value),
+            })
+            .collect()
+    }
+}
+
 impl Actor for KafkaSource {
     type Context = Context<Self>;
 
@@ -340,7 +394,7 @@ impl Handler<Poll> for KafkaSource {
             return;
         }
         // A resume that failed is tried again (paused with no hand-over waiting reads nothing).
-        if self.paused && self.handing_over.is_none() {
+        if self.paused && !self.backed_up() {
             self.set_paused(false);
         }
         // Polled first, so that a revocation inside the poll drops its partitions' records from
@@ -359,7 +413,7 @@ impl Handler<Poll> for KafkaSource {
         self.consumed += n;
         self.handovers += 1;
         let number = self.handovers;
-        self.handing_over = Some((number, Instant::now()));
+        self.handing_over.push_back((number, Instant::now()));
         ctx.run_later(BACKPRESSURE_AFTER, move |_, ctx| {
             ctx.notify(KeepAlive(number))
         });
@@ -367,9 +421,14 @@ impl Handler<Poll> for KafkaSource {
         // accumulator to flush): the drain's flush comes after these records.
         let send = self.accumulator.send(Records { records });
         self.check_drain();
+        // Read on while a slot is free; otherwise the reply that frees one resumes reading.
+        if !self.backed_up() {
+            ctx.notify(Poll);
+        }
         ctx.spawn(async move { send.await.is_ok() }.into_actor(self).map(
             move |alive, act, ctx| {
-                act.handing_over = None;
+                let was_backed_up = act.backed_up();
+                act.handing_over.retain(|(n, _)| *n != number);
                 if act.paused {
                     act.set_paused(false);
                 }
@@ -381,7 +440,9 @@ impl Handler<Poll> for KafkaSource {
                     return;
                 }
                 act.check_drain();
-                ctx.notify(Poll);
+                if was_backed_up {
+                    ctx.notify(Poll);
+                }
             },
         ));
     }
@@ -391,8 +452,9 @@ impl Handler<KeepAlive> for KafkaSource {
     type Result = ();
 
     fn handle(&mut self, KeepAlive(number): KeepAlive, ctx: &mut Self::Context) {
-        match self.handing_over {
-            Some((waiting, since)) if waiting == number && !self.stopped => {
+        let waiting = self.handing_over.iter().any(|(n, _)| *n == number);
+        match self.handing_over.front() {
+            Some(&(_, since)) if waiting && self.backed_up() && !self.stopped => {
                 if !self.paused {
                     tracing::debug!(
                         waited_ms = since.elapsed().as_millis() as u64,
@@ -412,6 +474,11 @@ impl Handler<KeepAlive> for KafkaSource {
 }
 
 impl KafkaSource {
+    /// Every hand-over slot waits for the accumulator: reading pauses.
+    fn backed_up(&self) -> bool {
+        self.handing_over.len() >= IN_FLIGHT
+    }
+
     /// Pauses (or resumes) fetching for every assigned partition.
     fn set_paused(&mut self, pause: bool) {
         let Some(c) = &self.consumer else { return };

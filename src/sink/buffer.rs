@@ -270,8 +270,10 @@ impl PartitionBuffer {
                 self.rejected.push(DeadLetter {
                     offset: rec.offset,
                     timestamp_ms: rec.timestamp_ms,
-                    key: rec.key.clone(),
-                    value: rec.value.clone(),
+                    // Copies: a slice would pin the whole batch it was read with (the Kafka
+                    // source reads a batch into one buffer) until the letter is written.
+                    key: rec.key.as_deref().map(Bytes::copy_from_slice),
+                    value: Bytes::copy_from_slice(&rec.value),
                     kind,
                     detail: clip(e.to_string(), MAX_DETAIL),
                 });
