@@ -6,6 +6,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use encore::cli::{Cli, ClickHouseCommand, Command, RunArgs, SimulateArgs, SinkArgs};
 use encore::config::{ClickHouseConfig, RunOptions};
@@ -80,8 +82,19 @@ fn init_tracing(filter: &str) -> anyhow::Result<()> {
         .with_target(false)
         // Its report of a failed write is an `eprintln!`, which panics when stderr is closed.
         .log_internal_errors(false)
+        .finish()
+        .with(tracing_subscriber::filter::filter_fn(|m| {
+            !is_double_close_report(m)
+        }))
         .init();
     Ok(())
+}
+
+/// rust-rdkafka's consumer drop closes the consumer again after the sink closed it itself
+/// (`leave_group` in kafka_source.rs) and logs the refusal as an error. In rdkafka 0.38 that
+/// is the only error its `base_consumer` module logs; its warnings still show.
+fn is_double_close_report(m: &tracing::Metadata<'_>) -> bool {
+    m.target() == "rdkafka::consumer::base_consumer" && *m.level() == tracing::Level::ERROR
 }
 
 fn options(no_progress: bool) -> RunOptions {

@@ -38,8 +38,9 @@ use super::sink_hooks::recover_one;
 
 /// Records per hand-over to the accumulator.
 const BATCH_MAX: usize = 8192;
-/// How long one poll waits for a record.
-const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How long one poll waits for a record. Messages to this actor (a drain, the close) wait for
+/// the poll in progress: at 100 ms that was a tenth of a second at each step of a sink's end.
+const POLL_WAIT: Duration = Duration::from_millis(20);
 /// Hand-overs that may wait for the accumulator at once. With one, reading and decoding took
 /// turns; with two, the next batch is read (and librdkafka's queue drained) meanwhile.
 const IN_FLIGHT: usize = 2;
@@ -529,6 +530,7 @@ impl Handler<CloseConsumer> for KafkaSource {
         // Dropping the last handle leaves the group at once (partitions move without waiting
         // for the session timeout); the revoke callback finds nothing left to drop.
         if let Some(c) = self.consumer.take() {
+            leave_group(&c);
             match Arc::try_unwrap(c) {
                 Ok(c) => drop(c),
                 Err(c) => {
@@ -541,6 +543,24 @@ impl Handler<CloseConsumer> for KafkaSource {
         }
     }
 }
+
+/// Leaves the group and waits until the consumer is closed, polling in short steps (the
+/// revoke callback runs in them). rust-rdkafka's drop does the same 100 ms at a time, and its
+/// last poll waits out the whole 100 ms after the close is done; the drop that follows finds
+/// the consumer closed.
+fn leave_group(c: &BaseConsumer<SinkContext>) {
+    if c.close_queue().is_err() {
+        return; // the drop tries again, and logs why
+    }
+    let deadline = Instant::now() + CLOSE_WAIT;
+    while !c.closed() && Instant::now() < deadline {
+        // Records polled now belong to partitions being handed over: dropped, as by the drop.
+        let _ = c.poll(Duration::from_millis(5));
+    }
+}
+
+/// How long the close may take here before the drop takes over.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 impl Handler<Resync> for KafkaSource {
     type Result = ();

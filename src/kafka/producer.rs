@@ -296,7 +296,18 @@ impl KafkaProducer {
 
     /// Waits until every enqueued record is acknowledged or failed (blocking).
     pub fn flush(&self, timeout: Duration) -> Result<(), ProduceError> {
-        self.producer.flush(timeout).map_err(ProduceError::Flush)
+        // librdkafka's flush, called once: it waits on its message count, which the polling
+        // thread brings to zero as it serves the delivery reports. rust-rdkafka's wrapper
+        // instead checks without waiting, then polls for up to 100 ms for events that thread
+        // takes first: it overslept by up to 100 ms, a tenth of a short run.
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: the handle is this producer's, alive for the duration of the call;
+        // rd_kafka_flush may be called from any thread.
+        let code = unsafe { rdkafka::bindings::rd_kafka_flush(self.client().native_ptr(), ms) };
+        match code {
+            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => Ok(()),
+            e => Err(ProduceError::Flush(KafkaError::Flush(e.into()))),
+        }
     }
 
     /// Records enqueued and not yet acknowledged.

@@ -323,9 +323,10 @@ impl Source for KafkaTopic {
     }
 
     async fn check(&self, ends: &[i64], _: &CommitCounters) -> Result<(), DrainError> {
-        for (p, &target) in ends.iter().enumerate() {
-            // Reads from the partition's checkpoint: bounded whatever the lake's age.
-            let end = self.lake.committed_end(p as i32).await?;
+        // Read from each partition's checkpoint (bounded whatever the lake's age), all at once.
+        let reads = (0..ends.len()).map(|p| self.lake.committed_end(p as i32));
+        let reached = futures::future::try_join_all(reads).await?;
+        for (p, (&target, end)) in ends.iter().zip(reached).enumerate() {
             if target > 0 && end < target {
                 return Err(DrainError::PartitionIncomplete {
                     partition: p,
