@@ -3,8 +3,8 @@
 //! Runs on its own arbiter because librdkafka's `poll` blocks (at most `POLL_WAIT`) and runs
 //! the rebalance callback on the polling thread. A self-driven loop: poll a batch → hand it to
 //! the accumulator → poll the next while up to `IN_FLIGHT` hand-overs wait for their replies.
-//! The accumulator holds its reply back while too much waits for the lake; when every slot
-//! has waited longer than `BACKPRESSURE_AFTER`, the member pauses
+//! The accumulator holds its reply back while too much waits for the lake; when the slots
+//! have been full for `BACKPRESSURE_AFTER`, the member pauses
 //! the assigned partitions in librdkafka and the member goes on polling, with nothing fetched:
 //! polls are what serve the group's rebalances and `max.poll.interval.ms`, so a member behind a
 //! slow lake still hands its partitions over when the group asks (memory stays bounded by
@@ -453,9 +453,11 @@ impl Handler<KeepAlive> for KafkaSource {
     type Result = ();
 
     fn handle(&mut self, KeepAlive(number): KeepAlive, ctx: &mut Self::Context) {
-        let waiting = self.handing_over.iter().any(|(n, _)| *n == number);
+        // Only the newest hand-over's: the slots filled up when it was sent, and one loop
+        // polls for the group however many hand-overs wait.
+        let newest = self.handing_over.back().is_some_and(|(n, _)| *n == number);
         match self.handing_over.front() {
-            Some(&(_, since)) if waiting && self.backed_up() && !self.stopped => {
+            Some(&(_, since)) if newest && self.backed_up() && !self.stopped => {
                 if !self.paused {
                     tracing::debug!(
                         waited_ms = since.elapsed().as_millis() as u64,
@@ -530,9 +532,11 @@ impl Handler<CloseConsumer> for KafkaSource {
         // Dropping the last handle leaves the group at once (partitions move without waiting
         // for the session timeout); the revoke callback finds nothing left to drop.
         if let Some(c) = self.consumer.take() {
-            leave_group(&c);
             match Arc::try_unwrap(c) {
-                Ok(c) => drop(c),
+                Ok(c) => {
+                    leave_group(&c);
+                    drop(c)
+                }
                 Err(c) => {
                     tracing::debug!(
                         "consumer handle still shared; it leaves the group when released"
