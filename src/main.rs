@@ -91,7 +91,7 @@ fn init_tracing(filter: &str) -> anyhow::Result<()> {
 }
 
 /// rust-rdkafka's consumer drop closes the consumer again after the sink closed it itself
-/// (`leave_group` in kafka_source.rs) and logs the refusal as an error. In rdkafka 0.38 that
+/// (`kafka::consumer::leave_group`) and logs the refusal as an error. In rdkafka 0.38 that
 /// is the only error its `base_consumer` module logs; its warnings still show.
 fn is_double_close_report(m: &tracing::Metadata<'_>) -> bool {
     m.target() == "rdkafka::consumer::base_consumer" && *m.level() == tracing::Level::ERROR

@@ -8,7 +8,7 @@
 //! | Publisher | `publisher.rs` | SimEvents, DrainPublisher | Append, StopRun, Progress |
 //! | Bus | `bus.rs` | Append, Fetch, CommitOffset, GetHighWatermarks | Progress |
 //! | BusConsumer | `bus_consumer.rs` | DrainTo | Fetch, Records |
-//! | KafkaSource | `kafka_source.rs` | DrainTo, StopConsuming, CloseConsumer, Resync | Records, ResumeAt, Revoke, StopRun |
+//! | KafkaSource | `kafka_source/` | DrainTo, StopConsuming, CloseConsumer, Resync | Records, ResumeAt, Revoke, StopRun |
 //! | Accumulator | `accumulator.rs` | Records, ResumeAt, Revoke, PartitionLost, FlushAll, FlushDone | (starts flush tasks), Resync, StopRun |
 //! | Flusher | `flusher.rs` | Flush (many partitions at once) | (replies Durable) |
 //! | (flush task, one per partition in flight) | `flush_task.rs` | — | Flush, Durable, PartitionLost, ActorFailed |

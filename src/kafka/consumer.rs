@@ -7,6 +7,7 @@
 //! committed offsets are never used to position the consumer: the lake is the source of truth.
 
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -241,6 +242,24 @@ impl SinkConsumer {
         &self.topic
     }
 }
+
+/// Leaves the group and waits until the consumer is closed, polling in short steps (the
+/// revoke callback runs in them). rust-rdkafka's drop does the same 100 ms at a time, and its
+/// last poll waits out the whole 100 ms after the close is done; the drop that follows finds
+/// the consumer closed.
+pub fn leave_group(c: &BaseConsumer<SinkContext>) {
+    if c.close_queue().is_err() {
+        return; // the drop tries again, and logs why
+    }
+    let deadline = Instant::now() + CLOSE_WAIT;
+    while !c.closed() && Instant::now() < deadline {
+        // Records polled now belong to partitions being handed over: dropped, as by the drop.
+        let _ = c.poll(Duration::from_millis(5));
+    }
+}
+
+/// How long the close may take here before the drop takes over.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// A consumer for reading by assignment (`tail`, `status`). librdkafka's assign() needs a
 /// group.id, but `unused_group` is never joined and nothing is committed to it.

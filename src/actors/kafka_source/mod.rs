@@ -1,40 +1,43 @@
 //! KafkaSource: a consumer-group member feeding the accumulator.
 //!
 //! Runs on its own arbiter because librdkafka's `poll` blocks (at most `POLL_WAIT`) and runs
-//! the rebalance callback on the polling thread. A self-driven loop: poll a batch → hand it to
-//! the accumulator → poll the next while up to `IN_FLIGHT` hand-overs wait for their replies.
-//! The accumulator holds its reply back while too much waits for the lake; when the slots
-//! have been full for `BACKPRESSURE_AFTER`, the member pauses
-//! the assigned partitions in librdkafka and the member goes on polling, with nothing fetched:
-//! polls are what serve the group's rebalances and `max.poll.interval.ms`, so a member behind a
-//! slow lake still hands its partitions over when the group asks (memory stays bounded by
-//! librdkafka's prefetch queue plus `--max-unflushed` batches). Positions come from the lake on every
-//! assignment (see `kafka::consumer`); records of revoked partitions polled in the same batch
-//! are discarded. Inputs: [`DrainTo`] (reply once every owned partition reached its target),
-//! [`StopConsuming`], [`CloseConsumer`], [`Resync`] (another writer committed part of a
-//! partition first: recover it again, seek to the lake's new end, resume the accumulator there).
-//! Group offsets are committed by the committer after the lake has the data. The rebalance
-//! hooks are in `sink_hooks.rs`.
+//! the rebalance callback on the polling thread. A self-driven loop: poll a batch (one buffer
+//! per poll, `batch.rs`) → hand it to the accumulator → poll the next while up to `IN_FLIGHT`
+//! hand-overs wait for their replies. The accumulator holds its reply back while too much
+//! waits for the lake; when the slots have been full for `BACKPRESSURE_AFTER`, the member
+//! pauses the assigned partitions in librdkafka and goes on polling, with nothing fetched:
+//! polls are what serve the group's rebalances and `max.poll.interval.ms`, so a member behind
+//! a slow lake still hands its partitions over when the group asks (memory stays bounded by
+//! librdkafka's prefetch queue plus `--max-unflushed` batches). Positions come from the lake on
+//! every assignment (see `kafka::consumer`); records of revoked partitions polled in the same
+//! batch are discarded. Inputs: [`DrainTo`](crate::messages::DrainTo) and
+//! [`StopConsuming`](crate::messages::StopConsuming) (`drain.rs`: reply once every owned
+//! partition reached its target), [`CloseConsumer`], [`Resync`] (another writer committed part
+//! of a partition first: recover it again, seek to the lake's new end, resume the accumulator
+//! there). Group offsets are committed by the committer after the lake has the data. The
+//! rebalance hooks are in `sink_hooks.rs`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, Timestamp};
 use tokio::sync::oneshot;
 
 use crate::kafka::consumer::{AssignmentChange, SinkContext};
 use crate::lake::{Lake, LakeError, PartitionRecovery};
-use crate::messages::{
-    AdvanceTo, CloseConsumer, DrainTo, Records, Resume, ResumeAt, Resync, StopConsuming,
-};
+use crate::messages::{CloseConsumer, Records, Resume, ResumeAt, Resync};
 use crate::sink::SourceRecord;
 
 use super::accumulator::Accumulator;
 use super::sink_hooks::recover_one;
+
+mod batch;
+mod drain;
+
+use batch::ReadBatch;
 
 /// Records per hand-over to the accumulator.
 const BATCH_MAX: usize = 8192;
@@ -99,8 +102,6 @@ struct KeepAlive(u64);
 
 /// How long a hand-over may wait before the partitions are paused and polling goes on.
 const BACKPRESSURE_AFTER: Duration = Duration::from_millis(500);
-/// How long reading a partition's low watermark may take at the end of a drain.
-const WATERMARK_PATIENCE: Duration = Duration::from_secs(5);
 
 impl KafkaSource {
     pub fn new(
@@ -243,140 +244,6 @@ impl KafkaSource {
         }
         batch.into_records()
     }
-
-    fn check_drain(&mut self) {
-        if self.held.is_empty()
-            && let Some((targets, tx)) = self.drain.take()
-        {
-            self.advance_over_markers(&targets);
-            self.drain = Some((targets, tx));
-        }
-        let reached = match &self.drain {
-            // Every partition with records must be owned here and read up to its target: a
-            // partition revoked mid-run (a session lost while the broker was away) is waited
-            // for until the group gives it back. Records held back from a hand-over are not
-            // with the accumulator yet.
-            Some(_) if !self.held.is_empty() => false,
-            Some((targets, _)) => targets.iter().enumerate().all(|(p, &target)| {
-                target <= 0
-                    || self
-                        .positions
-                        .get(&(p as i32))
-                        .is_some_and(|pos| pos.unwrap_or(0) >= target)
-            }),
-            None => false,
-        };
-        if (reached || self.stopped)
-            && let Some((_, tx)) = self.drain.take()
-        {
-            let _ = tx.send(self.consumed);
-        }
-    }
-}
-
-impl KafkaSource {
-    /// A partition whose last offsets are transaction markers (or aborted records) never
-    /// delivers a record at them: librdkafka's position passes them. Once it is at the target
-    /// with every record handed over, the accumulator's range is advanced to it, so that the
-    /// lake reaches the target too. A partition the lake had nothing of and that gave no record
-    /// (only aborted ones) starts at its low watermark, where reading began.
-    fn advance_over_markers(&mut self, targets: &[i64]) {
-        let short: Vec<(i32, i64, bool)> = targets
-            .iter()
-            .enumerate()
-            .filter_map(|(p, &t)| {
-                let pos = *self.positions.get(&(p as i32))?;
-                (pos.unwrap_or(0) < t).then_some((p as i32, t, pos.is_none()))
-            })
-            .collect();
-        let Some(c) = self.consumer.as_ref().filter(|_| !short.is_empty()) else {
-            return;
-        };
-        let Ok(at) = c.position() else { return };
-        for (p, target, unstarted) in short {
-            let fetched =
-                at.find_partition(&self.recovery.topic, p)
-                    .and_then(|e| match e.offset() {
-                        rdkafka::Offset::Offset(o) => Some(o),
-                        _ => None,
-                    });
-            if fetched.is_some_and(|f| f >= target) {
-                let start = if unstarted {
-                    match c.fetch_watermarks(&self.recovery.topic, p, WATERMARK_PATIENCE) {
-                        Ok((low, _)) => Some(low),
-                        Err(e) => {
-                            tracing::warn!(partition = p, %e, "reading the low watermark");
-                            continue;
-                        }
-                    }
-                } else {
-                    None
-                };
-                tracing::debug!(
-                    partition = p,
-                    to = target,
-                    "offsets without a record at the end"
-                );
-                self.accumulator.do_send(AdvanceTo {
-                    partition: p,
-                    start,
-                    to: target,
-                });
-                self.positions.insert(p, Some(target));
-            }
-        }
-    }
-}
-
-/// One poll's records, copied into a single buffer: one allocation per batch instead of one
-/// or two per record (their frees were the accumulator's most expensive calls after the
-/// decoder's). The records are slices of it.
-#[derive(Default)]
-struct ReadBatch {
-    bytes: Vec<u8>,
-    records: Vec<Spans>,
-}
-
-/// A record in a [`ReadBatch`]: where its key and value are in the buffer.
-struct Spans {
-    partition: i32,
-    offset: i64,
-    timestamp_ms: i64,
-    key: Option<std::ops::Range<usize>>,
-    value: std::ops::Range<usize>,
-}
-
-impl ReadBatch {
-    fn push(&mut self, partition: i32, offset: i64, ts: i64, key: Option<&[u8]>, v: Option<&[u8]>) {
-        let mut put = |b: &[u8]| {
-            let start = self.bytes.len();
-            self.bytes.extend_from_slice(b);
-            start..self.bytes.len()
-        };
-        let key = key.map(&mut put);
-        let value = put(v.unwrap_or_default());
-        self.records.push(Spans {
-            partition,
-            offset,
-            timestamp_ms: ts,
-            key,
-            value,
-        });
-    }
-
-    fn into_records(self) -> Vec<SourceRecord> {
-        let bytes = Bytes::from(self.bytes);
-        self.records
-            .into_iter()
-            .map(|s| SourceRecord {
-                partition: s.partition,
-                offset: s.offset,
-                timestamp_ms: s.timestamp_ms,
-                key: s.key.map(|k| bytes.slice(k)),
-                value: bytes.slice(s.value),
-            })
-            .collect()
-    }
 }
 
 impl Actor for KafkaSource {
@@ -500,30 +367,6 @@ impl KafkaSource {
     }
 }
 
-impl Handler<DrainTo> for KafkaSource {
-    type Result = MessageResult<DrainTo>;
-
-    fn handle(&mut self, msg: DrainTo, _ctx: &mut Self::Context) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        tracing::debug!(targets = ?msg.targets, positions = ?self.positions, "draining to the high watermarks");
-        self.drain = Some((msg.targets, tx));
-        self.check_drain();
-        MessageResult(rx)
-    }
-}
-
-impl Handler<StopConsuming> for KafkaSource {
-    type Result = u64;
-
-    fn handle(&mut self, _: StopConsuming, _ctx: &mut Self::Context) -> u64 {
-        // Every record handed over is in the accumulator's mailbox, ahead of the drain's flush;
-        // records held back (polled while a hand-over waited) are left to the next reader.
-        self.stopped = true;
-        self.check_drain();
-        self.consumed
-    }
-}
-
 impl Handler<CloseConsumer> for KafkaSource {
     type Result = ();
 
@@ -534,7 +377,7 @@ impl Handler<CloseConsumer> for KafkaSource {
         if let Some(c) = self.consumer.take() {
             match Arc::try_unwrap(c) {
                 Ok(c) => {
-                    leave_group(&c);
+                    crate::kafka::consumer::leave_group(&c);
                     drop(c)
                 }
                 Err(c) => {
@@ -547,24 +390,6 @@ impl Handler<CloseConsumer> for KafkaSource {
         }
     }
 }
-
-/// Leaves the group and waits until the consumer is closed, polling in short steps (the
-/// revoke callback runs in them). rust-rdkafka's drop does the same 100 ms at a time, and its
-/// last poll waits out the whole 100 ms after the close is done; the drop that follows finds
-/// the consumer closed.
-fn leave_group(c: &BaseConsumer<SinkContext>) {
-    if c.close_queue().is_err() {
-        return; // the drop tries again, and logs why
-    }
-    let deadline = Instant::now() + CLOSE_WAIT;
-    while !c.closed() && Instant::now() < deadline {
-        // Records polled now belong to partitions being handed over: dropped, as by the drop.
-        let _ = c.poll(Duration::from_millis(5));
-    }
-}
-
-/// How long the close may take here before the drop takes over.
-const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 impl Handler<Resync> for KafkaSource {
     type Result = ();
