@@ -7,7 +7,6 @@ use crate::sink::SourceRecord;
 /// One poll's records, copied into a single buffer: one allocation per batch instead of one
 /// or two per record (their frees were the accumulator's most expensive calls after the
 /// decoder's). The records are slices of it.
-#[derive(Default)]
 pub(super) struct ReadBatch {
     bytes: Vec<u8>,
     pub(super) records: Vec<Spans>,
@@ -23,6 +22,21 @@ pub(super) struct Spans {
 }
 
 impl ReadBatch {
+    /// A batch with room for `bytes` of keys and values and `records` records, sized from
+    /// the previous batch: grown by doubling, the buffer was copied again and its fresh pages
+    /// faulted in at each step (the copies were 9 % of a sink's samples).
+    pub(super) fn with_room(bytes: usize, records: usize) -> Self {
+        ReadBatch {
+            bytes: Vec::with_capacity(bytes),
+            records: Vec::with_capacity(records),
+        }
+    }
+
+    /// Bytes of keys and values held.
+    pub(super) fn len_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
     pub(super) fn push(
         &mut self,
         partition: i32,

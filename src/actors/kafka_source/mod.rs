@@ -70,6 +70,8 @@ pub struct KafkaSource {
     /// Records polled while a hand-over waited (fetched before the pause took hold): the next
     /// hand-over's first.
     held: Vec<SourceRecord>,
+    /// Bytes of the last batch that held records: the next one's room.
+    batch_bytes: usize,
 }
 
 /// What recovering a partition needs: the lake, the source identity, the topic to seek in and
@@ -122,6 +124,7 @@ impl KafkaSource {
             handovers: 0,
             paused: false,
             held: Vec::new(),
+            batch_bytes: 0,
         }
     }
 
@@ -152,7 +155,9 @@ impl KafkaSource {
         let Some(consumer) = self.consumer.clone() else {
             return Vec::new();
         };
-        let mut batch = ReadBatch::default();
+        // Room for the previous batch's bytes and an eighth more.
+        let room = self.batch_bytes + self.batch_bytes / 8;
+        let mut batch = ReadBatch::with_room(room, BATCH_MAX);
         let mut wait = POLL_WAIT;
         while batch.records.len() < BATCH_MAX {
             let polled = consumer.poll(wait);
@@ -241,6 +246,9 @@ impl KafkaSource {
             ));
             self.stopped = true;
             self.denied_since = None;
+        }
+        if !batch.records.is_empty() {
+            self.batch_bytes = batch.len_bytes();
         }
         batch.into_records()
     }
