@@ -5,8 +5,10 @@
 //! Needs the stack (`scripts/stack.sh up`; addresses from `scripts/stack.sh env` or defaults).
 //! Each repetition, on fresh topics:
 //!   1. encore publish: `encore simulate --brokers … --max-rate` of EVENTS events (process);
-//!   2. bare consumer: a BaseConsumer reads that topic to its end (then, untimed, once more
-//!      keeping every record for step 3);
+//!   2. bare consumer: a BaseConsumer reads that topic to its end, assigned its partitions
+//!      (timed from the assignment: the target's baseline), then again as a new group's member
+//!      (timed from its creation, group join included, as the sink pays it); then, untimed,
+//!      once more keeping every record for step 3;
 //!   3. bare producer: a ThreadedProducer with encore's settings (idempotent, acks=all, lz4,
 //!      linger 10 ms, 1 MB batches) sends those same records to a second topic, then flushes;
 //!   4. encore sink: `encore sink --exit-at-end` reads the first topic into a new S3 lake and
@@ -99,6 +101,8 @@ fn stamp() -> String {
 struct Rep {
     publish: f64,
     bare_consume: f64,
+    /// The bare consumer as a group member, timed with its join.
+    bare_group: f64,
     bare_produce: f64,
     sink: f64,
     /// Mean record size (key + value), bytes.
@@ -159,23 +163,44 @@ fn encore_publish(brokers: &str, topic: &str, events: u64) -> (f64, u64) {
 /// Records as (key, value).
 type Kept = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Reads `topic` to its end from a fresh assignment (no group join); (records/s, the records
-/// when `keep`). Timed runs do not keep them: copying 1 M records into the heap is not a bare
-/// consumer's work and would flatter encore's ratio.
-fn bare_consume(brokers: &str, topic: &str, events: u64, keep: bool) -> (f64, Kept) {
+/// How the bare consumer gets its partitions.
+#[derive(Clone, Copy, PartialEq)]
+enum Join {
+    /// `assign` from the beginning, timed from the assignment (no group protocol).
+    Assign,
+    /// `subscribe` as a new group's only member, timed from the client's creation: the
+    /// group join a sink pays too.
+    Group,
+}
+
+/// Reads `topic` to its end; (records/s, the records when `keep`). Timed runs do not keep
+/// them: copying 1 M records into the heap is not a bare consumer's work and would flatter
+/// encore's ratio.
+fn bare_consume(brokers: &str, topic: &str, events: u64, join: Join, keep: bool) -> (f64, Kept) {
+    let t_create = Instant::now();
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("bare-{}", stamp()))
         .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
         .create()
         .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS as i32 {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    let t0 = Instant::now();
-    c.assign(&tpl).expect("assign");
+    let t0 = match join {
+        Join::Assign => {
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..PARTITIONS as i32 {
+                tpl.add_partition_offset(topic, p, Offset::Beginning)
+                    .unwrap();
+            }
+            let t0 = Instant::now();
+            c.assign(&tpl).expect("assign");
+            t0
+        }
+        Join::Group => {
+            c.subscribe(&[topic]).expect("subscribe");
+            t_create
+        }
+    };
     let mut kept = Vec::with_capacity(if keep { events as usize } else { 0 });
     let (mut seen, mut bytes) = (0u64, 0usize);
     while seen < events {
@@ -394,9 +419,10 @@ fn main() {
             ensure_topic(&cfg, t, PARTITIONS, 1).expect("creating a topic");
         }
         let (publish, publish_rss_kb) = encore_publish(&brokers, &enc_topic, events);
-        let (bare_read, _) = bare_consume(&brokers, &enc_topic, events, false);
+        let (bare_read, _) = bare_consume(&brokers, &enc_topic, events, Join::Assign, false);
+        let (bare_group, _) = bare_consume(&brokers, &enc_topic, events, Join::Group, false);
         // The bare producer's input, read again outside any measurement.
-        let (_, records) = bare_consume(&brokers, &enc_topic, events, true);
+        let (_, records) = bare_consume(&brokers, &enc_topic, events, Join::Assign, true);
         let record_bytes = records
             .iter()
             .map(|(k, v)| (k.len() + v.len()) as f64)
@@ -407,11 +433,12 @@ fn main() {
         let (sink, sink_rss_kb) = encore_sink(&brokers, &s3, &enc_topic, events);
         eprintln!(
             "rep {rep}: publish {publish:.0}/s, bare producer {bare_produce:.0}/s, \
-             sink {sink:.0}/s, bare consumer {bare_read:.0}/s"
+             sink {sink:.0}/s, bare consumer {bare_read:.0}/s (in a group {bare_group:.0}/s)"
         );
         runs.push(Rep {
             publish,
             bare_consume: bare_read,
+            bare_group,
             bare_produce,
             sink,
             record_bytes,
@@ -470,6 +497,7 @@ fn report(runs: &[Rep], events: u64, reps: usize, brokers: &str) {
     // Ratios per repetition (both sides measured minutes apart at most), then their median.
     let pub_ratio = m(|r| r.publish / r.bare_produce);
     let sink_ratio = m(|r| r.sink / r.bare_consume);
+    let group_ratio = m(|r| r.sink / r.bare_group);
     println!(
         "  {:<36}{:>10.0}{:>9.1}   {pub_ratio:.2}× the bare producer (target ≥ 0.9×)",
         "encore publish (simulate --brokers)",
@@ -482,8 +510,16 @@ fn report(runs: &[Rep], events: u64, reps: usize, brokers: &str) {
         bare_c,
         mb(bare_c)
     );
+    let bare_g = m(|r| r.bare_group);
     println!(
-        "  {:<36}{:>10.0}{:>9.1}   {sink_ratio:.2}× the bare consumer (target ≥ 0.9×)",
+        "  {:<36}{:>10.0}{:>9.1}",
+        "bare rdkafka consumer, group join",
+        bare_g,
+        mb(bare_g)
+    );
+    println!(
+        "  {:<36}{:>10.0}{:>9.1}   {sink_ratio:.2}× the bare consumer (target ≥ 0.9×), \
+         {group_ratio:.2}× the one that joins a group",
         "encore sink (Kafka → Parquet on S3)",
         sink,
         mb(sink)

@@ -147,24 +147,49 @@ pub(super) fn start_bus_sink(
     (bus, consumer, stages)
 }
 
+/// What a Kafka sink needs from the broker before it joins: the source identity its commit
+/// markers carry and the dead-letter topic, created when missing, with its partition count.
+pub(super) struct KafkaSinkSetup {
+    source: String,
+    dlq: String,
+    dlq_partitions: u32,
+}
+
+/// Prepares a sink on `topic` (which must exist: checked by the caller). The two calls run at
+/// once: each is a client and a round trip or two of its own.
+pub(super) async fn prepare_kafka_sink(
+    topic: &str,
+    k: &KafkaConfig,
+) -> Result<KafkaSinkSetup, RunError> {
+    let identity = {
+        let (cfg, t) = (k.connection.clone(), topic.to_string());
+        blocking(move || source_identity(&cfg, &t))
+    };
+    let dlq = k.dlq_topic_of(topic);
+    let (source, dlq_partitions) = futures::try_join!(identity, prepare_dlq(topic, &dlq, k))?;
+    Ok(KafkaSinkSetup {
+        source,
+        dlq,
+        dlq_partitions,
+    })
+}
+
 /// Starts the consuming half against Kafka: a group member whose assignments the lake's
 /// positions drive, with the dead-letter producer. READ on the topic was checked by the caller.
-pub(super) async fn start_kafka_sink(
+pub(super) fn start_kafka_sink(
     topic: &str,
-    sink: &SinkConfig,
+    (sink, setup): (&SinkConfig, KafkaSinkSetup),
     k: &KafkaConfig,
     lake: &Lake,
     control: &Control,
 ) -> Result<(Addr<KafkaSource>, Stages), RunError> {
-    let source = {
-        let (cfg, t) = (k.connection.clone(), topic.to_string());
-        blocking(move || source_identity(&cfg, &t)).await?
-    };
-    let dead_letters = {
-        let dlq = k.dlq_topic_of(topic);
-        let parts = prepare_dlq(topic, &dlq, k).await?;
-        Arc::new(DeadLetterWriter::new(&k.connection, &dlq, topic, parts)?)
-    };
+    let source = setup.source;
+    let dead_letters = Arc::new(DeadLetterWriter::new(
+        &k.connection,
+        &setup.dlq,
+        topic,
+        setup.dlq_partitions,
+    )?);
     let member = SinkConsumer::new(&k.connection, topic, &k.group, k.instance_id.as_deref())?;
     let committer = Committer::new(
         kafka_target(Arc::downgrade(&member.consumer), topic.to_string()),
