@@ -21,7 +21,9 @@
 //! commit time): p50 / p99 / max.
 //!
 //! Prints events/s and MB/s per stage (medians over REPS, default 3), the median of the
-//! per-repetition ratios, and the peak RSS of encore's processes (VmHWM, polled).
+//! per-repetition ratios, each client's own CPU per million records (what it costs besides
+//! the broker's share of the same cores) and the peak RSS of encore's processes (VmHWM,
+//! polled).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -109,6 +111,16 @@ struct Rep {
     record_bytes: f64,
     publish_rss_kb: u64,
     sink_rss_kb: u64,
+    cpu: Cpu,
+}
+
+/// CPU seconds (user + system) per million records of each client's own process: what the
+/// stage costs besides the broker's and the S3 server's share of the same cores.
+struct Cpu {
+    publish: f64,
+    bare_produce: f64,
+    sink: f64,
+    bare_consume: f64,
 }
 
 /// The peak resident set of a running process (VmHWM), in KiB.
@@ -118,6 +130,33 @@ fn peak_rss_kb(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// CPU seconds (user + system) so far of this process (all its threads: librdkafka's too)
+/// and of its children waited for, from /proc/self/stat in Linux's clock ticks (1/100 s).
+fn cpu_secs() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // After the command name (which may hold spaces): state, then fields 4…; utime is 14.
+    let rest = &stat[stat.rfind(')').expect("stat's command") + 2..];
+    let f: Vec<i64> = rest
+        .split(' ')
+        .skip(11)
+        .take(4)
+        .map(|v| v.parse().expect("stat's CPU times"))
+        .collect();
+    ((f[0] + f[1]) as f64 / 100.0, (f[2] + f[3]) as f64 / 100.0)
+}
+
+/// CPU seconds per million records spent since `before` (a `cpu_secs()`), by this process
+/// (`own`) or by the children waited for since.
+fn cpu_per_million(before: (f64, f64), own: bool, records: u64) -> f64 {
+    let now = cpu_secs();
+    let spent = if own {
+        now.0 - before.0
+    } else {
+        now.1 - before.1
+    };
+    spent * 1e6 / records as f64
 }
 
 /// Waits for `child`, polling its peak RSS; (exit status, peak RSS KiB).
@@ -134,8 +173,8 @@ fn wait_with_rss(child: &mut std::process::Child) -> (std::process::ExitStatus, 
     }
 }
 
-fn encore_publish(brokers: &str, topic: &str, events: u64) -> (f64, u64) {
-    let t0 = Instant::now();
+fn encore_publish(brokers: &str, topic: &str, events: u64) -> (f64, u64, f64) {
+    let (t0, cpu0) = (Instant::now(), cpu_secs());
     let mut child = encore()
         .args([
             "simulate",
@@ -157,7 +196,11 @@ fn encore_publish(brokers: &str, topic: &str, events: u64) -> (f64, u64) {
     let (status, rss) = wait_with_rss(&mut child);
     let secs = t0.elapsed().as_secs_f64();
     assert!(status.success(), "encore simulate failed: {status}");
-    (events as f64 / secs, rss)
+    (
+        events as f64 / secs,
+        rss,
+        cpu_per_million(cpu0, false, events),
+    )
 }
 
 /// Records as (key, value).
@@ -176,8 +219,14 @@ enum Join {
 /// Reads `topic` to its end; (records/s, the records when `keep`). Timed runs do not keep
 /// them: copying 1 M records into the heap is not a bare consumer's work and would flatter
 /// encore's ratio.
-fn bare_consume(brokers: &str, topic: &str, events: u64, join: Join, keep: bool) -> (f64, Kept) {
-    let t_create = Instant::now();
+fn bare_consume(
+    brokers: &str,
+    topic: &str,
+    events: u64,
+    join: Join,
+    keep: bool,
+) -> (f64, Kept, f64) {
+    let (t_create, cpu0) = (Instant::now(), cpu_secs());
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("bare-{}", stamp()))
@@ -221,11 +270,12 @@ fn bare_consume(brokers: &str, topic: &str, events: u64, join: Join, keep: bool)
         }
     }
     let rate = events as f64 / t0.elapsed().as_secs_f64();
+    let cpu = cpu_per_million(cpu0, true, events);
     assert!(bytes > 0, "the topic holds records");
-    (rate, kept)
+    (rate, kept, cpu)
 }
 
-fn bare_produce(brokers: &str, topic: &str, records: &[(Vec<u8>, Vec<u8>)]) -> f64 {
+fn bare_produce(brokers: &str, topic: &str, records: &[(Vec<u8>, Vec<u8>)]) -> (f64, f64) {
     let p: ThreadedProducer<rdkafka::producer::DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
@@ -237,7 +287,7 @@ fn bare_produce(brokers: &str, topic: &str, records: &[(Vec<u8>, Vec<u8>)]) -> f
         .set("batch.num.messages", "10000")
         .create()
         .expect("producer");
-    let t0 = Instant::now();
+    let (t0, cpu0) = (Instant::now(), cpu_secs());
     for (k, v) in records {
         let mut rec = BaseRecord::to(topic).key(&k[..]).payload(&v[..]);
         loop {
@@ -260,15 +310,16 @@ fn bare_produce(brokers: &str, topic: &str, records: &[(Vec<u8>, Vec<u8>)]) -> f
         rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR,
         "flush"
     );
-    records.len() as f64 / t0.elapsed().as_secs_f64()
+    let rate = records.len() as f64 / t0.elapsed().as_secs_f64();
+    (rate, cpu_per_million(cpu0, true, records.len() as u64))
 }
 
-fn encore_sink(brokers: &str, s3: &str, topic: &str, events: u64) -> (f64, u64) {
+fn encore_sink(brokers: &str, s3: &str, topic: &str, events: u64) -> (f64, u64, f64) {
     let bucket = format!("perf-{}", stamp()).replace('.', "-");
     let url = format!("s3://{bucket}/lake");
     // A backfill, as a user runs one: the whole process, from start to its last commit
     // (the drain at the topic's end flushes what is left), like `encore publish` above.
-    let t0 = Instant::now();
+    let (t0, cpu0) = (Instant::now(), cpu_secs());
     let mut child = encore()
         .args([
             "sink",
@@ -285,6 +336,7 @@ fn encore_sink(brokers: &str, s3: &str, topic: &str, events: u64) -> (f64, u64) 
         .expect("encore sink");
     let (status, rss) = wait_with_rss(&mut child);
     let secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu_per_million(cpu0, false, events);
     assert!(status.success(), "encore sink failed: {status}");
     // Counted after the clock stops: the lake must hold every record, exactly once.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -300,7 +352,7 @@ fn encore_sink(brokers: &str, s3: &str, topic: &str, events: u64) -> (f64, u64) 
         done += r.iter().map(|r| r.len()).sum::<u64>();
     }
     assert_eq!(done, events, "rows committed to the lake");
-    (events as f64 / secs, rss)
+    (events as f64 / secs, rss, cpu)
 }
 
 fn lake_config(s3: &str, url: &str) -> LakeConfig {
@@ -418,19 +470,20 @@ fn main() {
         for t in [&enc_topic, &bare_topic] {
             ensure_topic(&cfg, t, PARTITIONS, 1).expect("creating a topic");
         }
-        let (publish, publish_rss_kb) = encore_publish(&brokers, &enc_topic, events);
-        let (bare_read, _) = bare_consume(&brokers, &enc_topic, events, Join::Assign, false);
-        let (bare_group, _) = bare_consume(&brokers, &enc_topic, events, Join::Group, false);
+        let (publish, publish_rss_kb, publish_cpu) = encore_publish(&brokers, &enc_topic, events);
+        let (bare_read, _, bare_consume_cpu) =
+            bare_consume(&brokers, &enc_topic, events, Join::Assign, false);
+        let (bare_group, _, _) = bare_consume(&brokers, &enc_topic, events, Join::Group, false);
         // The bare producer's input, read again outside any measurement.
-        let (_, records) = bare_consume(&brokers, &enc_topic, events, Join::Assign, true);
+        let (_, records, _) = bare_consume(&brokers, &enc_topic, events, Join::Assign, true);
         let record_bytes = records
             .iter()
             .map(|(k, v)| (k.len() + v.len()) as f64)
             .sum::<f64>()
             / records.len().max(1) as f64;
-        let bare_produce = bare_produce(&brokers, &bare_topic, &records);
+        let (bare_produce, bare_produce_cpu) = bare_produce(&brokers, &bare_topic, &records);
         drop(records);
-        let (sink, sink_rss_kb) = encore_sink(&brokers, &s3, &enc_topic, events);
+        let (sink, sink_rss_kb, sink_cpu) = encore_sink(&brokers, &s3, &enc_topic, events);
         eprintln!(
             "rep {rep}: publish {publish:.0}/s, bare producer {bare_produce:.0}/s, \
              sink {sink:.0}/s, bare consumer {bare_read:.0}/s (in a group {bare_group:.0}/s)"
@@ -441,6 +494,12 @@ fn main() {
             bare_group,
             bare_produce,
             sink,
+            cpu: Cpu {
+                publish: publish_cpu,
+                bare_produce: bare_produce_cpu,
+                sink: sink_cpu,
+                bare_consume: bare_consume_cpu,
+            },
             record_bytes,
             publish_rss_kb,
             sink_rss_kb,
@@ -523,6 +582,16 @@ fn report(runs: &[Rep], events: u64, reps: usize, brokers: &str) {
         "encore sink (Kafka → Parquet on S3)",
         sink,
         mb(sink)
+    );
+    let (pc, bpc, sc, bcc) = (
+        m(|r| r.cpu.publish),
+        m(|r| r.cpu.bare_produce),
+        m(|r| r.cpu.sink),
+        m(|r| r.cpu.bare_consume),
+    );
+    println!(
+        "  own CPU per million records (user + system, medians): encore publish {pc:.2} s vs \
+         bare producer {bpc:.2} s; encore sink {sc:.2} s vs bare consumer {bcc:.2} s"
     );
     let rss = |f: fn(&Rep) -> u64| runs.iter().map(f).max().unwrap_or(0) as f64 / 1024.0;
     println!(
