@@ -226,6 +226,8 @@ fn bare_consume(
     join: Join,
     keep: bool,
 ) -> (f64, Kept, f64) {
+    // CPU counts from the client's creation, as a sink's counts its whole process; the
+    // assigned read's rate counts from `assign` (the broker's pace, the baseline).
     let (t_create, cpu0) = (Instant::now(), cpu_secs());
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)

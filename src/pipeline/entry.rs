@@ -75,7 +75,7 @@ pub async fn run_kafka(
     let producer = new_producer(&sim, &k)?;
     let restarts = (sink.restart_budget, sink.restart_window);
     let control = Control::start(opts, restarts, sim.workers, true);
-    let (consumer, stages) = start_kafka_sink(&sim.topic, (&sink, setup), &k, &lake, &control)?;
+    let (consumer, stages) = start_kafka_sink(&sim.topic, &sink, setup, &k, &lake, &control)?;
     let p = producer.clone();
     let front = Front::start(&sim, &control, move || Backend::Kafka(p))?;
     let run = Run {
@@ -129,7 +129,7 @@ pub async fn sink_kafka(
         futures::try_join!(ends, open_lake(&sink, topic), prepare_kafka_sink(topic, &k))?;
     let restarts = (sink.restart_budget, sink.restart_window);
     let control = Control::start(opts, restarts, 1, true);
-    let (consumer, stages) = start_kafka_sink(topic, (&sink, setup), &k, &lake, &control)?;
+    let (consumer, stages) = start_kafka_sink(topic, &sink, setup, &k, &lake, &control)?;
     control.arm_duration(duration);
     let at_end = ends.map(|ends| {
         tracing::info!(

@@ -178,7 +178,8 @@ pub(super) async fn prepare_kafka_sink(
 /// positions drive, with the dead-letter producer. READ on the topic was checked by the caller.
 pub(super) fn start_kafka_sink(
     topic: &str,
-    (sink, setup): (&SinkConfig, KafkaSinkSetup),
+    sink: &SinkConfig,
+    setup: KafkaSinkSetup,
     k: &KafkaConfig,
     lake: &Lake,
     control: &Control,
