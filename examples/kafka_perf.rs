@@ -114,13 +114,61 @@ struct Rep {
     cpu: Cpu,
 }
 
-/// CPU seconds (user + system) per million records of each client's own process: what the
-/// stage costs besides the broker's and the S3 server's share of the same cores.
+/// What each stage cost in CPU (see [`Load`]).
 struct Cpu {
-    publish: f64,
-    bare_produce: f64,
-    sink: f64,
-    bare_consume: f64,
+    publish: Load,
+    bare_produce: Load,
+    sink: Load,
+    bare_consume: Load,
+}
+
+/// One stage's CPU (user + system) per million records: the client's own process (what the
+/// stage costs besides the rest of the machine), the stack's (the broker and the S3 server
+/// serving it, when their pids are known), and the cores both kept busy on average.
+#[derive(Clone, Copy)]
+struct Load {
+    own: f64,
+    stack: Option<f64>,
+    cores: Option<f64>,
+}
+
+/// CPU and wall clock from a stage's start.
+struct Meter {
+    t0: Instant,
+    own: (f64, f64),
+    stack: Option<f64>,
+}
+
+impl Meter {
+    fn start() -> Self {
+        Meter {
+            t0: Instant::now(),
+            own: cpu_secs(),
+            stack: stack_cpu_secs(),
+        }
+    }
+
+    /// The stage's [`Load`] over `records`: `child` counts the children waited for since the
+    /// start (an `encore` process) instead of this process.
+    fn stop(&self, child: bool, records: u64) -> Load {
+        let wall = self.t0.elapsed().as_secs_f64();
+        let now = cpu_secs();
+        let own = if child {
+            now.1 - self.own.1
+        } else {
+            now.0 - self.own.0
+        };
+        let stack = match (self.stack, stack_cpu_secs()) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
+        let per_million = |s: f64| s * 1e6 / records as f64;
+        Load {
+            own: per_million(own),
+            stack: stack.map(per_million),
+            cores: stack.map(|st| (own + st) / wall),
+        }
+    }
 }
 
 /// The peak resident set of a running process (VmHWM), in KiB.
@@ -132,31 +180,51 @@ fn peak_rss_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// CPU seconds (user + system) so far of this process (all its threads: librdkafka's too)
-/// and of its children waited for, from /proc/self/stat in Linux's clock ticks (1/100 s).
-fn cpu_secs() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+/// CPU seconds (user + system) so far of a process (all its threads: librdkafka's too) and
+/// of its children waited for, from /proc/PID/stat in Linux's clock ticks (1/100 s).
+fn proc_cpu_secs(pid: &str) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // After the command name (which may hold spaces): state, then fields 4…; utime is 14.
-    let rest = &stat[stat.rfind(')').expect("stat's command") + 2..];
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     let f: Vec<i64> = rest
         .split(' ')
         .skip(11)
         .take(4)
-        .map(|v| v.parse().expect("stat's CPU times"))
-        .collect();
-    ((f[0] + f[1]) as f64 / 100.0, (f[2] + f[3]) as f64 / 100.0)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    Some(((f[0] + f[1]) as f64 / 100.0, (f[2] + f[3]) as f64 / 100.0))
 }
 
-/// CPU seconds per million records spent since `before` (a `cpu_secs()`), by this process
-/// (`own`) or by the children waited for since.
-fn cpu_per_million(before: (f64, f64), own: bool, records: u64) -> f64 {
-    let now = cpu_secs();
-    let spent = if own {
-        now.0 - before.0
-    } else {
-        now.1 - before.1
-    };
-    spent * 1e6 / records as f64
+/// [`proc_cpu_secs`] of this process.
+fn cpu_secs() -> (f64, f64) {
+    proc_cpu_secs("self").expect("/proc/self/stat")
+}
+
+/// The processes of `scripts/stack.sh` that serve a stage: the broker and the S3 server, from
+/// the stack's pid files (ClickHouse is left out: the harness does not use it).
+fn stack_pids() -> Vec<String> {
+    let dir = std::env::var("ENCORE_STACK_DIR")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| format!("{}/.cache/encore/stack", var("HOME", "/root")));
+    ["kafka", "s3s-fs"]
+        .iter()
+        .filter_map(|svc| std::fs::read_to_string(format!("{dir}/pids/{svc}.pid")).ok())
+        .map(|pid| pid.trim().to_string())
+        .filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .collect()
+}
+
+/// CPU seconds so far of the broker and the S3 server together; None unless both are known
+/// (a stack started some other way has no pid files here).
+fn stack_cpu_secs() -> Option<f64> {
+    let pids = stack_pids();
+    if pids.len() < 2 {
+        return None;
+    }
+    pids.iter()
+        .map(|p| proc_cpu_secs(p).map(|c| c.0))
+        .sum::<Option<f64>>()
 }
 
 /// Waits for `child`, polling its peak RSS; (exit status, peak RSS KiB).
@@ -173,8 +241,8 @@ fn wait_with_rss(child: &mut std::process::Child) -> (std::process::ExitStatus, 
     }
 }
 
-fn encore_publish(brokers: &str, topic: &str, events: u64) -> (f64, u64, f64) {
-    let (t0, cpu0) = (Instant::now(), cpu_secs());
+fn encore_publish(brokers: &str, topic: &str, events: u64) -> (f64, u64, Load) {
+    let meter = Meter::start();
     let mut child = encore()
         .args([
             "simulate",
@@ -194,13 +262,10 @@ fn encore_publish(brokers: &str, topic: &str, events: u64) -> (f64, u64, f64) {
         .spawn()
         .expect("encore simulate");
     let (status, rss) = wait_with_rss(&mut child);
-    let secs = t0.elapsed().as_secs_f64();
+    let secs = meter.t0.elapsed().as_secs_f64();
+    let load = meter.stop(true, events);
     assert!(status.success(), "encore simulate failed: {status}");
-    (
-        events as f64 / secs,
-        rss,
-        cpu_per_million(cpu0, false, events),
-    )
+    (events as f64 / secs, rss, load)
 }
 
 /// Records as (key, value).
@@ -225,10 +290,11 @@ fn bare_consume(
     events: u64,
     join: Join,
     keep: bool,
-) -> (f64, Kept, f64) {
+) -> (f64, Kept, Load) {
     // CPU counts from the client's creation, as a sink's counts its whole process; the
     // assigned read's rate counts from `assign` (the broker's pace, the issue's baseline).
-    let (t_create, cpu0) = (Instant::now(), cpu_secs());
+    let meter = Meter::start();
+    let t_create = meter.t0;
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("bare-{}", stamp()))
@@ -272,12 +338,12 @@ fn bare_consume(
         }
     }
     let rate = events as f64 / t0.elapsed().as_secs_f64();
-    let cpu = cpu_per_million(cpu0, true, events);
+    let load = meter.stop(false, events);
     assert!(bytes > 0, "the topic holds records");
-    (rate, kept, cpu)
+    (rate, kept, load)
 }
 
-fn bare_produce(brokers: &str, topic: &str, records: &[(Vec<u8>, Vec<u8>)]) -> (f64, f64) {
+fn bare_produce(brokers: &str, topic: &str, records: &[(Vec<u8>, Vec<u8>)]) -> (f64, Load) {
     let p: ThreadedProducer<rdkafka::producer::DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
@@ -289,7 +355,7 @@ fn bare_produce(brokers: &str, topic: &str, records: &[(Vec<u8>, Vec<u8>)]) -> (
         .set("batch.num.messages", "10000")
         .create()
         .expect("producer");
-    let (t0, cpu0) = (Instant::now(), cpu_secs());
+    let meter = Meter::start();
     for (k, v) in records {
         let mut rec = BaseRecord::to(topic).key(&k[..]).payload(&v[..]);
         loop {
@@ -312,16 +378,16 @@ fn bare_produce(brokers: &str, topic: &str, records: &[(Vec<u8>, Vec<u8>)]) -> (
         rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR,
         "flush"
     );
-    let rate = records.len() as f64 / t0.elapsed().as_secs_f64();
-    (rate, cpu_per_million(cpu0, true, records.len() as u64))
+    let rate = records.len() as f64 / meter.t0.elapsed().as_secs_f64();
+    (rate, meter.stop(false, records.len() as u64))
 }
 
-fn encore_sink(brokers: &str, s3: &str, topic: &str, events: u64) -> (f64, u64, f64) {
+fn encore_sink(brokers: &str, s3: &str, topic: &str, events: u64) -> (f64, u64, Load) {
     let bucket = format!("perf-{}", stamp()).replace('.', "-");
     let url = format!("s3://{bucket}/lake");
     // A backfill, as a user runs one: the whole process, from start to its last commit
     // (the drain at the topic's end flushes what is left), like `encore publish` above.
-    let (t0, cpu0) = (Instant::now(), cpu_secs());
+    let meter = Meter::start();
     let mut child = encore()
         .args([
             "sink",
@@ -337,8 +403,8 @@ fn encore_sink(brokers: &str, s3: &str, topic: &str, events: u64) -> (f64, u64, 
         .spawn()
         .expect("encore sink");
     let (status, rss) = wait_with_rss(&mut child);
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu = cpu_per_million(cpu0, false, events);
+    let secs = meter.t0.elapsed().as_secs_f64();
+    let cpu = meter.stop(true, events);
     assert!(status.success(), "encore sink failed: {status}");
     // Counted after the clock stops: the lake must hold every record, exactly once.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -448,6 +514,11 @@ fn latency_run(brokers: &str, s3: &str, rate: f64, secs: u64) -> (f64, Vec<i64>,
     (lat.len() as f64 / secs as f64, lat, rss)
 }
 
+/// Seconds, or `?` when unknown.
+fn show(secs: Option<f64>) -> String {
+    secs.map_or("?".into(), |s| format!("{s:.2} s"))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -488,7 +559,12 @@ fn main() {
         let (sink, sink_rss_kb, sink_cpu) = encore_sink(&brokers, &s3, &enc_topic, events);
         eprintln!(
             "rep {rep}: publish {publish:.0}/s, bare producer {bare_produce:.0}/s, \
-             sink {sink:.0}/s, bare consumer {bare_read:.0}/s (in a group {bare_group:.0}/s)"
+             sink {sink:.0}/s, bare consumer {bare_read:.0}/s (in a group {bare_group:.0}/s); \
+             stack CPU per million: {}, {}, {}, {}",
+            show(publish_cpu.stack),
+            show(bare_produce_cpu.stack),
+            show(sink_cpu.stack),
+            show(bare_consume_cpu.stack),
         );
         runs.push(Rep {
             publish,
@@ -585,20 +661,57 @@ fn report(runs: &[Rep], events: u64, reps: usize, brokers: &str) {
         sink,
         mb(sink)
     );
-    let (pc, bpc, sc, bcc) = (
-        m(|r| r.cpu.publish),
-        m(|r| r.cpu.bare_produce),
-        m(|r| r.cpu.sink),
-        m(|r| r.cpu.bare_consume),
-    );
-    println!(
-        "  own CPU per million records (user + system, medians): encore publish {pc:.2} s vs \
-         bare producer {bpc:.2} s; encore sink {sc:.2} s vs bare consumer {bcc:.2} s"
-    );
+    cpu_report(runs, (bare_p, bare_c));
     let rss = |f: fn(&Rep) -> u64| runs.iter().map(f).max().unwrap_or(0) as f64 / 1024.0;
     println!(
         "  peak RSS: encore simulate {:.0} MB, encore sink {:.0} MB",
         rss(|r| r.publish_rss_kb),
         rss(|r| r.sink_rss_kb)
     );
+}
+
+/// Each stage's CPU per million records (medians), and the most encore's stages could do at
+/// that cost: every core busy, a record costing the machine what it costs the client and the
+/// stack. `bare`: the bare producer's and consumer's rates, to put those ceilings against.
+fn cpu_report(runs: &[Rep], bare: (f64, f64)) {
+    let loads = |f: fn(&Cpu) -> Load| runs.iter().map(|r| f(&r.cpu)).collect::<Vec<_>>();
+    let stages = [
+        ("encore publish", loads(|c| c.publish)),
+        ("bare producer", loads(|c| c.bare_produce)),
+        ("encore sink", loads(|c| c.sink)),
+        ("bare consumer", loads(|c| c.bare_consume)),
+    ];
+    println!(
+        "  CPU per million records (user + system, medians): own + the stack's (broker, S3 \
+         server), cores busy"
+    );
+    let mut total = Vec::new();
+    for (name, l) in stages {
+        let o = median(l.iter().map(|l| l.own).collect());
+        let opt = |g: fn(&Load) -> Option<f64>| l.iter().map(g).collect::<Option<_>>().map(median);
+        let (st, cores) = (opt(|l| l.stack), opt(|l| l.cores));
+        match (st, cores) {
+            (Some(st), Some(cores)) => {
+                println!(
+                    "    {name:<16}{o:>6.2} s + {st:.2} s = {:.2} s   {cores:.1} cores",
+                    o + st
+                );
+                total.push(Some(o + st));
+            }
+            _ => {
+                println!("    {name:<16}{o:>6.2} s (the stack's share unknown: no pid files)");
+                total.push(None);
+            }
+        }
+    }
+    if let [Some(p), _, Some(s), _] = total[..] {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let (ceil_p, ceil_s) = (cores * 1e6 / p, cores * 1e6 / s);
+        println!(
+            "  at that CPU per record, {cores} cores allow encore publish {ceil_p:.0}/s ({:.2}× \
+             the bare producer), encore sink {ceil_s:.0}/s ({:.2}× the bare consumer)",
+            ceil_p / bare.0,
+            ceil_s / bare.1
+        );
+    }
 }
