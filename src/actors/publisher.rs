@@ -16,7 +16,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::bus::BusRecord;
-use crate::kafka::producer::{Enqueue, KafkaProducer};
+use crate::kafka::producer::{Enqueue, KafkaProducer, Owner};
 use crate::messages::{
     Admission, Append, DrainPublisher, Progress, PublishError, PublisherCounters, SimEvents,
     StopReason, StopRun,
@@ -226,11 +226,15 @@ impl Handler<SimEvents> for Publisher {
             }
             Backend::Kafka(p) => {
                 let p = p.clone();
+                // librdkafka reads the records where they are; each holds the batch until its
+                // delivery report.
+                let records = Arc::new(records);
+                let owner = Owner::new(records.clone());
                 let enqueue = async move {
                     let mut sent = 0;
                     loop {
                         let pairs = records.iter().map(|r| (&r.key[..], &r.value[..]));
-                        match p.enqueue(pairs, sent) {
+                        match p.enqueue_in_place(&owner, pairs, sent) {
                             Ok(_) => return (records, Ok(())),
                             // Deliveries free the queue; the listeners wait meanwhile.
                             Err(Enqueue::QueueFull { sent: s }) => {

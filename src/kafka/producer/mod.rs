@@ -1,77 +1,27 @@
 //! The producing half of the Kafka glue: an idempotent librdkafka producer whose delivery
-//! reports are counted. The publisher actor drives it (`actors::publisher`).
+//! reports are counted (`delivery.rs`), sending through its topic's handle (`handle.rs`). The
+//! publisher actor drives it (`actors::publisher`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+mod delivery;
+mod handle;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rdkafka::client::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
+pub use delivery::{Deliveries, DeliveryContext, Owner};
+
 use super::teardown::Detached;
-use super::{KafkaConnection, KafkaSetupError, log_client_error, log_to_tracing};
+use super::{KafkaConnection, KafkaSetupError};
+use delivery::{Held, Resend, permanent};
+use handle::TopicHandle;
 
 /// Producer-side compression codecs librdkafka offers.
 pub const CODECS: &[&str] = &["none", "gzip", "snappy", "lz4", "zstd"];
-
-/// A record to send again: (key, value).
-type Resend = (Vec<u8>, Vec<u8>);
-
-/// Delivery outcomes, updated from librdkafka's delivery callbacks.
-#[derive(Default)]
-pub struct Deliveries {
-    pub acked: AtomicU64,
-    /// Given up for good (a permanent error): the run stops.
-    pub failed: AtomicU64,
-    /// Failed with a transient error after librdkafka's own retries and queued to be sent
-    /// again (a broker that went away answers in-flight requests with errors).
-    pub retried: AtomicU64,
-    /// Of `retried`, those the broker may have written before failing: sent again, they can
-    /// appear twice in the topic (at two offsets). Reported, never hidden.
-    pub possibly_duplicated: AtomicU64,
-    /// The first failure, kept for the error message.
-    pub first_error: Mutex<Option<String>>,
-    resend: Mutex<Vec<Resend>>,
-}
-
-impl Deliveries {
-    fn resend_queue(&self) -> std::sync::MutexGuard<'_, Vec<Resend>> {
-        self.resend.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Records waiting to be sent again.
-    pub fn pending_resends(&self) -> usize {
-        self.resend_queue().len()
-    }
-}
-
-/// Errors that sending again cannot fix: the record, the topic or the credentials are wrong.
-fn permanent(code: RDKafkaErrorCode) -> bool {
-    use RDKafkaErrorCode as C;
-    matches!(
-        code,
-        C::MessageSizeTooLarge
-            | C::InvalidMessageSize
-            | C::InvalidMessage
-            | C::InvalidRecord
-            | C::TopicAuthorizationFailed
-            | C::ClusterAuthorizationFailed
-            | C::SaslAuthenticationFailed
-            | C::InvalidTopic
-            | C::UnsupportedVersion
-            | C::UnsupportedForMessageFormat
-            | C::PolicyViolation
-            | C::Fatal
-            | C::InvalidArgument
-            | C::UnknownTopic
-            | C::UnknownPartition
-            | C::Authentication
-    )
-}
 
 /// Why records could not be produced.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -105,71 +55,10 @@ impl ProduceError {
     }
 }
 
-/// Counts delivery reports, queues transient failures to be sent again, and routes
-/// librdkafka's logs to `tracing`.
-pub struct DeliveryContext {
-    pub deliveries: Arc<Deliveries>,
-}
-
-impl ClientContext for DeliveryContext {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        log_to_tracing(level, fac, log_message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        log_client_error(&error, reason);
-    }
-}
-
-impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        let d = &self.deliveries;
-        match result {
-            Ok(_) => {
-                d.acked.fetch_add(1, Ordering::Relaxed);
-            }
-            Err((e, msg)) => {
-                let code = e.rdkafka_error_code();
-                if !code.is_some_and(permanent) {
-                    // SAFETY: `msg` wraps a live librdkafka message for the whole callback.
-                    let status = unsafe { rdkafka::bindings::rd_kafka_message_status(msg.ptr()) };
-                    let maybe_written = status
-                        != rdkafka::bindings::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_NOT_PERSISTED;
-                    if d.retried.fetch_add(1, Ordering::Relaxed) == 0 {
-                        tracing::warn!(
-                            partition = msg.partition(),
-                            %e,
-                            "delivery failed with a transient error; sending the record again"
-                        );
-                    }
-                    if maybe_written {
-                        d.possibly_duplicated.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let key = msg.key().unwrap_or_default().to_vec();
-                    let value = msg.payload().unwrap_or_default().to_vec();
-                    d.resend_queue().push((key, value));
-                    return;
-                }
-                d.failed.fetch_add(1, Ordering::Relaxed);
-                let mut first = d.first_error.lock().unwrap_or_else(|p| p.into_inner());
-                if first.is_none() {
-                    let text = format!(
-                        "delivery to {}/{} failed: {e}",
-                        msg.topic(),
-                        msg.partition()
-                    );
-                    tracing::error!("{text}");
-                    *first = Some(text);
-                }
-            }
-        }
-    }
-}
-
 /// An idempotent producer (acks=all) for one topic.
 pub struct KafkaProducer {
+    /// Declared first: dropped before the producer it belongs to.
+    handle: TopicHandle,
     /// Flushed by the drain; what a failed run leaves is purged by the drop either way.
     producer: Detached<ThreadedProducer<DeliveryContext>>,
     topic: String,
@@ -210,28 +99,50 @@ impl KafkaProducer {
                 deliveries: deliveries.clone(),
             })
             .map_err(KafkaSetupError::settings("Kafka producer"))?;
+        let handle = TopicHandle::new(&producer, topic)?;
         Ok(KafkaProducer {
+            handle,
             producer: Detached::new(producer),
             topic: topic.to_string(),
             deliveries,
         })
     }
 
-    /// Enqueues `(key, value)` records in order, starting at `from`.
+    /// Enqueues `(key, value)` records in order, starting at `from`; librdkafka copies them.
     pub fn enqueue<'a>(
         &self,
         records: impl Iterator<Item = (&'a [u8], &'a [u8])>,
         from: usize,
     ) -> Result<usize, Enqueue> {
+        self.enqueue_with(records, from, || Held(None))
+    }
+
+    /// [`enqueue`](Self::enqueue) without the copy: the records are slices of what `owner`
+    /// holds, which each record in flight keeps alive until its delivery report.
+    pub fn enqueue_in_place<'a>(
+        &self,
+        owner: &Arc<Owner>,
+        records: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+        from: usize,
+    ) -> Result<usize, Enqueue> {
+        self.enqueue_with(records, from, || Held(Some(owner.clone())))
+    }
+
+    fn enqueue_with<'a>(
+        &self,
+        records: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+        from: usize,
+        held: impl Fn() -> Held,
+    ) -> Result<usize, Enqueue> {
         let mut sent = from;
         for (key, value) in records.skip(from) {
-            let rec = BaseRecord::to(&self.topic).key(key).payload(value);
-            match self.producer.send(rec) {
+            match self.handle.produce(&self.producer, key, value, held()) {
                 Ok(()) => sent += 1,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    return Err(Enqueue::QueueFull { sent });
+                Err(RDKafkaErrorCode::QueueFull) => return Err(Enqueue::QueueFull { sent }),
+                Err(code) => {
+                    let error = KafkaError::MessageProduction(code);
+                    return Err(Enqueue::Failed { sent, error });
                 }
-                Err((error, _)) => return Err(Enqueue::Failed { sent, error }),
             }
         }
         Ok(sent)
@@ -321,5 +232,43 @@ impl KafkaProducer {
 
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_sent_in_place_hold_their_owner_until_reported() {
+        // No broker answers: the records stay queued until the drop purges and reports them.
+        let cfg = KafkaConnection {
+            brokers: "127.0.0.1:1".into(),
+            extra: vec![("queue.buffering.max.messages".into(), "2".into())],
+            connect_timeout: Duration::from_secs(1),
+        };
+        let producer = KafkaProducer::new(&cfg, "in-place", "none").expect("producer");
+        let owner = Owner::new(b"k1v1k2v2k3v3".to_vec());
+        let records = [(&b"k1"[..], &b"v1"[..]), (b"k2", b"v2"), (b"k3", b"v3")];
+        match producer.enqueue_in_place(&owner, records.iter().copied(), 0) {
+            Err(Enqueue::QueueFull { sent }) => assert_eq!(sent, 2, "the queue holds two"),
+            Ok(n) => panic!("a queue of two took {n} records"),
+            Err(Enqueue::Failed { error, .. }) => panic!("refused: {error}"),
+        }
+        assert_eq!(
+            Arc::strong_count(&owner),
+            3,
+            "one reference per queued record"
+        );
+        assert_eq!(producer.in_flight(), 2);
+        drop(producer);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while Arc::strong_count(&owner) > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the purged records' reports never released their owner"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
