@@ -10,7 +10,8 @@
 //!      (timed from its creation, group join included, as the sink pays it); then, untimed,
 //!      once more keeping every record for step 3;
 //!   3. bare producer: a ThreadedProducer with encore's settings (idempotent, acks=all, lz4,
-//!      linger 10 ms, 1 MB batches) sends those same records to a second topic, then flushes;
+//!      linger 10 ms, 1 MB batches) sends those same records to a second topic, then flushes
+//!      (timed from when it has its producer id);
 //!   4. encore sink: `encore sink --exit-at-end` reads the first topic into a new S3 lake and
 //!      exits (process start, group join and the last flush included); its committed offset
 //!      ranges must then cover every record.
@@ -21,9 +22,10 @@
 //! commit time): p50 / p99 / max.
 //!
 //! Prints events/s and MB/s per stage (medians over REPS, default 3), the median of the
-//! per-repetition ratios, each client's own CPU per million records (what it costs besides
-//! the broker's share of the same cores) and the peak RSS of encore's processes (VmHWM,
-//! polled).
+//! per-repetition ratios, each stage's CPU per million records (the client's own, and the
+//! broker's and S3 server's, read from the stack's pid files), the cores they kept busy, the
+//! rate that CPU allows on this machine's cores, and the peak RSS of encore's processes
+//! (VmHWM, polled).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -355,6 +357,13 @@ fn bare_produce(brokers: &str, topic: &str, records: &[(Vec<u8>, Vec<u8>)]) -> (
         .set("batch.num.messages", "10000")
         .create()
         .expect("producer");
+    // Timed once it has its producer id, at the broker's pace: an idempotent producer asks on
+    // a 500 ms timer or when metadata arrives (see `KafkaProducer::request_id_now`).
+    for _ in 0..2 {
+        p.client()
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
+    }
     let meter = Meter::start();
     for (k, v) in records {
         let mut rec = BaseRecord::to(topic).key(&k[..]).payload(&v[..]);

@@ -219,7 +219,9 @@ pub async fn simulate(
 
 fn new_producer(sim: &SimConfig, k: &KafkaConfig) -> Result<Arc<KafkaProducer>, RunError> {
     let cfg = k.producer_connection(&sim.inject);
-    KafkaProducer::new(&cfg, &sim.topic, &k.compression)
+    let producer = KafkaProducer::new(&cfg, &sim.topic, &k.compression)
         .map(Arc::new)
-        .map_err(RunError::Kafka)
+        .map_err(RunError::Kafka)?;
+    producer.request_id_now(cfg.connect_timeout);
+    Ok(producer)
 }
