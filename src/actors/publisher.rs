@@ -16,7 +16,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::bus::BusRecord;
-use crate::kafka::producer::{Enqueue, KafkaProducer, Owner};
+use crate::kafka::producer::{Batch, Enqueue, KafkaProducer};
 use crate::messages::{
     Admission, Append, DrainPublisher, Progress, PublishError, PublisherCounters, SimEvents,
     StopReason, StopRun,
@@ -180,6 +180,15 @@ impl Actor for Publisher {
     }
 }
 
+/// A batch of records the producer reads in place.
+struct Records(Vec<crate::messages::OutRecord>);
+
+impl Batch for Records {
+    fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.0.iter().map(|r| (&r.key[..], &r.value[..]))
+    }
+}
+
 impl Handler<SimEvents> for Publisher {
     type Result = AtomicResponse<Self, Result<Admission, PublishError>>;
 
@@ -228,13 +237,11 @@ impl Handler<SimEvents> for Publisher {
                 let p = p.clone();
                 // librdkafka reads the records where they are; each holds the batch until its
                 // delivery report.
-                let records = Arc::new(records);
-                let owner = Owner::new(records.clone());
+                let records = Arc::new(Records(records));
                 let enqueue = async move {
                     let mut sent = 0;
                     loop {
-                        let pairs = records.iter().map(|r| (&r.key[..], &r.value[..]));
-                        match p.enqueue_in_place(&owner, pairs, sent) {
+                        match p.enqueue_in_place(&records, sent) {
                             Ok(_) => return (records, Ok(())),
                             // Deliveries free the queue; the listeners wait meanwhile.
                             Err(Enqueue::QueueFull { sent: s }) => {
@@ -250,14 +257,14 @@ impl Handler<SimEvents> for Publisher {
                 AtomicResponse::new(Box::pin(enqueue.into_actor(self).map(
                     move |(records, res), act, _| match res {
                         Ok(()) => {
-                            act.count(&records);
+                            act.count(&records.0);
                             Ok(admission)
                         }
                         Err((sent, error)) => {
                             // The enqueued part is on its way (its reports will count); the
                             // rest is refused for good: counted as failed, and the run stops.
-                            act.count(&records[..sent]);
-                            act.refused(records.len() - sent, &error);
+                            act.count(&records.0[..sent]);
+                            act.refused(records.0.len() - sent, &error);
                             Err(PublishError::Kafka(error.to_string()))
                         }
                     },

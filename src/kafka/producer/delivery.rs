@@ -86,14 +86,14 @@ impl ClientContext for DeliveryContext {
 }
 
 /// The bytes of records that librdkafka reads in place instead of copying them (see
-/// [`KafkaProducer::enqueue_in_place`]). Each record in flight holds a reference, dropped with
+/// [`super::KafkaProducer::enqueue_in_place`]). Each record in flight holds a reference, dropped with
 /// its delivery report; librdkafka's own copy was an allocation and a `memcpy` per record.
-pub struct Owner {
+pub(super) struct Owner {
     _bytes: Box<dyn Send + Sync>,
 }
 
 impl Owner {
-    pub fn new(bytes: impl Send + Sync + 'static) -> Arc<Owner> {
+    pub(super) fn new(bytes: impl Send + Sync + 'static) -> Arc<Owner> {
         Arc::new(Owner {
             _bytes: Box::new(bytes),
         })

@@ -13,11 +13,11 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
-pub use delivery::{Deliveries, DeliveryContext, Owner};
+pub use delivery::{Deliveries, DeliveryContext};
 
 use super::teardown::Detached;
 use super::{KafkaConnection, KafkaSetupError};
-use delivery::{Held, Resend, permanent};
+use delivery::{Held, Owner, Resend, permanent};
 use handle::TopicHandle;
 
 /// Producer-side compression codecs librdkafka offers.
@@ -53,6 +53,13 @@ impl ProduceError {
             }
         }
     }
+}
+
+/// Records that can be sent in place (see [`KafkaProducer::enqueue_in_place`]): immutable
+/// while shared, so the slices they yield stay where they are.
+pub trait Batch: Send + Sync + 'static {
+    /// Each record's (key, value), in order.
+    fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])>;
 }
 
 /// An idempotent producer (acks=all) for one topic.
@@ -117,15 +124,16 @@ impl KafkaProducer {
         self.enqueue_with(records, from, || Held(None))
     }
 
-    /// [`enqueue`](Self::enqueue) without the copy: the records are slices of what `owner`
-    /// holds, which each record in flight keeps alive until its delivery report.
-    pub fn enqueue_in_place<'a>(
+    /// [`enqueue`](Self::enqueue) without the copy: librdkafka reads the records where
+    /// `batch` holds them, and each record in flight keeps the batch alive until its delivery
+    /// report. The batch yields its own slices, so none can point anywhere else.
+    pub fn enqueue_in_place<B: Batch>(
         &self,
-        owner: &Arc<Owner>,
-        records: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+        batch: &Arc<B>,
         from: usize,
     ) -> Result<usize, Enqueue> {
-        self.enqueue_with(records, from, || Held(Some(owner.clone())))
+        let owner = Owner::new(batch.clone());
+        self.enqueue_with(batch.pairs(), from, || Held(Some(owner.clone())))
     }
 
     fn enqueue_with<'a>(
@@ -259,8 +267,16 @@ impl KafkaProducer {
 mod tests {
     use super::*;
 
+    struct Pairs(Vec<(Vec<u8>, Vec<u8>)>);
+
+    impl Batch for Pairs {
+        fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+            self.0.iter().map(|(k, v)| (&k[..], &v[..]))
+        }
+    }
+
     #[test]
-    fn records_sent_in_place_hold_their_owner_until_reported() {
+    fn records_sent_in_place_hold_their_batch_until_reported() {
         // No broker answers: the records stay queued until the drop purges and reports them.
         let cfg = KafkaConnection {
             brokers: "127.0.0.1:1".into(),
@@ -268,25 +284,29 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
         };
         let producer = KafkaProducer::new(&cfg, "in-place", "none").expect("producer");
-        let owner = Owner::new(b"k1v1k2v2k3v3".to_vec());
-        let records = [(&b"k1"[..], &b"v1"[..]), (b"k2", b"v2"), (b"k3", b"v3")];
-        match producer.enqueue_in_place(&owner, records.iter().copied(), 0) {
+        let batch = Arc::new(Pairs(vec![
+            (b"k1".to_vec(), b"v1".to_vec()),
+            (b"k2".to_vec(), b"v2".to_vec()),
+            (b"k3".to_vec(), b"v3".to_vec()),
+        ]));
+        match producer.enqueue_in_place(&batch, 0) {
             Err(Enqueue::QueueFull { sent }) => assert_eq!(sent, 2, "the queue holds two"),
             Ok(n) => panic!("a queue of two took {n} records"),
             Err(Enqueue::Failed { error, .. }) => panic!("refused: {error}"),
         }
+        // The test's reference, and the one the two queued records share.
         assert_eq!(
-            Arc::strong_count(&owner),
-            3,
-            "one reference per queued record"
+            Arc::strong_count(&batch),
+            2,
+            "the queued records hold the batch"
         );
         assert_eq!(producer.in_flight(), 2);
         drop(producer);
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while Arc::strong_count(&owner) > 1 {
+        while Arc::strong_count(&batch) > 1 {
             assert!(
                 std::time::Instant::now() < deadline,
-                "the purged records' reports never released their owner"
+                "the purged records' reports never released their batch"
             );
             std::thread::sleep(Duration::from_millis(10));
         }
