@@ -235,8 +235,8 @@ impl Handler<SimEvents> for Publisher {
             }
             Backend::Kafka(p) => {
                 let p = p.clone();
-                // librdkafka reads the records where they are; each holds the batch until its
-                // delivery report.
+                // librdkafka reads the values where they are; each record holds the batch
+                // until its delivery report.
                 let records = Arc::new(Records(records));
                 let enqueue = async move {
                     let mut sent = 0;

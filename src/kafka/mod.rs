@@ -41,6 +41,11 @@ const RESERVED: &[&str] = &[
     // The rebalance callback uses eager assign/unassign.
     "partition.assignment.strategy",
     "group.protocol",
+    // `acks` by its other name.
+    "request.required.acks",
+    // Successes would get no delivery report: they would go uncounted, and the batches the
+    // publisher sends in place would never be released.
+    "delivery.report.only.error",
 ];
 
 /// Parts of setting names whose values are secrets.
@@ -116,7 +121,8 @@ pub fn parse_setting(s: &str) -> Result<(String, String), InvalidSetting> {
     {
         return Err(InvalidSetting::BadName(k.to_string()));
     }
-    if RESERVED.contains(&k) {
+    // librdkafka reads a topic setting with a `topic.` prefix as the setting itself.
+    if RESERVED.contains(&k.strip_prefix("topic.").unwrap_or(k)) {
         return Err(InvalidSetting::Reserved(k.to_string()));
     }
     Ok((k.to_string(), v.to_string()))
@@ -380,6 +386,17 @@ mod tests {
         assert!(parse_setting("auto.offset.reset=latest").is_err());
         assert!(parse_setting("partition.assignment.strategy=cooperative-sticky").is_err());
         assert!(parse_setting("bad key=1").is_err());
+        for aliased in [
+            "topic.partitioner=random",
+            "topic.acks=1",
+            "request.required.acks=1",
+            "delivery.report.only.error=true",
+        ] {
+            assert!(
+                matches!(parse_setting(aliased), Err(InvalidSetting::Reserved(_))),
+                "{aliased} must be refused"
+            );
+        }
     }
 
     #[test]

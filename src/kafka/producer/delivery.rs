@@ -1,7 +1,7 @@
 //! Delivery reports: counted, transient failures queued to be sent again, and the bytes of
 //! records sent in place kept alive until their report.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
@@ -85,18 +85,34 @@ impl ClientContext for DeliveryContext {
     }
 }
 
-/// The bytes of records that librdkafka reads in place instead of copying them (see
-/// [`super::KafkaProducer::enqueue_in_place`]). Each record in flight holds a reference, dropped with
-/// its delivery report; librdkafka's own copy was an allocation and a `memcpy` per record.
+/// The bytes of records whose values librdkafka reads in place instead of copying them (see
+/// [`super::KafkaProducer::enqueue_in_place`]). Each record in flight holds a reference,
+/// dropped with its delivery report; librdkafka's own copy was an allocation and a `memcpy`
+/// per record. `size` bytes are counted in `held` while it lives.
 pub(super) struct Owner {
     _bytes: Box<dyn Send + Sync>,
+    size: usize,
+    held: Arc<AtomicUsize>,
 }
 
 impl Owner {
-    pub(super) fn new(bytes: impl Send + Sync + 'static) -> Arc<Owner> {
+    pub(super) fn new(
+        bytes: impl Send + Sync + 'static,
+        size: usize,
+        held: Arc<AtomicUsize>,
+    ) -> Arc<Owner> {
+        held.fetch_add(size, Ordering::Relaxed);
         Arc::new(Owner {
             _bytes: Box::new(bytes),
+            size,
+            held,
         })
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.held.fetch_sub(self.size, Ordering::Relaxed);
     }
 }
 
@@ -171,7 +187,9 @@ mod tests {
 
     #[test]
     fn an_opaque_gives_back_the_owner_it_took() {
-        let owner = Owner::new(vec![1u8, 2, 3]);
+        let held = Arc::new(AtomicUsize::new(0));
+        let owner = Owner::new(vec![1u8, 2, 3], 3, held.clone());
+        assert_eq!(held.load(Ordering::Relaxed), 3, "its bytes are counted");
         let ptr = Held(Some(owner.clone())).into_ptr();
         assert_eq!(
             Arc::strong_count(&owner),
@@ -182,6 +200,8 @@ mod tests {
         let back = unsafe { Held::from_ptr(ptr) };
         assert!(back.0.is_some_and(|o| Arc::ptr_eq(&o, &owner)));
         assert_eq!(Arc::strong_count(&owner), 1, "the report released it");
+        drop(owner);
+        assert_eq!(held.load(Ordering::Relaxed), 0, "and its bytes with it");
         assert!(Held(None).into_ptr().is_null());
         // SAFETY: a null opaque, as a copied record has.
         assert!(unsafe { Held::from_ptr(std::ptr::null_mut()) }.0.is_none());

@@ -37,7 +37,16 @@ impl TopicHandle {
         if rkt.is_null() {
             return Err(KafkaSetupError::BadSettings {
                 client: "Kafka producer",
-                source: KafkaError::ClientCreation(format!("no handle for topic `{topic}`")),
+                source: KafkaError::ClientCreation(format!(
+                    "no handle for topic `{topic}`: {}",
+                    // SAFETY: librdkafka's last error on this thread, and its static text.
+                    unsafe {
+                        std::ffi::CStr::from_ptr(rdsys::rd_kafka_err2str(
+                            rdsys::rd_kafka_last_error(),
+                        ))
+                    }
+                    .to_string_lossy()
+                )),
             });
         }
         Ok(TopicHandle(rkt))
@@ -59,9 +68,10 @@ impl TopicHandle {
             rdsys::RD_KAFKA_MSG_F_COPY
         };
         let opaque = held.into_ptr();
-        // SAFETY: the handles are this producer's and alive; librdkafka copies the bytes
-        // (RD_KAFKA_MSG_F_COPY) or reads them in place until the delivery report, which
-        // `opaque` (an `Owner` of them) outlives; it never writes them (no F_FREE).
+        // SAFETY: the handles are this producer's and alive; librdkafka copies the key, and
+        // the value too with RD_KAFKA_MSG_F_COPY, or else reads the value in place until the
+        // delivery report, which `opaque` (an `Owner` of it) outlives; it never writes or
+        // frees it (no F_FREE).
         let code = unsafe {
             rdsys::rd_kafka_producev(
                 producer.client().native_ptr(),

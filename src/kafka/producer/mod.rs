@@ -6,7 +6,7 @@ mod delivery;
 mod handle;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
@@ -70,7 +70,14 @@ pub struct KafkaProducer {
     producer: Detached<ThreadedProducer<DeliveryContext>>,
     topic: String,
     deliveries: Arc<Deliveries>,
+    /// Bytes of the batches records in flight hold (see `enqueue_in_place`).
+    held: Arc<AtomicUsize>,
+    in_place_limit: usize,
 }
+
+/// Bytes of records sent in place that may be held at once (beyond librdkafka's own queue,
+/// whose limits count only what it copied): 64 MiB, sixteen full listener batches.
+const IN_PLACE_LIMIT: usize = 64 << 20;
 
 /// A record could not be enqueued.
 pub enum Enqueue {
@@ -106,12 +113,16 @@ impl KafkaProducer {
                 deliveries: deliveries.clone(),
             })
             .map_err(KafkaSetupError::settings("Kafka producer"))?;
+        // Detached first: should the handle fail, the producer is not dropped on this thread.
+        let producer = Detached::new(producer);
         let handle = TopicHandle::new(&producer, topic)?;
         Ok(KafkaProducer {
             handle,
-            producer: Detached::new(producer),
+            producer,
             topic: topic.to_string(),
             deliveries,
+            held: Arc::default(),
+            in_place_limit: IN_PLACE_LIMIT,
         })
     }
 
@@ -124,15 +135,21 @@ impl KafkaProducer {
         self.enqueue_with(records, from, || Held(None))
     }
 
-    /// [`enqueue`](Self::enqueue) without the copy: librdkafka reads the records where
-    /// `batch` holds them, and each record in flight keeps the batch alive until its delivery
-    /// report. The batch yields its own slices, so none can point anywhere else.
+    /// [`enqueue`](Self::enqueue) without copying the values: librdkafka reads them where
+    /// `batch` holds them (it copies keys), and each record in flight keeps the batch alive
+    /// until its delivery report. The batch yields its own slices, so none can point anywhere
+    /// else. A record waiting on a stalled partition holds its whole batch, which librdkafka's
+    /// queue limits do not count: past `in_place_limit` bytes held, records are copied.
     pub fn enqueue_in_place<B: Batch>(
         &self,
         batch: &Arc<B>,
         from: usize,
     ) -> Result<usize, Enqueue> {
-        let owner = Owner::new(batch.clone());
+        let size = batch.pairs().map(|(k, v)| k.len() + v.len()).sum();
+        if self.held.load(Ordering::Relaxed) + size > self.in_place_limit {
+            return self.enqueue(batch.pairs(), from);
+        }
+        let owner = Owner::new(batch.clone(), size, self.held.clone());
         self.enqueue_with(batch.pairs(), from, || Held(Some(owner.clone())))
     }
 
@@ -217,6 +234,8 @@ impl KafkaProducer {
     /// On a thread of its own: the listeners are built meanwhile.
     pub fn request_id_now(self: &Arc<Self>, timeout: Duration) {
         let me = self.clone();
+        // Only a head start: the thread need not keep the producer long when brokers are slow.
+        let timeout = timeout.min(Duration::from_secs(2));
         let _ = std::thread::Builder::new()
             .name("kafka-producer-id".into())
             .spawn(move || {
@@ -310,5 +329,36 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    #[test]
+    fn past_the_limit_records_are_copied_and_hold_nothing() {
+        let cfg = KafkaConnection {
+            brokers: "127.0.0.1:1".into(),
+            extra: Vec::new(),
+            connect_timeout: Duration::from_secs(1),
+        };
+        let mut producer = KafkaProducer::new(&cfg, "copied", "none").expect("producer");
+        let batch = Arc::new(Pairs(vec![(b"k1".to_vec(), b"v1".to_vec())]));
+        producer.in_place_limit = 8;
+        assert_eq!(producer.enqueue_in_place(&batch, 0).ok(), Some(1));
+        assert_eq!(
+            producer.held.load(Ordering::Relaxed),
+            4,
+            "held under the limit"
+        );
+        assert_eq!(Arc::strong_count(&batch), 2);
+        let second = Arc::new(Pairs(vec![(b"k2".to_vec(), b"v22".to_vec())]));
+        assert_eq!(producer.enqueue_in_place(&second, 0).ok(), Some(1));
+        assert_eq!(
+            Arc::strong_count(&second),
+            1,
+            "copied: nothing holds the batch"
+        );
+        assert_eq!(
+            producer.held.load(Ordering::Relaxed),
+            4,
+            "only the first is held"
+        );
     }
 }
