@@ -219,9 +219,7 @@ pub async fn simulate(
 
 fn new_producer(sim: &SimConfig, k: &KafkaConfig) -> Result<Arc<KafkaProducer>, RunError> {
     let cfg = k.producer_connection(&sim.inject);
-    let producer = KafkaProducer::new(&cfg, &sim.topic, &k.compression)
+    KafkaProducer::new(&cfg, &sim.topic, &k.compression)
         .map(Arc::new)
-        .map_err(RunError::Kafka)?;
-    producer.request_id_now(cfg.connect_timeout);
-    Ok(producer)
+        .map_err(RunError::Kafka)
 }
