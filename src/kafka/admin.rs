@@ -1,15 +1,16 @@
-//! Topic set-up and cluster facts, through the admin API. Blocking calls: run them off the
-//! actors' threads (`spawn_blocking`) or before the actors start.
+//! Cluster facts through the admin API, one call per client: the topic calls of
+//! [`Cluster`](super::cluster::Cluster) for callers that make one, and a group's position.
+//! Blocking calls: run them off the actors' threads (`spawn_blocking`) or before the actors
+//! start.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::AdminClient;
 use rdkafka::client::Client;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::types::RDKafkaErrorCode;
 
-use super::describe::{DescribeError, describe_topic};
+use super::cluster::Cluster;
 use super::teardown::Detached;
 use super::{EncoreContext, KafkaConnection, KafkaSetupError, WatermarkError};
 
@@ -20,7 +21,7 @@ pub struct TopicInfo {
     pub created: bool,
 }
 
-fn admin(cfg: &KafkaConnection) -> Result<Admin, KafkaSetupError> {
+pub(super) fn admin(cfg: &KafkaConnection) -> Result<Admin, KafkaSetupError> {
     let mut c = cfg.client_config();
     // Looking a topic up must never create it with the broker's defaults.
     c.set("allow.auto.create.topics", "false");
@@ -32,7 +33,7 @@ fn admin(cfg: &KafkaConnection) -> Result<Admin, KafkaSetupError> {
 /// An admin client torn down off the caller's thread (see `teardown`).
 pub(crate) type Admin = Detached<AdminClient<EncoreContext>>;
 
-fn unreachable(cfg: &KafkaConnection, e: impl std::fmt::Display) -> KafkaSetupError {
+pub(super) fn unreachable(cfg: &KafkaConnection, e: impl std::fmt::Display) -> KafkaSetupError {
     KafkaSetupError::Unreachable {
         brokers: cfg.brokers.clone(),
         timeout: cfg.connect_timeout,
@@ -40,98 +41,44 @@ fn unreachable(cfg: &KafkaConnection, e: impl std::fmt::Display) -> KafkaSetupEr
     }
 }
 
-/// Partitions of `topic` that have a leader, or None when the cluster does not know the topic.
-fn lookup(
-    client: &Client<EncoreContext>,
-    cfg: &KafkaConnection,
-    topic: &str,
-) -> Result<Option<(u32, bool)>, KafkaSetupError> {
-    // All topics, not `Some(topic)`: a metadata request naming a missing topic can create it on
-    // brokers with auto-creation on.
-    let md = client
-        .fetch_metadata(None, cfg.connect_timeout)
-        .map_err(|e| unreachable(cfg, e))?;
-    Ok(md.topics().iter().find(|t| t.name() == topic).map(|t| {
-        let ready = t.error().is_none() && t.partitions().iter().all(|p| p.leader() >= 0);
-        (t.partitions().len() as u32, ready)
-    }))
-}
-
-/// The partition count of `topic`, or None when it does not exist.
+/// The partition count of `topic`, or None when it does not exist (a client of its own).
 pub fn topic_partitions(
     cfg: &KafkaConnection,
     topic: &str,
 ) -> Result<Option<u32>, KafkaSetupError> {
-    let admin = admin(cfg)?;
-    Ok(lookup(admin.inner(), cfg, topic)?.map(|(n, _)| n))
+    Cluster::connect(cfg)?.topic_partitions(topic)
 }
 
-/// Makes sure `topic` exists: creates it with `partitions` when missing (waiting until every
-/// partition has a leader); an existing topic keeps its partition count.
+/// [`Cluster::ensure_topic`] with a client of its own.
 pub fn ensure_topic(
     cfg: &KafkaConnection,
     topic: &str,
     partitions: u32,
     replication: u16,
 ) -> Result<TopicInfo, KafkaSetupError> {
-    let admin = admin(cfg)?;
-    if let Some((n, _)) = lookup(admin.inner(), cfg, topic)? {
-        if n != partitions {
-            tracing::info!(
-                topic,
-                existing = n,
-                requested = partitions,
-                "topic exists with another partition count; using it as it is"
-            );
-        }
-        return Ok(TopicInfo {
-            partitions: n,
-            created: false,
-        });
-    }
-    let new = NewTopic::new(
-        topic,
-        partitions as i32,
-        TopicReplication::Fixed(replication as i32),
-    );
-    let opts = AdminOptions::new()
-        .operation_timeout(Some(cfg.connect_timeout))
-        .request_timeout(Some(cfg.connect_timeout));
-    let results = futures::executor::block_on(admin.create_topics([&new], &opts))
-        .map_err(|e| unreachable(cfg, e))?;
-    let mut created = true;
-    for r in results {
-        match r {
-            Ok(_) => {}
-            // Someone else created it in between: fine.
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => created = false,
-            Err((t, code)) => {
-                return Err(KafkaSetupError::CreateTopic {
-                    topic: t,
-                    partitions,
-                    replication,
-                    code,
-                });
-            }
-        }
-    }
-    // Creation is asynchronous on the broker: wait until every partition has a leader.
-    let deadline = Instant::now() + cfg.connect_timeout.max(Duration::from_secs(5));
-    loop {
-        match lookup(admin.inner(), cfg, topic)? {
-            Some((n, true)) if n > 0 => {
-                tracing::info!(topic, partitions = n, created, "topic ready");
-                return Ok(TopicInfo {
-                    partitions: n,
-                    created,
-                });
-            }
-            _ if Instant::now() > deadline => {
-                return Err(KafkaSetupError::NoLeader(topic.to_string()));
-            }
-            _ => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
+    Cluster::connect(cfg)?.ensure_topic(topic, partitions, replication)
+}
+
+/// [`Cluster::source_identity`] with a client of its own.
+pub fn source_identity(cfg: &KafkaConnection, topic: &str) -> Result<String, KafkaSetupError> {
+    Cluster::connect(cfg)?.source_identity(topic)
+}
+
+/// [`Cluster::watermarks`] with a client of its own.
+pub fn watermarks(
+    cfg: &KafkaConnection,
+    topic: &str,
+) -> Result<Option<Vec<(i64, i64)>>, KafkaSetupError> {
+    Cluster::connect(cfg)?.watermarks(topic)
+}
+
+/// [`Cluster::check_topic_access`] with a client of its own.
+pub fn check_topic_access(
+    cfg: &KafkaConnection,
+    topic: &str,
+    need: &[TopicAccess],
+) -> Result<(), KafkaSetupError> {
+    Cluster::connect(cfg)?.check_topic_access(topic, need)
 }
 
 /// The next offset to be written, per partition `0..partitions`.
@@ -153,23 +100,6 @@ pub fn fetch_high_watermarks(
                 })
         })
         .collect()
-}
-
-/// The source identity written into commit markers: the cluster, the topic and the topic's id
-/// (`kafka:CLUSTER/TOPIC#TOPIC_ID`), so that a lake is never continued from another cluster's
-/// offsets, nor from a topic deleted and created again under the same name.
-pub fn source_identity(cfg: &KafkaConnection, topic: &str) -> Result<String, KafkaSetupError> {
-    let admin = admin(cfg)?;
-    // Without the id a lake could be continued from another cluster's offsets: refuse.
-    let id = admin
-        .inner()
-        .fetch_cluster_id(cfg.connect_timeout)
-        .ok_or_else(|| unreachable(cfg, "the cluster did not report its id"))?;
-    let topic_id = describe_topic(admin.inner(), topic, cfg.connect_timeout)?.id;
-    Ok(match topic_id {
-        Some(t) => format!("kafka:{id}/{topic}#{t}"),
-        None => format!("kafka:{id}/{topic}"),
-    })
 }
 
 /// One partition of a consumer group's position: its committed offset (None: nothing
@@ -248,37 +178,6 @@ pub fn committed_offsets(
         .collect())
 }
 
-/// Low and high watermark of every partition of `topic`, or None when it does not exist.
-pub fn watermarks(
-    cfg: &KafkaConnection,
-    topic: &str,
-) -> Result<Option<Vec<(i64, i64)>>, KafkaSetupError> {
-    let admin = admin(cfg)?;
-    let Some((partitions, _)) = lookup(admin.inner(), cfg, topic)? else {
-        return Ok(None);
-    };
-    (0..partitions as i32)
-        .map(|p| {
-            admin
-                .inner()
-                .fetch_watermarks(topic, p, cfg.connect_timeout)
-                .map_err(|source| {
-                    let partition = p;
-                    let topic = topic.to_string();
-                    unreachable(
-                        cfg,
-                        WatermarkError {
-                            topic,
-                            partition,
-                            source,
-                        },
-                    )
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-}
-
 /// An operation on a topic that a run needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TopicAccess {
@@ -287,7 +186,7 @@ pub enum TopicAccess {
 }
 
 impl TopicAccess {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             TopicAccess::Read => "READ",
             TopicAccess::Write => "WRITE",
@@ -295,41 +194,8 @@ impl TopicAccess {
     }
 }
 
-/// Checks before the first record that the principal may `need` on `topic` (which exists), so
-/// that a missing ACL is named at start (exit 2) instead of failing every record. Brokers that
-/// do not report authorized operations pass.
-pub fn check_topic_access(
-    cfg: &KafkaConnection,
-    topic: &str,
-    need: &[TopicAccess],
-) -> Result<(), KafkaSetupError> {
-    let admin = admin(cfg)?;
-    let denied = |operation, allowed| KafkaSetupError::AccessDenied {
-        principal: principal(cfg),
-        operation,
-        topic: topic.to_string(),
-        allowed,
-    };
-    let desc = match describe_topic(admin.inner(), topic, cfg.connect_timeout) {
-        Ok(d) => d,
-        Err(DescribeError::NotAuthorized(_)) => return Err(denied("DESCRIBE", Vec::new())),
-        // Existence and reachability are reported by the callers' own checks.
-        Err(DescribeError::Unknown) => return Ok(()),
-        Err(DescribeError::Other(e)) => return Err(unreachable(cfg, e)),
-    };
-    let Some(ops) = desc.authorized else {
-        return Ok(());
-    };
-    for n in need {
-        if !ops.iter().any(|o| o == n.name()) {
-            return Err(denied(n.name(), ops));
-        }
-    }
-    Ok(())
-}
-
 /// The principal as far as the settings tell (the SASL user), for messages.
-fn principal(cfg: &KafkaConnection) -> Option<String> {
+pub(super) fn principal(cfg: &KafkaConnection) -> Option<String> {
     cfg.extra
         .iter()
         .find(|(k, _)| k == "sasl.username")

@@ -1,7 +1,8 @@
 //! The end of a run, one sequence for every source:
 //!
 //! stop the front (listeners, then the publisher) → read where each partition ends → consume
-//! up to there → flush every batch and commit → check the lake reaches the ends → summary.
+//! up to there → flush every batch and commit → check the lake reaches the ends, while leaving
+//! the group → summary.
 //!
 //! A fatal stop (restart budget exhausted) skips the drain: what is committed stays committed.
 //! With the in-process bus, events published but not yet committed existed only in memory: the
@@ -102,7 +103,7 @@ pub(super) trait Source {
     async fn catch_up(&self, ends: Option<&[i64]>) -> Result<(), DrainError>;
     /// After the commit: the lake reaches `ends`.
     async fn check(&self, ends: &[i64], committed: &CommitCounters) -> Result<(), DrainError>;
-    /// Leaves the source (a Kafka group) at the end, drained or not.
+    /// Leaves the source (a Kafka group) at the end, drained or not; again, does nothing.
     async fn close(&self) {}
 }
 
@@ -196,9 +197,15 @@ async fn drain(
         .send(GetCommitted)
         .await
         .map_err(DrainError::mailbox("reading commits"))?;
-    if let Some(ends) = &ends {
-        source.check(ends, &committed).await?;
-    }
+    // Nothing is read after the flush: the group is left while the lake is checked (the
+    // run's end closes the source again, which is then a no-op).
+    let check = async {
+        match &ends {
+            Some(ends) => source.check(ends, &committed).await,
+            None => Ok(()),
+        }
+    };
+    futures::join!(check, source.close()).0?;
     Ok(Counts {
         published,
         consumed: sink.consumed,

@@ -15,9 +15,9 @@ use crate::actors::kafka_source::{KafkaSource, Recovery};
 use crate::actors::sink_hooks::SinkHooks;
 use crate::bus::Log;
 use crate::config::{KafkaConfig, SinkConfig};
+use crate::kafka::Cluster;
 use crate::kafka::consumer::SinkConsumer;
 use crate::kafka::dlq::DeadLetterWriter;
-use crate::kafka::source_identity;
 use crate::lake::{Lake, writer_properties};
 use crate::messages::{Resume, ResumeAt};
 
@@ -156,17 +156,19 @@ pub(super) struct KafkaSinkSetup {
 }
 
 /// Prepares a sink on `topic` (which must exist: checked by the caller). The two calls run at
-/// once: each is a client and a round trip or two of its own.
+/// once on the run's admin client.
 pub(super) async fn prepare_kafka_sink(
+    cluster: &Arc<Cluster>,
     topic: &str,
     k: &KafkaConfig,
 ) -> Result<KafkaSinkSetup, RunError> {
     let identity = {
-        let (cfg, t) = (k.connection.clone(), topic.to_string());
-        blocking(move || source_identity(&cfg, &t))
+        let (c, t) = (cluster.clone(), topic.to_string());
+        blocking(move || c.source_identity(&t))
     };
     let dlq = k.dlq_topic_of(topic);
-    let (source, dlq_partitions) = futures::try_join!(identity, prepare_dlq(topic, &dlq, k))?;
+    let prepared = prepare_dlq(cluster, topic, &dlq, k.replication);
+    let (source, dlq_partitions) = futures::try_join!(identity, prepared)?;
     Ok(KafkaSinkSetup {
         source,
         dlq,

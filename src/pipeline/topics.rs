@@ -1,9 +1,11 @@
 //! Kafka set-up before a run: topics created or checked, and the principal's permissions on
 //! them, each a blocking admin call run off the actors' threads.
 
+use std::sync::Arc;
+
 use crate::clickhouse::schema::Target;
 use crate::config::KafkaConfig;
-use crate::kafka::{KafkaSetupError, TopicAccess, check_topic_access, ensure_topic};
+use crate::kafka::{Cluster, KafkaSetupError, TopicAccess};
 
 use super::summary::RunError;
 
@@ -28,18 +30,25 @@ pub(super) fn check_dlq(k: &KafkaConfig, topic: &str) -> Result<(), RunError> {
     Ok(())
 }
 
+/// The admin client for a run's set-up calls, shared by them (see [`Cluster`]).
+pub(super) fn cluster(k: &KafkaConfig) -> Result<Arc<Cluster>, RunError> {
+    Cluster::connect(&k.connection)
+        .map(Arc::new)
+        .map_err(RunError::Kafka)
+}
+
 /// The topic exists (created when missing), the principal may do `need` with it, and its
 /// partition count.
 pub(super) async fn prepare_topic(
+    cluster: &Arc<Cluster>,
     topic: &str,
-    partitions: u32,
-    k: &KafkaConfig,
+    (partitions, replication): (u32, u16),
     need: &'static [TopicAccess],
 ) -> Result<u32, RunError> {
-    let (cfg, t, rf) = (k.connection.clone(), topic.to_string(), k.replication);
+    let (c, t) = (cluster.clone(), topic.to_string());
     Ok(blocking(move || {
-        let info = ensure_topic(&cfg, &t, partitions, rf)?;
-        check_topic_access(&cfg, &t, need)?;
+        let info = c.ensure_topic(&t, partitions, replication)?;
+        c.check_topic_access(&t, need)?;
         Ok(info)
     })
     .await?
@@ -48,29 +57,30 @@ pub(super) async fn prepare_topic(
 
 /// The partitions of a topic the sink reads. The sink never creates it: a typo must not
 /// create an empty topic.
-pub(super) async fn existing_topic(topic: &str, k: &KafkaConfig) -> Result<u32, RunError> {
-    let (cfg, t) = (k.connection.clone(), topic.to_string());
+pub(super) async fn existing_topic(cluster: &Arc<Cluster>, topic: &str) -> Result<u32, RunError> {
+    let (c, t) = (cluster.clone(), topic.to_string());
     blocking(move || {
         // A topic this principal may not describe would look missing: name the ACL.
-        check_topic_access(&cfg, &t, &[TopicAccess::Read])?;
-        crate::kafka::topic_partitions(&cfg, &t)?.ok_or(KafkaSetupError::TopicMissing(t))
+        c.check_topic_access(&t, &[TopicAccess::Read])?;
+        c.topic_partitions(&t)?
+            .ok_or(KafkaSetupError::TopicMissing(t))
     })
     .await
 }
 
 /// The sink's dead-letter topic, created when missing with as many partitions as the source
 /// (source partition p's letters go to p, in order); its partition count.
-pub(super) async fn prepare_dlq(topic: &str, dlq: &str, k: &KafkaConfig) -> Result<u32, RunError> {
-    let (cfg, t, d, rf) = (
-        k.connection.clone(),
-        topic.to_string(),
-        dlq.to_string(),
-        k.replication,
-    );
+pub(super) async fn prepare_dlq(
+    cluster: &Arc<Cluster>,
+    topic: &str,
+    dlq: &str,
+    replication: u16,
+) -> Result<u32, RunError> {
+    let (c, t, d) = (cluster.clone(), topic.to_string(), dlq.to_string());
     blocking(move || {
-        let n = crate::kafka::topic_partitions(&cfg, &t)?.unwrap_or(1);
-        let info = ensure_topic(&cfg, &d, n, rf)?;
-        check_topic_access(&cfg, &d, &[TopicAccess::Write])?;
+        let n = c.topic_partitions(&t)?.unwrap_or(1);
+        let info = c.ensure_topic(&d, n, replication)?;
+        c.check_topic_access(&d, &[TopicAccess::Write])?;
         Ok(info.partitions)
     })
     .await
@@ -83,17 +93,17 @@ pub async fn prepare_clickhouse_topics(
     events_partitions: u32,
     k: &KafkaConfig,
 ) -> Result<(), RunError> {
-    let write = &[TopicAccess::Write];
-    prepare_topic(&target.events_topic, events_partitions, k, write).await?;
-    prepare_topic(&target.simple_topic, 1, k, write).await?;
+    let (write, c, rf) = (&[TopicAccess::Write], cluster(k)?, k.replication);
+    prepare_topic(&c, &target.events_topic, (events_partitions, rf), write).await?;
+    prepare_topic(&c, &target.simple_topic, (1, rf), write).await?;
     Ok(())
 }
 
 /// The high watermarks of `topic` now; 0 for a partition that holds nothing (emptied by
 /// retention: there is no record to read up to its high watermark).
-pub(super) async fn topic_ends(topic: &str, k: &KafkaConfig) -> Result<Vec<i64>, RunError> {
-    let (cfg, t) = (k.connection.clone(), topic.to_string());
-    let marks = blocking(move || crate::kafka::watermarks(&cfg, &t))
+pub(super) async fn topic_ends(cluster: &Arc<Cluster>, topic: &str) -> Result<Vec<i64>, RunError> {
+    let (c, t) = (cluster.clone(), topic.to_string());
+    let marks = blocking(move || c.watermarks(&t))
         .await?
         .ok_or_else(|| RunError::Kafka(KafkaSetupError::TopicMissing(topic.to_string())))?;
     Ok(marks

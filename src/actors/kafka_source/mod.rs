@@ -384,10 +384,7 @@ impl Handler<CloseConsumer> for KafkaSource {
         // for the session timeout); the revoke callback finds nothing left to drop.
         if let Some(c) = self.consumer.take() {
             match Arc::try_unwrap(c) {
-                Ok(c) => {
-                    crate::kafka::consumer::leave_group(&c);
-                    drop(c)
-                }
+                Ok(c) => crate::kafka::consumer::leave_group(c),
                 Err(c) => {
                     tracing::debug!(
                         "consumer handle still shared; it leaves the group when released"

@@ -333,7 +333,9 @@ mod tests {
             2,
             "the queued records hold the batch"
         );
-        assert_eq!(producer.in_flight(), 2);
+        // At least the two records: librdkafka's count also holds the failed connections'
+        // error events until its polling thread serves them.
+        assert!(producer.in_flight() >= 2, "{}", producer.in_flight());
         drop(producer);
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while Arc::strong_count(&batch) > 1 {
