@@ -20,6 +20,7 @@ const PUBLISHED: &str = "encore_records_published_total";
 const ACKED: &str = "encore_records_acknowledged_total";
 const FAILED: &str = "encore_records_failed_total";
 const RESENT: &str = "encore_records_resent_total";
+const COPIED: &str = "encore_records_copied_total";
 const CONSUMED: &str = "encore_records_consumed_total";
 const ROWS: &str = "encore_rows_committed_total";
 const FILES: &str = "encore_files_committed_total";
@@ -47,6 +48,7 @@ pub const NAMES: &[&str] = &[
     ACKED,
     FAILED,
     RESENT,
+    COPIED,
     CONSUMED,
     ROWS,
     FILES,
@@ -143,6 +145,10 @@ fn describe() {
         RESENT,
         "Records sent again after a transient delivery failure"
     );
+    describe_counter!(
+        COPIED,
+        "Records copied to librdkafka because the batches held in place reached their cap"
+    );
     describe_counter!(CONSUMED, "Records the sink read from the topic");
     describe_counter!(ROWS, "Rows committed to the lake, by partition");
     describe_counter!(FILES, "Parquet files committed to the lake, by partition");
@@ -203,6 +209,13 @@ pub fn deliveries(acked: u64, failed: u64, resent: u64) {
         counter!(ACKED).absolute(acked);
         counter!(FAILED).absolute(failed);
         counter!(RESENT).absolute(resent);
+    }
+}
+
+/// Records the producer copied rather than sent in place (the held batches' cap was reached).
+pub fn copied(n: u64) {
+    if enabled() {
+        counter!(COPIED).increment(n);
     }
 }
 

@@ -43,16 +43,16 @@ impl Cluster {
         let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
             return Ok(None);
         };
-        match t.error().map(RDKafkaErrorCode::from) {
-            // Not there, or not visible to this principal (as when all topics were listed:
-            // the callers' access checks name a missing DESCRIBE permission).
-            Some(RDKafkaErrorCode::UnknownTopicOrPartition)
-            | Some(RDKafkaErrorCode::TopicAuthorizationFailed) => Ok(None),
-            e => {
-                let ready = e.is_none() && t.partitions().iter().all(|p| p.leader() >= 0);
-                Ok(Some((t.partitions().len() as u32, ready)))
-            }
-        }
+        let n = t.partitions().len() as u32;
+        Ok(match t.error() {
+            None => Some((n, t.partitions().iter().all(|p| p.leader() >= 0))),
+            // Unknown, not visible to this principal, or an invalid name: absent, as when all
+            // topics were listed (the callers' access checks name a missing DESCRIBE, and
+            // creating an invalid name gets the broker's reason).
+            Some(_) if n == 0 => None,
+            // e.g. a topic being created, its leaders not elected yet.
+            Some(_) => Some((n, false)),
+        })
     }
 
     /// The partition count of `topic`, or None when it does not exist.

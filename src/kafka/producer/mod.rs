@@ -6,7 +6,7 @@ mod delivery;
 mod handle;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
@@ -102,6 +102,8 @@ pub struct KafkaProducer {
     /// Bytes of the batches records in flight hold (see `enqueue_in_place`).
     held: Arc<AtomicUsize>,
     in_place_limit: usize,
+    /// Records copied because `held` had reached `in_place_limit`.
+    copied: AtomicU64,
 }
 
 /// Bytes of records sent in place that may be held at once (beyond librdkafka's own queue,
@@ -153,6 +155,7 @@ impl KafkaProducer {
             deliveries,
             held: Arc::default(),
             in_place_limit: IN_PLACE_LIMIT,
+            copied: AtomicU64::new(0),
         })
     }
 
@@ -177,7 +180,14 @@ impl KafkaProducer {
     ) -> Result<usize, Enqueue> {
         let size = batch.pairs().map(|(k, v)| k.len() + v.len()).sum();
         if self.held.load(Ordering::Relaxed) + size > self.in_place_limit {
-            return self.enqueue(batch.pairs(), from);
+            let sent = self.enqueue(batch.pairs(), from);
+            let n = match &sent {
+                Ok(n) => n,
+                Err(Enqueue::QueueFull { sent } | Enqueue::Failed { sent, .. }) => sent,
+            };
+            self.copied.fetch_add((n - from) as u64, Ordering::Relaxed);
+            crate::metrics::copied((n - from) as u64);
+            return sent;
         }
         let owner = Owner::new(batch.clone(), size, self.held.clone());
         self.enqueue_with(batch.pairs(), from, || Held(Some(owner.clone())))
@@ -245,6 +255,8 @@ impl KafkaProducer {
             self.flush(left.min(Duration::from_secs(1)))
                 .or_else(|e| if left.is_zero() { Err(e) } else { Ok(()) })?;
             if self.in_flight() == 0 && self.deliveries.pending_resends() == 0 {
+                let copied = self.copied.load(Ordering::Relaxed);
+                tracing::debug!(copied, "records copied past the in-place cap");
                 return Ok(());
             }
             if left.is_zero() {
@@ -370,6 +382,11 @@ mod tests {
             producer.held.load(Ordering::Relaxed),
             4,
             "only the first is held"
+        );
+        assert_eq!(
+            producer.copied.load(Ordering::Relaxed),
+            1,
+            "the copy is counted"
         );
     }
 }
