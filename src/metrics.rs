@@ -20,7 +20,7 @@ const PUBLISHED: &str = "encore_records_published_total";
 const ACKED: &str = "encore_records_acknowledged_total";
 const FAILED: &str = "encore_records_failed_total";
 const RESENT: &str = "encore_records_resent_total";
-const COPIED: &str = "encore_records_copied_total";
+const WAITS: &str = "encore_publish_waits_total";
 const CONSUMED: &str = "encore_records_consumed_total";
 const ROWS: &str = "encore_rows_committed_total";
 const FILES: &str = "encore_files_committed_total";
@@ -48,7 +48,7 @@ pub const NAMES: &[&str] = &[
     ACKED,
     FAILED,
     RESENT,
-    COPIED,
+    WAITS,
     CONSUMED,
     ROWS,
     FILES,
@@ -146,8 +146,8 @@ fn describe() {
         "Records sent again after a transient delivery failure"
     );
     describe_counter!(
-        COPIED,
-        "Records copied to librdkafka because the batches held in place reached their cap"
+        WAITS,
+        "Times the publisher waited 5 ms for room in the Kafka producer's queue"
     );
     describe_counter!(CONSUMED, "Records the sink read from the topic");
     describe_counter!(ROWS, "Rows committed to the lake, by partition");
@@ -212,10 +212,10 @@ pub fn deliveries(acked: u64, failed: u64, resent: u64) {
     }
 }
 
-/// Records the producer copied rather than sent in place (the held batches' cap was reached).
-pub fn copied(n: u64) {
+/// The publisher waited once for room in the producer's queue.
+pub fn publish_waited() {
     if enabled() {
-        counter!(COPIED).increment(n);
+        counter!(WAITS).increment(1);
     }
 }
 

@@ -7,7 +7,7 @@ use std::io::Write;
 use crate::cli::{ClickHouseCommand, ClickHouseQueryArgs, ClickHouseSetupArgs};
 use crate::config::{ClickHouseConfig, KafkaConfig};
 use crate::error::CommandError;
-use crate::pipeline::{apply_clickhouse, prepare_clickhouse_topics};
+use crate::pipeline::{apply_clickhouse, cluster, prepare_clickhouse_topics};
 
 use super::ClickHouse;
 use super::schema::{Dataset, Dialect, Target};
@@ -38,7 +38,10 @@ async fn setup_schema(
 ) -> Result<(), CommandError> {
     let target = cfg.target.clone();
     match &kafka {
-        Some(k) => prepare_clickhouse_topics(&target, a.partitions, k).await?,
+        Some(k) => {
+            let admin = cluster(k)?;
+            prepare_clickhouse_topics(&admin, &target, a.partitions, k.replication).await?
+        }
         None => crate::say!(
             "warning: without --brokers encore cannot check that `{}` and `{}` exist; \
              create them before ClickHouse's queues, which notice a new topic only at \

@@ -62,18 +62,19 @@ pub async fn run_kafka(
     let lake = open_lake(&sink, &sim.topic).await?;
     // The run publishes and consumes: both named at start when missing.
     let need = &[TopicAccess::Write, TopicAccess::Read];
-    let c = cluster(&k)?;
-    sim.partitions = prepare_topic(&c, &sim.topic, (sim.partitions, k.replication), need).await?;
+    let admin = cluster(&k)?;
+    let rf = k.replication;
+    sim.partitions = prepare_topic(&admin, &sim.topic, (sim.partitions, rf), need).await?;
     // After the topics exist (ClickHouse's queues subscribe to them).
     let ddl = match &clickhouse {
-        Some(c) => {
-            prepare_clickhouse_topics(&c.target, sim.partitions, &k).await?;
-            Some(start_clickhouse(c).await?)
+        Some(ch) => {
+            prepare_clickhouse_topics(&admin, &ch.target, sim.partitions, rf).await?;
+            Some(start_clickhouse(ch).await?)
         }
         None => None,
     };
-    let setup = prepare_kafka_sink(&c, &sim.topic, &k).await?;
-    drop(c); // set-up done: its connection is not kept for the run
+    let setup = prepare_kafka_sink(&admin, &sim.topic, &k).await?;
+    drop(admin); // set-up done: its connection is not kept for the run
     let producer = new_producer(&sim, &k)?;
     let restarts = (sink.restart_budget, sink.restart_window);
     let control = Control::start(opts, restarts, sim.workers, true);

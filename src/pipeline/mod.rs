@@ -25,4 +25,4 @@ pub use clickhouse::apply_clickhouse;
 pub use entry::{run, run_kafka, simulate, sink_kafka};
 pub use sink::bus_source;
 pub use summary::{RunError, Summary, shares};
-pub use topics::prepare_clickhouse_topics;
+pub use topics::{cluster, prepare_clickhouse_topics};

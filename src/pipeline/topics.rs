@@ -31,7 +31,7 @@ pub(super) fn check_dlq(k: &KafkaConfig, topic: &str) -> Result<(), RunError> {
 }
 
 /// The admin client for a run's set-up calls, shared by them (see [`Cluster`]).
-pub(super) fn cluster(k: &KafkaConfig) -> Result<Arc<Cluster>, RunError> {
+pub fn cluster(k: &KafkaConfig) -> Result<Arc<Cluster>, RunError> {
     Cluster::connect(&k.connection)
         .map(Arc::new)
         .map_err(RunError::Kafka)
@@ -89,13 +89,15 @@ pub(super) async fn prepare_dlq(
 /// Creates the topics ClickHouse's queues subscribe to, if missing: a queue created before its
 /// topic notices the topic only at librdkafka's next metadata refresh (5 minutes by default).
 pub async fn prepare_clickhouse_topics(
+    cluster: &Arc<Cluster>,
     target: &Target,
     events_partitions: u32,
-    k: &KafkaConfig,
+    replication: u16,
 ) -> Result<(), RunError> {
-    let (write, c, rf) = (&[TopicAccess::Write], cluster(k)?, k.replication);
-    prepare_topic(&c, &target.events_topic, (events_partitions, rf), write).await?;
-    prepare_topic(&c, &target.simple_topic, (1, rf), write).await?;
+    let write = &[TopicAccess::Write];
+    let (events, simple) = (&target.events_topic, &target.simple_topic);
+    prepare_topic(cluster, events, (events_partitions, replication), write).await?;
+    prepare_topic(cluster, simple, (1, replication), write).await?;
     Ok(())
 }
 
