@@ -20,7 +20,7 @@ const PUBLISHED: &str = "encore_records_published_total";
 const ACKED: &str = "encore_records_acknowledged_total";
 const FAILED: &str = "encore_records_failed_total";
 const RESENT: &str = "encore_records_resent_total";
-const WAITS: &str = "encore_publish_waits_total";
+const WAITED: &str = "encore_publish_wait_milliseconds_total";
 const CONSUMED: &str = "encore_records_consumed_total";
 const ROWS: &str = "encore_rows_committed_total";
 const FILES: &str = "encore_files_committed_total";
@@ -48,7 +48,7 @@ pub const NAMES: &[&str] = &[
     ACKED,
     FAILED,
     RESENT,
-    WAITS,
+    WAITED,
     CONSUMED,
     ROWS,
     FILES,
@@ -146,8 +146,8 @@ fn describe() {
         "Records sent again after a transient delivery failure"
     );
     describe_counter!(
-        WAITS,
-        "Times the publisher waited 5 ms for room in the Kafka producer's queue"
+        WAITED,
+        "Milliseconds the publisher waited for room in the Kafka producer's queue"
     );
     describe_counter!(CONSUMED, "Records the sink read from the topic");
     describe_counter!(ROWS, "Rows committed to the lake, by partition");
@@ -212,10 +212,11 @@ pub fn deliveries(acked: u64, failed: u64, resent: u64) {
     }
 }
 
-/// The publisher waited once for room in the producer's queue.
-pub fn publish_waited() {
+/// The publisher waited `wait` for room in the producer's queue. Counted as time, not as
+/// waits, so that the share of time waiting needs no knowledge of one wait's length.
+pub fn publish_waited(wait: std::time::Duration) {
     if enabled() {
-        counter!(WAITS).increment(1);
+        counter!(WAITED).increment(wait.as_millis() as u64);
     }
 }
 

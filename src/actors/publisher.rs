@@ -246,7 +246,7 @@ impl Handler<SimEvents> for Publisher {
                             // Deliveries free the queue; the listeners wait meanwhile.
                             Err(Enqueue::QueueFull { sent: s }) => {
                                 sent = s;
-                                crate::metrics::publish_waited();
+                                crate::metrics::publish_waited(QUEUE_FULL_WAIT);
                                 tokio::time::sleep(QUEUE_FULL_WAIT).await;
                             }
                             Err(Enqueue::Failed { sent, error }) => {
